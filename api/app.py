@@ -1,0 +1,41 @@
+"""The FastAPI application: routes, error bodies, and the runtime's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.health import router as health_router
+from api.routes_events import router as events_router
+from api.runtime import Runtime
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    """An app bound to `runtime`, or one that starts its own from the environment."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        app.state.runtime = runtime or Runtime.start()
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.runtime.stop()
+
+    app = FastAPI(
+        title="Pick-Pack Service (pickpack-ledger)",
+        description="Manage the picking and packing process in-store or in a warehouse. "
+        "An event-sourced, drop-in replacement for the Emporix Pick-Pack Service.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(health_router)
+    app.include_router(events_router)
+    return app

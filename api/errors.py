@@ -1,0 +1,137 @@
+"""The spec's error bodies, and the exceptions that produce them.
+
+400/404/409/500 use the `errorMessage` schema ({code, message, detailInfo}); 401 uses
+the Apigee-style `fault` body and 403 the scope-validation body, exactly as the
+Emporix spec's examples show them, so existing clients parse our errors unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from api.responses import JSONBody
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+_TITLES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 503: "Service Unavailable"}
+INTERNAL_MESSAGE = (
+    "A server-side exception occurred that prevented the system from correctly returning the result."
+)
+
+
+class ApiError(Exception):
+    """An error answered with the errorMessage body."""
+
+    def __init__(self, code: int, detail: str, message: str | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.message = message or _TITLES.get(code, "Error")
+
+
+class BadRequest(ApiError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(400, detail)
+
+
+class NotFound(ApiError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(404, detail)
+
+
+class Conflict(ApiError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, detail)
+
+
+class Unauthorized(Exception):
+    """401 with the `fault` body."""
+
+    def __init__(self, expired: bool = False) -> None:
+        super().__init__("expired" if expired else "invalid")
+        self.expired = expired
+
+
+class Forbidden(Exception):
+    """403 with the scope-validation body."""
+
+    def __init__(self, message: str, details: list[str]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+def error_body(code: int, message: str, detail: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if detail is not None:
+        body["detailInfo"] = detail
+    return body
+
+
+def fault_body(expired: bool) -> dict[str, Any]:
+    if expired:
+        return {
+            "fault": {
+                "faultstring": "Access Token expired",
+                "detail": {"errorcode": "keymanagement.service.access_token_expired"},
+            }
+        }
+    return {
+        "fault": {
+            "faultstring": "Invalid access token",
+            "detail": {"errorcode": "oauth.v2.InvalidAccessToken"},
+        }
+    }
+
+
+def describe_validation_error(err: dict[str, Any]) -> str:
+    """`field: what is wrong`, the field named the way the client spelled it."""
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    field = ".".join(loc) or "body"
+    kind = err.get("type", "")
+    if kind == "json_invalid":
+        return "body: the request body is not valid JSON"
+    if kind == "missing":
+        return f"{field}: required field is missing"
+    msg = str(err.get("msg", "invalid value"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return f"{field}: {msg}"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into the spec's bodies."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONBody:
+        return JSONBody(error_body(exc.code, exc.message, exc.detail), status_code=exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONBody:
+        details = "; ".join(describe_validation_error(e) for e in exc.errors())
+        return JSONBody(error_body(400, "Bad Request", details), status_code=400)
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONBody:
+        return JSONBody(fault_body(exc.expired), status_code=401)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONBody:
+        body = {"code": 403, "status": "Forbidden", "message": exc.message, "details": exc.details}
+        return JSONBody(body, status_code=403)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONBody:
+        code = exc.status_code
+        return JSONBody(
+            error_body(code, _TITLES.get(code, "Error"), str(exc.detail)), status_code=code
+        )
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONBody:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONBody(error_body(500, INTERNAL_MESSAGE), status_code=500)

@@ -1,0 +1,130 @@
+"""POST and GET /pick-pack/{tenant}/events: the scanners' ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from api.responses import JSONBody
+
+from api.deps import CanManage, CanView, RuntimeDep
+from api.errors import BadRequest, Conflict
+from api.params import SaasToken, Tenant
+from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
+from ledger.packing import PackingEvent, Verdict, parse_event_time
+from ledger.store import Attribution
+from ledger.units import packed_in_pieces
+
+router = APIRouter(tags=["Events"])
+
+MAX_PAGE_SIZE = 20_000
+SUCCESS = {"message": "Success", "code": 200}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorMessage, "description": "Request was syntactically incorrect."},
+    401: {"description": "Unauthorized: the token is invalid or has expired."},
+    403: {"description": "Scopes are not sufficient, or the token is for another tenant."},
+    500: {"model": ErrorMessage, "description": "Internal Service Error occurred."},
+}
+
+
+@router.post(
+    "/pick-pack/{tenant}/events",
+    operation_id="POST-pick-pack-create-packing-event",
+    summary="Creating a new packing event",
+    responses={
+        200: {"description": "Event creation response", "content": {"application/json": {
+            "example": SUCCESS}}},
+        **_ERRORS,
+        409: {"model": ErrorMessage, "description": "Conflict"},
+    },
+)
+async def create_packing_event(
+    tenant: Tenant,
+    body: OrderEntryEventCreate,
+    saas_token: SaasToken,
+    principal: CanManage,
+    rt: RuntimeDep,
+) -> JSONBody:
+    event = PackingEvent(
+        tenant=tenant,
+        event_id=body.eventId,
+        order_id=body.orderNumber,
+        product_id=body.productId,
+        unit=body.unit,
+        event_time=body.timestamp,
+        site=body.site,
+        picked=body.pickedAmount or 0,
+        packed=body.packedAmount or 0,
+        canceled=body.canceledAmount or 0,
+        delivery_cycle=body.deliveryCycle,
+        supplier_id=body.supplierId,
+        book_product=body.bookProduct,
+    )
+    future = rt.committer.submit(event, Attribution(principal.subject, saas_token))
+    outcome = await asyncio.wrap_future(future)
+    if outcome.verdict is Verdict.CONFLICT:
+        raise Conflict(
+            f"eventId: event '{event.event_id}' was already recorded with other content"
+        )
+    if outcome.verdict is Verdict.ORDER_CLOSED:
+        raise Conflict(
+            f"orderNumber: order '{event.order_id}' is CANCELLED and accepts no events"
+        )
+    return JSONBody(SUCCESS)
+
+
+@router.get(
+    "/pick-pack/{tenant}/events",
+    operation_id="GET-pick-pack-retrieve-packing-event",
+    summary="Retrieving all events",
+    response_model=list[OrderEntryEventResponse],
+    responses=_ERRORS,
+)
+def list_packing_events(
+    tenant: Tenant,
+    principal: CanView,
+    rt: RuntimeDep,
+    timestamp: Annotated[
+        str | None,
+        Query(description="Only events whose own timestamp is strictly after this one "
+              "(any ISO 8601 date-time with `Z` or an offset)."),
+    ] = None,
+    pageNumber: Annotated[int, Query(ge=0, description="Number of the page, from 1.")] = 1,
+    pageSize: Annotated[
+        int, Query(ge=0, le=MAX_PAGE_SIZE, description="Size of the page (at most 20000).")
+    ] = MAX_PAGE_SIZE,
+) -> JSONBody:
+    after = None
+    if timestamp is not None:
+        try:
+            after = parse_event_time(timestamp)
+        except ValueError as exc:
+            raise BadRequest(f"timestamp: not an ISO 8601 date-time ({exc})") from None
+    size = pageSize or MAX_PAGE_SIZE
+    page = max(pageNumber, 1)
+    states = rt.store.events_after(tenant, after, (page - 1) * size, size)
+    entries = rt.orders_lookup(tenant, {(s["order_id"], s["product_id"]) for s in states}) \
+        if hasattr(rt, "orders_lookup") else {}
+    return JSONBody([feed_item(s, entries) for s in states])
+
+
+def feed_item(state: dict[str, Any], entries: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    """A stored PackingEventRecorded as the spec's OrderEntryEventResponse."""
+    entry = entries.get((state["order_id"], state["product_id"]))
+    return {
+        "eventId": state["event_id"],
+        "productId": state["product_id"],
+        "deliveryCycle": state["delivery_cycle"],
+        "orderNumber": state["order_id"],
+        "timestamp": state["event_time"],
+        "pickedAmount": state["picked"],
+        "packedAmount": state["packed"],
+        "canceledAmount": state["canceled"],
+        "packedAmountInPc": packed_in_pieces(state["packed"], state["unit"], entry),
+        "supplierId": state["supplier_id"],
+        "user": state["user"],
+        "site": state["site"],
+        "unit": state["unit"],
+        "bookProduct": state["book_product"],
+    }

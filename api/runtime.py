@@ -1,0 +1,68 @@
+"""Everything a running service holds: settings, database, store, workers.
+
+Built once per process (the API's lifespan, or a CLI command) so that HTTP handlers
+stay thin: they validate, call into the runtime, and shape the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.auth import TokenVerifier, local_secret
+from ledger.config import Settings
+from ledger.database import Database, provision
+from ledger.group_commit import GroupCommitter
+from ledger.migrate import migrate
+from ledger.store import EventStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    store: EventStore
+    committer: GroupCommitter
+    verifier: TokenVerifier
+    workers: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def start(
+        cls,
+        settings: Settings | None = None,
+        database: Database | None = None,
+        run_workers: bool = True,
+    ) -> Runtime:
+        settings = settings or Settings.from_env()
+        database = database or provision(settings)
+        migrate(database.url)
+        store = EventStore.from_url(database.url)
+        committer = GroupCommitter(store)
+        committer.start()
+        runtime = cls(settings, database, store, committer, make_verifier(settings))
+        if run_workers:
+            runtime.start_workers()
+        return runtime
+
+    def start_workers(self) -> None:
+        """Projection and outbox workers that run inside `serve`."""
+        from projections.workers import start_projection_workers
+
+        self.workers.extend(start_projection_workers(self))
+
+    def stop(self) -> None:
+        for worker in reversed(self.workers):
+            worker.stop()
+        self.workers.clear()
+        self.committer.stop()
+        self.store.close()
+
+
+def make_verifier(settings: Settings) -> TokenVerifier:
+    """Configured verification, or the dev secret generated in the data dir."""
+    if settings.jwt_secret or settings.jwks_url:
+        return TokenVerifier(secret=settings.jwt_secret, jwks_url=settings.jwks_url)
+    return TokenVerifier(secret=local_secret(settings.data_dir))

@@ -1,0 +1,1 @@
+"""The pick-pack ledger: domain events, rules and the PostgreSQL event store."""

@@ -1,0 +1,52 @@
+"""Where the PostgreSQL comes from: the configured URL, or an embedded server.
+
+The embedded server is the `pgserver` wheel (PostgreSQL 16 binaries inside a Python
+package), so a new machine needs neither Docker nor a system PostgreSQL. Its data
+lives in ``PICKPACK_DATA_DIR/pg`` and survives restarts; it listens on a Unix socket
+only. pgserver stops the server when the last process that asked for it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Database:
+    """A reachable PostgreSQL: its URL, and the embedded server handle if we own one."""
+
+    url: str
+    embedded: Any = None  # pgserver.PostgresServer when embedded
+
+    def stop(self) -> None:
+        """Stop the embedded server (no-op for a configured URL)."""
+        if self.embedded is not None:
+            self.embedded.cleanup()
+            self.embedded = None
+
+
+def start_embedded(pgdata: Path) -> Database:
+    """Start (or attach to) the embedded PostgreSQL kept in ``pgdata``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import pgserver
+
+        pgdata.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    return Database(url=server.get_uri(), embedded=server)
+
+
+def provision(settings: Settings) -> Database:
+    """PICKPACK_DATABASE_URL if set; otherwise the embedded server in PICKPACK_DATA_DIR."""
+    if settings.database_url:
+        return Database(url=settings.database_url)
+    log.info("no PICKPACK_DATABASE_URL: using the embedded PostgreSQL in %s", settings.data_dir)
+    return start_embedded(settings.data_dir / "pg")

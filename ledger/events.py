@@ -1,0 +1,112 @@
+"""The facts the ledger records. Plain, frozen event classes with no I/O.
+
+Every event carries its tenant and order, so projections and tenant sharding need
+nothing but the event itself. Packing events live in one stream per order line
+(tenant, order, product); order facts live in one stream per order. Fields are
+JSON-native (str, int, bool, lists and dicts of them) so that the stored state
+is plain JSON that a DBA, a rebuild or another language can read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import DomainEvent
+
+_NS = uuid5(NAMESPACE_URL, "urn:pickpack-ledger")
+
+
+def line_stream_id(tenant: str, order_id: str, product_id: str) -> UUID:
+    """The stream of one order line: every packing event of that product in that order."""
+    return uuid5(_NS, f"line\x1f{tenant}\x1f{order_id}\x1f{product_id}")
+
+
+def order_stream_id(tenant: str, order_id: str) -> UUID:
+    """The stream of one order's own facts: registration, status, assignees, packaging."""
+    return uuid5(_NS, f"order\x1f{tenant}\x1f{order_id}")
+
+
+class LedgerEvent(DomainEvent):
+    """Base of every recorded fact; `timestamp` (from DomainEvent) is when it was recorded."""
+
+    tenant: str
+    order_id: str
+
+
+class PackingEventRecorded(LedgerEvent):
+    """A scanner's packing event, as accepted. Amounts are non-negative deltas."""
+
+    event_id: str
+    product_id: str
+    delivery_cycle: str | None
+    picked: int
+    packed: int
+    canceled: int
+    supplier_id: str | None
+    unit: str
+    event_time: str  # the scanner's own timestamp, UTC, millisecond precision
+    site: str
+    book_product: bool | None
+    user: str | None  # the token's `sub`
+    saas_token: str | None  # kept as metadata, never interpreted
+
+
+class OrderRegistered(LedgerEvent):
+    """The order document (spec `Order`) was registered or re-registered."""
+
+    document: dict[str, Any]
+
+
+class PackingStatusChanged(LedgerEvent):
+    """An explicit PATCH of packingStatus (CANCELLED has its own event)."""
+
+    status: str
+    user: str | None
+
+
+class AssigneeAdded(LedgerEvent):
+    assignee: dict[str, Any]
+    replaced: list[str]  # ids of assignees this one replaced (force=true)
+
+
+class AssigneeRemoved(LedgerEvent):
+    assignee_id: str
+
+
+class PackagingChanged(LedgerEvent):
+    """The packaging products of the order: [{entryId, packedCount}]."""
+
+    packaging: list[dict[str, Any]]
+
+
+class OrderCancelled(LedgerEvent):
+    """Terminal: after this, every write to the order is refused."""
+
+    user: str | None
+
+
+class OrderFinished(LedgerEvent):
+    """`finish`: PACKED, assignees removed, and the recalculation request it queued."""
+
+    recalculation_id: str
+    entries: list[dict[str, Any]]  # the calculations entries sent to the Order Service
+    user: str | None
+
+
+class HoldingAreaAssigned(LedgerEvent):
+    """The order got its holding area number from the tenant's sequence (first pack)."""
+
+    number: int
+
+
+ORDER_EVENTS: tuple[type[LedgerEvent], ...] = (
+    OrderRegistered,
+    PackingStatusChanged,
+    AssigneeAdded,
+    AssigneeRemoved,
+    PackagingChanged,
+    OrderCancelled,
+    OrderFinished,
+    HoldingAreaAssigned,
+)

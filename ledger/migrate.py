@@ -1,0 +1,105 @@
+"""Schema migrations: numbered SQL files in ``migrations/``, applied once, in order.
+
+Every process that starts runs :func:`migrate`. The whole run happens under one
+PostgreSQL advisory lock, so two processes starting together apply each file once:
+the second waits, then finds everything applied. Each file runs in its own
+transaction together with the row that records it (name and SHA-256 checksum); a
+recorded file whose text has since changed is refused, naming the file, because a
+DBA must never have two databases that claim the same version and differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+
+MIGRATION_LOCK_KEY = 0x70_69_63_6B_70_61_63_6B  # "pickpack" as an advisory-lock key
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class MigrationError(RuntimeError):
+    """The database's recorded migrations disagree with the files shipped."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def shipped_migrations() -> list[Migration]:
+    """The migration files shipped with this version of the service, in order."""
+    found = []
+    for entry in resources.files("migrations").iterdir():
+        m = _NAME.match(entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), entry.name, entry.read_text()))
+    found.sort(key=lambda mig: mig.version)
+    versions = [mig.version for mig in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"two migration files share a number: {versions}")
+    return found
+
+
+_CREATE_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+def migrate(url: str, migrations: list[Migration] | None = None) -> list[str]:
+    """Apply every pending migration; return the names applied by this call."""
+    migrations = shipped_migrations() if migrations is None else migrations
+    applied_now: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            conn.execute(_CREATE_LEDGER)
+            recorded = {
+                row[0]: (row[1], row[2])
+                for row in conn.execute("SELECT version, name, checksum FROM schema_migrations")
+            }
+            for mig in migrations:
+                if mig.version in recorded:
+                    name, checksum = recorded[mig.version]
+                    if checksum != mig.checksum:
+                        raise MigrationError(
+                            f"migration {mig.name} was already applied (as {name}) but its "
+                            "file has changed since; add a new migration instead of editing it"
+                        )
+                    continue
+                with conn.transaction():
+                    conn.execute(mig.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum) "
+                        "VALUES (%s, %s, %s)",
+                        (mig.version, mig.name, mig.checksum),
+                    )
+                applied_now.append(mig.name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    return applied_now
+
+
+def pending(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> list[str]:
+    """Names of shipped migrations not yet recorded (for /ready)."""
+    migrations = shipped_migrations() if migrations is None else migrations
+    try:
+        rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+    except psycopg.errors.UndefinedTable:
+        return [m.name for m in migrations]
+    recorded = dict(rows)
+    return [m.name for m in migrations if recorded.get(m.version) != m.checksum]

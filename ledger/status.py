@@ -1,0 +1,125 @@
+"""An order's packing state, folded from its events. Plain Python, no I/O.
+
+packingStatus (DESIGN.md decision 5) is derived, not stored by clients:
+INITIAL when registered with no activity; IN_PROGRESS after the first packing event
+or assignee; PRE_PACKED when every entry is resolved (packed + cancelled >= totalCount,
+or packed > 0 for a weight-dependent entry); PACKED after `finish`; CANCELLED only by
+an explicit PATCH, and terminal. An explicit PATCH sets any other status; later facts
+derive the status again only while it is one of the automatic ones (INITIAL,
+IN_PROGRESS, PRE_PACKED), so a PACKED order stays PACKED until someone re-opens it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+INITIAL, IN_PROGRESS, PRE_PACKED, PACKED, CANCELLED = (
+    "INITIAL",
+    "IN_PROGRESS",
+    "PRE_PACKED",
+    "PACKED",
+    "CANCELLED",
+)
+STATUSES = (INITIAL, IN_PROGRESS, PRE_PACKED, PACKED, CANCELLED)
+AUTOMATIC = frozenset({INITIAL, IN_PROGRESS, PRE_PACKED})
+
+
+@dataclass
+class OrderState:
+    """What the pack station sees of one order (without the per-line counts)."""
+
+    tenant: str
+    order_id: str
+    document: dict[str, Any] | None = None  # the registered Order document
+    status: str | None = None  # None until registered
+    active: bool = False  # a packing event or an assignee was seen
+    assignees: list[dict[str, Any]] = field(default_factory=list)
+    packaging: list[dict[str, Any]] = field(default_factory=list)
+    holding_area_number: int | None = None
+    # per product: [packed, canceled], the sums the status rule needs
+    lines: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def registered(self) -> bool:
+        return self.document is not None
+
+    def entries(self) -> list[dict[str, Any]]:
+        entries = (self.document or {}).get("entries") or []
+        return [e for e in entries if isinstance(e, dict)]
+
+    def all_entries_resolved(self) -> bool:
+        entries = self.entries()
+        if not entries:
+            return False
+        for entry in entries:
+            packed, canceled = self.lines.get(str(entry.get("productId")), [0, 0])
+            if entry.get("weightDependent"):
+                if packed <= 0:
+                    return False
+            elif packed + canceled < int(entry.get("totalCount") or 0):
+                return False
+        return True
+
+    def derived_status(self) -> str:
+        if not self.active:
+            return INITIAL
+        return PRE_PACKED if self.all_entries_resolved() else IN_PROGRESS
+
+    def rederive(self) -> None:
+        if self.registered and (self.status is None or self.status in AUTOMATIC):
+            self.status = self.derived_status()
+
+    def counts(self) -> tuple[int, int, int]:
+        """productsTotal, productsPacked, productsCanceled over the order's entries."""
+        total = packed = canceled = 0
+        for entry in self.entries():
+            total += int(entry.get("totalCount") or 0)
+            p, c = self.lines.get(str(entry.get("productId")), [0, 0])
+            packed += p
+            canceled += c
+        return total, packed, canceled
+
+
+def kind_of(topic: str) -> str:
+    """`ledger.events:OrderRegistered` -> `OrderRegistered`."""
+    return topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+
+
+def apply(state: OrderState, kind: str, ev: dict[str, Any]) -> OrderState:
+    """Fold one event (its kind and stored fields) into the order's state."""
+    if state.status == CANCELLED:
+        return state  # terminal: nothing after a cancellation changes the order
+    if kind == "PackingEventRecorded":
+        line = state.lines.setdefault(ev["product_id"], [0, 0])
+        line[0] += ev["packed"]
+        line[1] += ev["canceled"]
+        state.active = True
+        state.rederive()
+    elif kind == "OrderRegistered":
+        state.document = ev["document"]
+        state.rederive()
+    elif kind == "PackingStatusChanged":
+        state.status = ev["status"]
+        if ev["status"] != INITIAL:
+            state.active = True
+    elif kind == "AssigneeAdded":
+        replaced = set(ev.get("replaced") or [])
+        state.assignees = [a for a in state.assignees if a.get("id") not in replaced]
+        state.assignees = [a for a in state.assignees if a.get("id") != ev["assignee"].get("id")]
+        state.assignees.append(ev["assignee"])
+        state.active = True
+        state.rederive()
+    elif kind == "AssigneeRemoved":
+        state.assignees = [a for a in state.assignees if a.get("id") != ev["assignee_id"]]
+    elif kind == "PackagingChanged":
+        state.packaging = ev["packaging"]
+    elif kind == "OrderFinished":
+        state.status = PACKED
+        state.active = True
+        state.assignees = []
+    elif kind == "OrderCancelled":
+        state.status = CANCELLED
+    elif kind == "HoldingAreaAssigned":
+        state.holding_area_number = ev["number"]
+    return state

@@ -1,0 +1,252 @@
+"""The event store adapter: eventsourcing's PostgreSQL recorder plus the ledger's checks.
+
+Writes go through :meth:`EventStore.append_packing_events`, one transaction per batch:
+
+1. take the event store's EXCLUSIVE table lock (the library's own lock, so commit order
+   equals notification-id order and projections tailing by id never skip an event);
+2. read what the store holds for the batch's eventIds and orders;
+3. let the pure domain (:func:`ledger.packing.decide`) judge each event;
+4. insert the accepted events through the library's recorder, and their index rows.
+
+Because every writer takes the same lock, "eventId unique per tenant" and "no event
+after a cancellation" hold under any concurrency, and a bad event in a batch only
+changes its own verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEvent
+from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent, Transcoder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import get_topic
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow
+
+from ledger.events import LedgerEvent, PackingEventRecorded, line_stream_id
+from ledger.packing import Decision, PackingEvent, Verdict, decide, parse_event_time
+
+
+def make_transcoder() -> Transcoder:
+    """The library's JSON transcoder with its UUID and datetime transcodings."""
+    from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
+
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    return transcoder
+
+
+def make_datastore(url: str, pool_size: int = 8, max_overflow: int = 8) -> PostgresDatastore:
+    """The library's datastore (a psycopg pool) for a PostgreSQL URL."""
+    params = conninfo_to_dict(url)
+    return PostgresDatastore(
+        dbname=str(params.get("dbname", "postgres")),
+        host=str(params.get("host", "localhost")),
+        port=str(params.get("port", "5432")),
+        user=str(params.get("user", "postgres")),
+        password=str(params.get("password", "")),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pre_ping=True,
+        lock_timeout=10,
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one submitted packing event."""
+
+    event: PackingEvent
+    verdict: Verdict
+    position: int | None  # notification id when recorded now or before
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Who sent a packing event: the token's subject and the request's saas-token."""
+
+    user: str | None = None
+    saas_token: str | None = None
+
+
+class EventStore:
+    """Appends ledger events with their invariants, and reads them back."""
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        self.datastore = datastore
+        self.recorder = PostgresApplicationRecorder(datastore)
+        self.mapper: Mapper[UUID] = Mapper(transcoder=make_transcoder())
+
+    @classmethod
+    def from_url(cls, url: str, **pool: Any) -> EventStore:
+        return cls(make_datastore(url, **pool))
+
+    def close(self) -> None:
+        self.datastore.close()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def append_packing_events(
+        self, batch: Sequence[tuple[PackingEvent, Attribution]]
+    ) -> list[Outcome]:
+        """Record each event unless it is a duplicate, a conflict, or for a closed order."""
+        if not batch:
+            return []
+        events = [ev for ev, _ in batch]
+        keys = sorted({(e.tenant, e.event_id) for e in events})
+        orders = sorted({(e.tenant, e.order_id) for e in events})
+        with self.datastore.transaction(commit=True) as curs:
+            self.recorder._lock_table(curs)
+            recorded = {
+                (r["tenant"], r["event_id"]): (bytes(r["content_hash"]), r["position"])
+                for r in curs.execute(
+                    "SELECT p.tenant, p.event_id, p.content_hash, p.position "
+                    "FROM packing_events p JOIN unnest(%s::text[], %s::text[]) AS k(t, e) "
+                    "ON p.tenant = k.t AND p.event_id = k.e",
+                    ([k[0] for k in keys], [k[1] for k in keys]),
+                )
+            }
+            closed = {
+                (r["tenant"], r["order_id"])
+                for r in curs.execute(
+                    "SELECT c.tenant, c.order_id "
+                    "FROM closed_orders c JOIN unnest(%s::text[], %s::text[]) AS k(t, o) "
+                    "ON c.tenant = k.t AND c.order_id = k.o",
+                    ([o[0] for o in orders], [o[1] for o in orders]),
+                )
+            }
+            decisions = decide(events, {k: v[0] for k, v in recorded.items()}, closed)
+            to_record = [
+                (d, attribution)
+                for d, (_, attribution) in zip(decisions, batch, strict=True)
+                if d.verdict is Verdict.RECORD
+            ]
+            positions = self._record(curs, to_record)
+        outcomes = []
+        for d in decisions:
+            key = (d.event.tenant, d.event.event_id)
+            position = positions.get(key) or (recorded[key][1] if key in recorded else None)
+            outcomes.append(Outcome(d.event, d.verdict, position))
+        return outcomes
+
+    def _record(
+        self, curs: Any, accepted: list[tuple[Decision, Attribution]]
+    ) -> dict[tuple[str, str], int]:
+        if not accepted:
+            return {}
+        domain_events: list[DomainEvent] = []
+        next_version = self._next_versions(
+            curs,
+            [line_stream_id(d.event.tenant, d.event.order_id, d.event.product_id)
+             for d, _ in accepted],
+        )
+        now = DomainEvent.create_timestamp()
+        for d, who in accepted:
+            ev = d.event
+            stream = line_stream_id(ev.tenant, ev.order_id, ev.product_id)
+            version = next_version[stream]
+            next_version[stream] = version + 1
+            domain_events.append(
+                PackingEventRecorded(
+                    originator_id=stream,
+                    originator_version=version,
+                    timestamp=now,
+                    tenant=ev.tenant,
+                    order_id=ev.order_id,
+                    event_id=ev.event_id,
+                    product_id=ev.product_id,
+                    delivery_cycle=ev.delivery_cycle,
+                    picked=ev.picked,
+                    packed=ev.packed,
+                    canceled=ev.canceled,
+                    supplier_id=ev.supplier_id,
+                    unit=ev.unit,
+                    event_time=ev.event_time,
+                    site=ev.site,
+                    book_product=ev.book_product,
+                    user=who.user,
+                    saas_token=who.saas_token,
+                )
+            )
+        ids = self._insert(curs, domain_events)
+        curs.execute(
+            "INSERT INTO packing_events "
+            "(tenant, event_id, content_hash, position, order_id, product_id, event_time) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::bigint[], "
+            "%s::text[], %s::text[], %s::timestamptz[])",
+            (
+                [d.event.tenant for d, _ in accepted],
+                [d.event.event_id for d, _ in accepted],
+                [d.event.content_hash() for d, _ in accepted],
+                ids,
+                [d.event.order_id for d, _ in accepted],
+                [d.event.product_id for d, _ in accepted],
+                [parse_event_time(d.event.event_time) for d, _ in accepted],
+            ),
+        )
+        return {
+            (d.event.tenant, d.event.event_id): pos
+            for (d, _), pos in zip(accepted, ids, strict=True)
+        }
+
+    def _next_versions(self, curs: Any, streams: list[UUID]) -> dict[UUID, int]:
+        """Next version of each stream; the table lock makes this read race-free."""
+        found = {
+            r["originator_id"]: r["v"]
+            for r in curs.execute(
+                "SELECT originator_id, max(originator_version) AS v FROM stored_events "
+                "WHERE originator_id = ANY(%s) GROUP BY originator_id",
+                (list(set(streams)),),
+            )
+        }
+        return {s: found.get(s, 0) + 1 for s in streams}
+
+    def _insert(self, curs: Any, domain_events: Sequence[DomainEvent]) -> list[int]:
+        """Insert through the library's recorder (lock, NOTIFY, unnest insert)."""
+        stored = [self.mapper.to_stored_event(e) for e in domain_events]
+        self.recorder._insert_stored_events(curs, stored)
+        ids = self.recorder._fetch_ids_after_insert_events(curs, stored)
+        assert ids is not None and len(ids) == len(stored)
+        return list(ids)
+
+    def append_in_transaction(self, curs: Any, events: Sequence[LedgerEvent]) -> list[int]:
+        """Append already-decided events inside a caller's locked transaction."""
+        return self._insert(curs, events)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def head(self) -> int:
+        """The notification id of the newest recorded event (0 when empty)."""
+        return self.recorder.max_notification_id() or 0
+
+    def events_after(
+        self, tenant: str, after: datetime | None, offset: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """A page of a tenant's packing events, strictly after `after`, by (time, position)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            rows: list[DictRow] = curs.execute(
+                "SELECT s.state, s.topic FROM packing_events p "
+                "JOIN stored_events s ON s.notification_id = p.position "
+                "WHERE p.tenant = %s AND p.event_time > %s "
+                "ORDER BY p.event_time, p.position OFFSET %s LIMIT %s",
+                (tenant, after or datetime(1, 1, 1, tzinfo=None), offset, limit),
+            ).fetchall()
+        return [self.decode_state(bytes(r["state"])) for r in rows]
+
+    def decode_state(self, state: bytes) -> dict[str, Any]:
+        """A stored event's fields as a dict (no event object: the fast read path)."""
+        import orjson
+
+        return orjson.loads(state)  # type: ignore[no-any-return]
+
+    def stored_events(self, after: int, limit: int) -> list[StoredEvent]:
+        return list(self.recorder.select_notifications(after + 1, limit))
+
+    def topic_of(self, cls: type[DomainEvent]) -> str:
+        return get_topic(cls)

@@ -1,0 +1,1 @@
+"""Read models folded from the event store: line totals and order packing state."""

@@ -1,0 +1,139 @@
+"""`pickpack projections rebuild [NAME | --all]` and `pickpack projections status`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import psycopg
+
+from ledger.config import Settings
+from ledger.database import provision
+from ledger.migrate import migrate
+from projections.rebuild import rebuild
+from projections.registry import PROJECTIONS
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    names = list(PROJECTIONS) if args.all else [args.name]
+    unknown = [n for n in names if n not in PROJECTIONS]
+    if not names or unknown or (args.name and args.all):
+        print(f"choose one of {', '.join(PROJECTIONS)} or --all", file=sys.stderr)
+        return 2
+    database = provision(Settings.from_env())
+    try:
+        migrate(database.url)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>9,.0f} events/s"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, transient=False) as bar:
+            for name in names:
+                task = bar.add_task(name, total=None, rate=0.0)
+                state: dict[str, Any] = {"first": None}
+
+                def update(position: int, head: int, task: Any = task, state: Any = state) -> None:
+                    import time
+
+                    now = time.perf_counter()
+                    if state["first"] is None:
+                        state["first"] = (now, position)
+                    t0, p0 = state["first"]
+                    rate = (position - p0) / (now - t0) if now > t0 else 0.0
+                    bar.update(task, completed=position, total=head, rate=rate)
+
+                report = rebuild(database.url, PROJECTIONS[name], progress=update)
+                bar.console.print(
+                    f"{name}: {report.events:,} events in {report.seconds:.1f}s "
+                    f"({report.rate:,.0f} events/s)"
+                    + (f", resumed from {report.resumed_from:,}" if report.resumed_from else "")
+                )
+    finally:
+        database.stop()
+    return 0
+
+
+def status_rows(url: str) -> list[dict[str, Any]]:
+    """Each projection's position against the store's head: lag in events and seconds."""
+    rows = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        head = conn.execute(
+            "SELECT coalesce(max(notification_id), 0) FROM stored_events"
+        ).fetchone()[0]  # type: ignore[index]
+        for name in PROJECTIONS:
+            r = conn.execute(
+                "SELECT notification_id FROM notification_tracking WHERE application_name = %s",
+                (name,),
+            ).fetchone()
+            position = int(r[0]) if r and r[0] is not None else 0
+            # Lag in seconds: how long ago the oldest event it has not applied was recorded.
+            lag_seconds = 0.0
+            if position < head:
+                state = conn.execute(
+                    "SELECT state FROM stored_events WHERE notification_id > %s "
+                    "ORDER BY notification_id LIMIT 1",
+                    (position,),
+                ).fetchone()
+                if state:
+                    import datetime as dt
+
+                    import orjson
+
+                    recorded = orjson.loads(bytes(state[0]))["timestamp"]["_data_"]
+                    at = dt.datetime.fromisoformat(recorded)
+                    lag_seconds = max(0.0, (dt.datetime.now(dt.UTC) - at).total_seconds())
+            rebuilding = conn.execute(
+                "SELECT position, head FROM projection_rebuilds WHERE projection = %s", (name,)
+            ).fetchone()
+            rows.append(
+                {
+                    "projection": name,
+                    "position": position,
+                    "head": head,
+                    "lag_events": head - position,
+                    "lag_seconds": round(lag_seconds, 3),
+                    "rebuild": None if rebuilding is None
+                    else {"position": rebuilding[0], "head": rebuilding[1]},
+                }
+            )
+    return rows
+
+
+def _status(_: argparse.Namespace) -> int:
+    database = provision(Settings.from_env())
+    try:
+        migrate(database.url)
+        rows = status_rows(database.url)
+    finally:
+        database.stop()
+    print(f"{'projection':<14} {'position':>10} {'head':>10} {'lag events':>11} {'lag s':>8}  rebuild")
+    for r in rows:
+        rb = "-" if r["rebuild"] is None else f"at {r['rebuild']['position']:,}"
+        print(
+            f"{r['projection']:<14} {r['position']:>10,} {r['head']:>10,} "
+            f"{r['lag_events']:>11,} {r['lag_seconds']:>8.3f}  {rb}"
+        )
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    proj = sub.add_parser("projections", help="rebuild projections or show their status")
+    psub = proj.add_subparsers(dest="projections_command", required=True)
+    rb = psub.add_parser("rebuild", help="replay the store into fresh tables and swap them in")
+    rb.add_argument("name", nargs="?", help=f"one of: {', '.join(PROJECTIONS)}")
+    rb.add_argument("--all", action="store_true", help="rebuild every projection")
+    rb.set_defaults(func=_rebuild)
+    st = psub.add_parser("status", help="position, head and lag of each projection")
+    st.set_defaults(func=_status)

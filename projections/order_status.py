@@ -1,0 +1,120 @@
+"""Projection "order_status": each order's packing state, folded by ledger.status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ledger.status import OrderState, apply
+from projections.base import Recorded
+
+_COLUMNS = (
+    "tenant, order_id, registered, document, packing_status, active, assignees, packaging, "
+    "holding_area_number, lines, products_total, products_packed, products_canceled, "
+    "site_code, delivery_date, window_end"
+)
+
+
+def delivery_facts(document: dict[str, Any] | None) -> tuple[str | None, str | None, Any]:
+    """siteCode, delivery date and delivery-window end: what the packlist sorts by."""
+    if not document:
+        return None, None, None
+    delivery = document.get("delivery") or {}
+    time_model = delivery.get("deliveryTimeModel") or {}
+    window = delivery.get("deliveryWindow") or {}
+    date = time_model.get("deliveryDate")
+    end = window.get("deliveryTimeTo")
+    end_at = None
+    if isinstance(end, str):
+        try:
+            end_at = datetime.fromisoformat(end.replace("+0000", "+00:00"))
+        except ValueError:
+            end_at = None
+    if date is None and end_at is not None:
+        date = end_at.date().isoformat()
+    return document.get("siteCode"), date, end_at
+
+
+class OrderStatus:
+    name = "order_status"
+    tables = ("order_status",)
+
+    def apply(self, curs: Any, events: list[Recorded], suffix: str = "") -> None:
+        table = sql.Identifier("order_status" + suffix)
+        keys = sorted({(e.data["tenant"], e.data["order_id"]) for e in events})
+        if not keys:
+            return
+        states = self._load(curs, table, keys)
+        for ev in events:
+            key = (ev.data["tenant"], ev.data["order_id"])
+            state = states.get(key)
+            if state is None:
+                state = states[key] = OrderState(tenant=key[0], order_id=key[1])
+            apply(state, ev.kind, ev.data)
+        self._save(curs, table, list(states.values()))
+
+    def _load(
+        self, curs: Any, table: sql.Identifier, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], OrderState]:
+        rows = curs.execute(
+            sql.SQL(
+                "SELECT o.tenant, o.order_id, o.document, o.packing_status, o.active, "
+                "o.assignees, o.packaging, o.holding_area_number, o.lines FROM {t} o "
+                "JOIN unnest(%s::text[], %s::text[]) AS k(t, o) "
+                "ON o.tenant = k.t AND o.order_id = k.o"
+            ).format(t=table),
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        ).fetchall()
+        states = {}
+        for r in rows:
+            r = tuple(r.values()) if isinstance(r, dict) else r
+            states[(r[0], r[1])] = OrderState(
+                tenant=r[0],
+                order_id=r[1],
+                document=r[2],
+                status=r[3],
+                active=r[4],
+                assignees=r[5],
+                packaging=r[6],
+                holding_area_number=r[7],
+                lines=r[8],
+            )
+        return states
+
+    def _save(self, curs: Any, table: sql.Identifier, states: list[OrderState]) -> None:
+        rows = []
+        for s in states:
+            total, packed, canceled = s.counts()
+            site, date, end = delivery_facts(s.document)
+            rows.append(
+                (
+                    s.tenant, s.order_id, s.registered,
+                    Jsonb(s.document) if s.document is not None else None,
+                    s.status, s.active, Jsonb(s.assignees), Jsonb(s.packaging),
+                    s.holding_area_number, Jsonb(s.lines), total, packed, canceled,
+                    site, date, end,
+                )
+            )
+        columns = list(zip(*rows, strict=True))
+        curs.execute(
+            sql.SQL(
+                "INSERT INTO {t} (" + _COLUMNS + ") SELECT * FROM unnest("
+                "%s::text[], %s::text[], %s::boolean[], %s::jsonb[], %s::text[], %s::boolean[], "
+                "%s::jsonb[], %s::jsonb[], %s::int[], %s::jsonb[], %s::bigint[], %s::bigint[], "
+                "%s::bigint[], %s::text[], %s::date[], %s::timestamptz[]) "
+                "ON CONFLICT (tenant, order_id) DO UPDATE SET "
+                "registered = excluded.registered, document = excluded.document, "
+                "packing_status = excluded.packing_status, active = excluded.active, "
+                "assignees = excluded.assignees, packaging = excluded.packaging, "
+                "holding_area_number = excluded.holding_area_number, lines = excluded.lines, "
+                "products_total = excluded.products_total, "
+                "products_packed = excluded.products_packed, "
+                "products_canceled = excluded.products_canceled, "
+                "site_code = excluded.site_code, delivery_date = excluded.delivery_date, "
+                "window_end = excluded.window_end"
+            ).format(t=table),
+            [list(c) for c in columns],
+        )

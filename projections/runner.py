@@ -1,0 +1,146 @@
+"""Keeps one projection up to date with the event store, across crashes and processes.
+
+Each step is one transaction: take the projection's advisory transaction lock (so only
+one runner applies a batch at a time, in any number of processes, and a rebuild's
+swap can exclude runners), read the tracked position, fold the next batch of stored
+events into the view, record the new position. View and position commit together, so
+a killed worker resumes exactly where its last commit left it.
+
+The runner wakes on the store's NOTIFY (LISTEN on its own connection) and also polls,
+because the library's LISTEN-only subscription stalls silently when that connection
+dies (NOTES-eventsourcing.md #7). A dead LISTEN connection is reopened with backoff;
+meanwhile polling keeps the view moving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import psycopg
+
+from projections.base import Projection, decode_rows, lock_key
+
+log = logging.getLogger(__name__)
+
+SELECT_BATCH = (
+    "SELECT notification_id, topic, state FROM stored_events "
+    "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+)
+SELECT_POSITION = "SELECT notification_id FROM notification_tracking WHERE application_name = %s"
+UPSERT_POSITION = (
+    "INSERT INTO notification_tracking (application_name, notification_id) VALUES (%s, %s) "
+    "ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id"
+)
+
+
+def tracked_position(conn: psycopg.Connection, name: str) -> int:
+    row = conn.execute(SELECT_POSITION, (name,)).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def step(conn: psycopg.Connection, projection: Projection, batch_size: int) -> int | None:
+    """Apply one batch; the number of events applied, or None if another runner holds it."""
+    with conn.transaction():
+        got = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (lock_key(projection.name),))
+        row = got.fetchone()
+        if not row or not row[0]:
+            return None
+        position = tracked_position(conn, projection.name)
+        rows = conn.execute(SELECT_BATCH, (position, batch_size)).fetchall()
+        if not rows:
+            return 0
+        events = decode_rows([(r[0], r[1], bytes(r[2])) for r in rows])
+        with conn.cursor() as curs:
+            projection.apply(curs, events)
+        conn.execute(UPSERT_POSITION, (projection.name, events[-1].position))
+        return len(events)
+
+
+class ProjectionRunner:
+    """A background thread that keeps `projection` caught up with the store."""
+
+    def __init__(
+        self,
+        url: str,
+        projection: Projection,
+        batch_size: int = 1000,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.url = url
+        self.projection = projection
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"projection-{projection.name}", daemon=True),
+            threading.Thread(target=self._listen, name=f"listen-{projection.name}", daemon=True),
+        ]
+        self.applied = 0
+
+    def start(self) -> ProjectionRunner:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        for t in self._threads:
+            t.join(timeout=5)
+
+    def _run(self) -> None:
+        conn: psycopg.Connection | None = None
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                self.wake.clear()
+                applied = step(conn, self.projection, self.batch_size)
+                backoff = 0.1
+                if applied:
+                    self.applied += applied
+                    continue  # more may be waiting
+                # Caught up (or another process is the active runner): wait for news.
+                self.wake.wait(self.poll_interval)
+            except psycopg.Error as exc:
+                log.warning("projection %s: %s; retrying in %.1fs", self.projection.name, exc, backoff)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        if conn is not None:
+            conn.close()
+
+    def _listen(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute("LISTEN stored_events")
+                    backoff = 0.1
+                    self.wake.set()  # we may have missed news while reconnecting
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self.wake.set()
+            except psycopg.Error as exc:
+                log.info("projection %s: LISTEN lost (%s); polling until it returns",
+                         self.projection.name, exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+
+def positions(url: str) -> dict[str, int]:
+    """Every tracked projection position."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {
+            r[0]: int(r[1] or 0)
+            for r in conn.execute(
+                "SELECT application_name, notification_id FROM notification_tracking "
+                "WHERE application_name <> '__migration__'"
+            )
+        }
