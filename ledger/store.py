@@ -15,7 +15,7 @@ changes its own verdict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,17 @@ from eventsourcing.utils import get_topic
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
 
-from ledger.events import LedgerEvent, PackingEventRecorded, line_stream_id
+import orjson
+
+from ledger.events import (
+    LedgerEvent,
+    OrderCancelled,
+    PackingEventRecorded,
+    line_stream_id,
+    order_stream_id,
+)
+from ledger.orders import Fact
+from ledger.status import OrderState, apply, kind_of
 from ledger.packing import Decision, PackingEvent, Verdict, decide, parse_event_time
 
 
@@ -82,6 +92,8 @@ class EventStore:
         self.datastore = datastore
         self.recorder = PostgresApplicationRecorder(datastore)
         self.mapper: Mapper[UUID] = Mapper(transcoder=make_transcoder())
+        # Called inside the append transaction for each order fact (e.g. the outbox).
+        self.on_recorded: list[Callable[[Any, DomainEvent, int], None]] = []
 
     @classmethod
     def from_url(cls, url: str, **pool: Any) -> EventStore:
@@ -219,6 +231,46 @@ class EventStore:
         """Append already-decided events inside a caller's locked transaction."""
         return self._insert(curs, events)
 
+    def run_order_command(
+        self, tenant: str, order_id: str, decide: Callable[[OrderContext], list[Fact]]
+    ) -> list[int]:
+        """Fold the order under the write lock, let `decide` judge, append its facts.
+
+        Domain errors raised by `decide` (ledger.orders.OrderError) roll back and
+        propagate; nothing is recorded.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            self.recorder._lock_table(curs)
+            context = OrderContext(self, curs, tenant, order_id)
+            facts = decide(context)
+            if not facts:
+                return []
+            stream = order_stream_id(tenant, order_id)
+            version = self._next_versions(curs, [stream])[stream]
+            now = DomainEvent.create_timestamp()
+            events: list[DomainEvent] = []
+            for i, fact in enumerate(facts):
+                events.append(
+                    fact.cls(  # type: ignore[call-arg]
+                        originator_id=stream,
+                        originator_version=version + i,
+                        timestamp=now,
+                        tenant=tenant,
+                        order_id=order_id,
+                        **fact.fields,
+                    )
+                )
+            ids = self._insert(curs, events)
+            for event, position in zip(events, ids, strict=True):
+                if isinstance(event, OrderCancelled):
+                    curs.execute(
+                        "INSERT INTO closed_orders (tenant, order_id, position) VALUES (%s, %s, %s)",
+                        (tenant, order_id, position),
+                    )
+                for hook in self.on_recorded:
+                    hook(curs, event, position)
+            return ids
+
     # -- reading -----------------------------------------------------------------------
 
     def head(self) -> int:
@@ -250,3 +302,46 @@ class EventStore:
 
     def topic_of(self, cls: type[DomainEvent]) -> str:
         return get_topic(cls)
+
+
+class OrderContext:
+    """What an order decision may look at, read inside the locked transaction."""
+
+    def __init__(self, store: EventStore, curs: Any, tenant: str, order_id: str) -> None:
+        self._curs = curs
+        self.tenant = tenant
+        self.order_id = order_id
+        self.state = OrderState(tenant=tenant, order_id=order_id)
+        for row in curs.execute(
+            "SELECT topic, state FROM stored_events WHERE originator_id = %s "
+            "ORDER BY originator_version",
+            (order_stream_id(tenant, order_id),),
+        ):
+            apply(self.state, kind_of(row["topic"]), orjson.loads(bytes(row["state"])))
+
+    def lines(self) -> tuple[dict[str, list[int]], dict[str, str]]:
+        """Exact [packed, canceled] per product and the last unit, from the line streams."""
+        lines: dict[str, list[int]] = {}
+        units: dict[str, str] = {}
+        for row in self._curs.execute(
+            "SELECT s.state FROM packing_events p "
+            "JOIN stored_events s ON s.notification_id = p.position "
+            "WHERE p.tenant = %s AND p.order_id = %s ORDER BY p.position",
+            (self.tenant, self.order_id),
+        ):
+            d = orjson.loads(bytes(row["state"]))
+            line = lines.setdefault(d["product_id"], [0, 0])
+            line[0] += d["packed"]
+            line[1] += d["canceled"]
+            units[d["product_id"]] = d["unit"]
+        return lines, units
+
+    def next_holding_area(self) -> int:
+        """Take the tenant's next holding area number (never handed out again)."""
+        row = self._curs.execute(
+            "INSERT INTO holding_area_sequences (tenant, last_number) VALUES (%s, 1) "
+            "ON CONFLICT (tenant) DO UPDATE SET last_number = holding_area_sequences.last_number + 1 "
+            "RETURNING last_number",
+            (self.tenant,),
+        ).fetchone()
+        return int(row["last_number"])

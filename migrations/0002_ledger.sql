@@ -15,6 +15,7 @@ CREATE TABLE packing_events (
     PRIMARY KEY (tenant, event_id)
 );
 CREATE INDEX packing_events_feed_idx ON packing_events (tenant, event_time, position);
+CREATE INDEX packing_events_order_idx ON packing_events (tenant, order_id);
 
 -- Orders closed to writes: a row appears in the transaction that records OrderCancelled.
 CREATE TABLE closed_orders (
@@ -22,4 +23,11 @@ CREATE TABLE closed_orders (
     order_id text NOT NULL,
     position bigint NOT NULL,
     PRIMARY KEY (tenant, order_id)
+);
+
+-- Holding area numbers: one sequence per tenant, advanced in the transaction that
+-- assigns a number, so a number is never handed out twice.
+CREATE TABLE holding_area_sequences (
+    tenant text PRIMARY KEY,
+    last_number integer NOT NULL
 );
