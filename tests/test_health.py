@@ -1,0 +1,48 @@
+"""GET /health and GET /ready, including a database that goes away and comes back."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from ledger.database import start_embedded
+from tests.conftest import Service, start_service
+
+
+def test_health_answers(service: Service) -> None:
+    response = service.client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_ready_when_the_database_is_migrated(service: Service) -> None:
+    response = service.client.get("/ready")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ready"
+    assert response.json()["migrations"] == "applied"
+
+
+def test_ready_is_503_while_the_database_is_stopped_and_200_after(tmp_path: Path) -> None:
+    pgdata = tmp_path / "pg"
+    db = start_embedded(pgdata)  # a server of this test's own: we stop it
+    server, thread, runtime, url = start_service(db.url, tmp_path, run_workers=True)
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert client.get("/ready").status_code == 200
+            db.stop()
+            down = client.get("/ready")
+            assert down.status_code == 503
+            assert down.json()["database"] == "unreachable"
+            assert client.get("/health").status_code == 200
+            db = start_embedded(pgdata)
+            deadline = time.monotonic() + 20
+            while client.get("/ready").status_code != 200:
+                assert time.monotonic() < deadline, "not ready after the database returned"
+                time.sleep(0.1)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        runtime.stop()
+        db.stop()
