@@ -137,3 +137,34 @@ def add_commands(sub: Any) -> None:
     rb.set_defaults(func=_rebuild)
     st = psub.add_parser("status", help="position, head and lag of each projection")
     st.set_defaults(func=_status)
+    run = psub.add_parser("run", help="run the projection workers only (no API)")
+    run.add_argument("--batch-size", type=int, default=1000, help="events per transaction")
+    run.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run only the projection workers (no API) until SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    from projections.runner import ProjectionRunner
+
+    database = provision(Settings.from_env())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        migrate(database.url)
+        runners = [
+            ProjectionRunner(database.url, p, batch_size=args.batch_size).start()
+            for p in PROJECTIONS.values()
+        ]
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        for r in runners:
+            r.stop()
+    finally:
+        database.stop()
+    return 0

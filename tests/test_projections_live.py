@@ -76,3 +76,70 @@ def test_order_status_moves_from_initial_to_pre_packed(service: Service) -> None
     service.post_event(ev(eventId="2", orderNumber="o1", productId="p2", packedAmount=0,
                           canceledAmount=1))
     assert status() == "PRE_PACKED"
+
+
+def _append(url: str, start: int, n: int) -> list[Any]:
+    from ledger.packing import PackingEvent
+    from ledger.store import Attribution, EventStore
+
+    evs = [PackingEvent(tenant="demo", event_id=f"k{i}", order_id="o1", product_id=f"p{i % 3}",
+                        unit="H87", event_time="2024-05-01T10:00:00.000Z", site="main",
+                        packed=1) for i in range(start, start + n)]
+    store = EventStore.from_url(url, pool_size=1)
+    try:
+        store.append_packing_events([(e, Attribution()) for e in evs])
+    finally:
+        store.close()
+    return evs
+
+
+def _packed(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT coalesce(sum(packed), 0) FROM line_totals").fetchone()
+    return int(row[0])  # type: ignore[index]
+
+
+def test_two_runners_never_double_count_and_the_second_takes_over(db_url: str) -> None:
+    from projections.line_totals import LineTotals
+    from projections.runner import ProjectionRunner
+
+    first = ProjectionRunner(db_url, LineTotals(), batch_size=7, poll_interval=0.05).start()
+    second = ProjectionRunner(db_url, LineTotals(), batch_size=7, poll_interval=0.05).start()
+    try:
+        _append(db_url, 0, 300)
+        wait_until(lambda: _packed(db_url) == 300)
+        first.stop()  # the first process dies; the second carries on alone
+        _append(db_url, 300, 100)
+        wait_until(lambda: _packed(db_url) == 400)
+        time.sleep(0.3)
+        assert _packed(db_url) == 400
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_killed_listen_connection_does_not_stall_the_projection(db_url: str) -> None:
+    from projections.line_totals import LineTotals
+    from projections.runner import ProjectionRunner
+
+    runner = ProjectionRunner(db_url, LineTotals(), poll_interval=0.2).start()
+    try:
+        _append(db_url, 0, 10)
+        wait_until(lambda: _packed(db_url) == 10)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            killed = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
+            ).fetchone()
+        assert killed and killed[0] >= 1
+        _append(db_url, 10, 5)
+        wait_until(lambda: _packed(db_url) == 15)
+    finally:
+        runner.stop()
+
+
+def wait_until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
