@@ -372,3 +372,26 @@ def test_orders_are_per_tenant(api: Api, service: Service) -> None:
     other = Api(service, tenant="acme")
     assert other.get("o1").status_code == 404
     assert check(other.packlist(), LIST_PATH, "get", 200) == []
+
+
+def test_concurrent_packing_never_shares_a_holding_area(api: Api) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = [f"c{i}" for i in range(12)]
+    for oid in ids:
+        api.register(oid, order(oid, "12:00:00"))
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = list(pool.map(lambda oid: api.patch(oid, "PACKED").status_code, ids * 2))
+    assert set(codes) == {200}
+    numbers = [check(api.get(oid), ORDER_PATH, "get", 200)["holdingAreaNumber"] for oid in ids]
+    assert sorted(numbers) == list(range(1, 13))
+
+
+def test_re_registration_re_derives_an_automatic_status(api: Api) -> None:
+    api.register("o1", order("o1", "12:00:00"))
+    assert api.event("ev1", "o1", "p1", packedAmount=2).status_code == 200
+    assert check(api.get("o1"), ORDER_PATH, "get", 200)["packingStatus"] == "PRE_PACKED"
+    bigger = order("o1", "12:00:00")
+    bigger["entries"][0]["totalCount"] = 5
+    api.register("o1", bigger)
+    assert check(api.get("o1"), ORDER_PATH, "get", 200)["packingStatus"] == "IN_PROGRESS"
