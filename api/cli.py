@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     from projections.cli import add_commands as add_projection_commands
 
     add_projection_commands(sub)
+    from api.orders_cli import add_commands as add_order_commands
+
+    add_order_commands(sub)
     return parser
 
 

@@ -90,8 +90,13 @@ def fault_body(expired: bool) -> dict[str, Any]:
 
 def describe_validation_error(err: dict[str, Any]) -> str:
     """`field: what is wrong`, the field named the way the client spelled it."""
-    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-    field = ".".join(loc) or "body"
+    field = ""
+    for part in err.get("loc", ()):
+        if part in ("body", "query", "path", "header"):
+            continue
+        # list positions as `[0]`, so an array body names `[0].packedCount`
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    field = field or "body"
     kind = err.get("type", "")
     if kind == "json_invalid":
         return "body: the request body is not valid JSON"

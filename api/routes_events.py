@@ -104,8 +104,7 @@ def list_packing_events(
     size = pageSize or MAX_PAGE_SIZE
     page = max(pageNumber, 1)
     states = rt.store.events_after(tenant, after, (page - 1) * size, size)
-    entries = rt.orders_lookup(tenant, {(s["order_id"], s["product_id"]) for s in states}) \
-        if hasattr(rt, "orders_lookup") else {}
+    entries = rt.orders_lookup(tenant, {(s["order_id"], s["product_id"]) for s in states})
     return JSONBody([feed_item(s, entries) for s in states])
 
 

@@ -7,6 +7,8 @@ stay thin: they validate, call into the runtime, and shape the answer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,24 @@ class Runtime:
         from projections.workers import start_projection_workers
 
         self.workers.extend(start_projection_workers(self))
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Any]:
+        """A pooled autocommit connection (dict rows) for the read side."""
+        with self.store.datastore.get_connection() as conn:
+            yield conn
+
+    def orders_lookup(
+        self, tenant: str, pairs: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Registered order entries for (order, product) pairs, for packedAmountInPc."""
+        from projections.read import order_entries, wait_for_head
+
+        if not pairs:
+            return {}
+        with self.read_connection() as conn:
+            wait_for_head(conn, ("order_status",))
+            return order_entries(conn, tenant, pairs)
 
     def stop(self) -> None:
         for worker in reversed(self.workers):

@@ -1,0 +1,122 @@
+"""`pickpack orders import FILE | --from-order-service ID...`: register orders in bulk.
+
+Each order is registered through the same decision as `PUT /orders/{orderId}`
+(ledger.orders.register under the store's lock), so importing is idempotent and a
+CANCELLED order is reported and skipped, never re-opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ledger import orders
+from ledger.order_document import InvalidDocument, normalize
+from ledger.order_import import NotAnOrder, from_sales_order
+
+
+def _from_file(path: Path) -> list[dict[str, Any]]:
+    data = json.loads(path.read_text())
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON array of Order documents")
+    return data
+
+
+def _from_order_service(
+    base_url: str, token: str | None, tenant: str, ids: Iterable[str]
+) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+    """(orderId, Order document or None, error) per id, fetched one at a time."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=30) as client:
+        for order_id in ids:
+            try:
+                resp = client.get(f"/{tenant}/salesorders/{order_id}")
+                resp.raise_for_status()
+                yield order_id, from_sales_order(resp.json()), None
+            except (httpx.HTTPError, ValueError, NotAnOrder) as exc:
+                yield order_id, None, str(exc)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ledger.config import Settings
+    from ledger.database import provision
+    from ledger.migrate import migrate
+    from ledger.store import EventStore
+
+    console = Console(stderr=True)
+    settings = Settings.from_env()
+    if bool(args.file) == bool(args.from_order_service):
+        console.print("error: give either FILE or --from-order-service ID...")
+        return 2
+    source: Iterable[tuple[str, dict[str, Any] | None, str | None]]
+    if args.file:
+        docs = _from_file(Path(args.file))
+        source = [(str(d.get("id", "")) if isinstance(d, dict) else "", d, None) for d in docs]
+        total = len(docs)
+    else:
+        if not settings.order_service_url:
+            console.print("error: PICKPACK_ORDER_SERVICE_URL is not set")
+            return 2
+        source = _from_order_service(
+            settings.order_service_url, settings.order_service_token, args.tenant,
+            args.from_order_service,
+        )
+        total = len(args.from_order_service)
+    database = provision(settings)
+    store = EventStore.from_url(database.url)
+    failed = 0
+    try:
+        migrate(database.url)
+        with Progress(
+            TextColumn("importing orders"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[last]}"), console=console,
+        ) as progress:
+            task = progress.add_task("import", total=total, last="")
+            for order_id, doc, error in source:
+                error = error or _register(store, args.tenant, order_id, doc)
+                if error:
+                    failed += 1
+                    progress.console.print(f"[red]{order_id or '?'}[/red]: {error}")
+                progress.update(task, advance=1, last=order_id)
+    finally:
+        store.close()
+        database.stop()
+    console.print(f"imported {total - failed} of {total} orders")
+    return 1 if failed else 0
+
+
+def _register(store: Any, tenant: str, order_id: str, doc: dict[str, Any] | None) -> str | None:
+    """Register one document; the reason it was refused, or None."""
+    if not order_id:
+        return "id: every Order document needs an id"
+    try:
+        clean = normalize(doc, order_id)
+        store.run_order_command(tenant, order_id, lambda ctx: orders.register(ctx.state, clean))
+    except (InvalidDocument, orders.OrderError) as exc:
+        return str(exc)
+    return None
+
+
+def add_commands(sub: Any) -> None:
+    """Add `orders import` to the `pickpack` parser's subcommands."""
+    cmd = sub.add_parser("orders", help="manage registered orders")
+    orders_sub = cmd.add_subparsers(dest="orders_command", required=True)
+    imp = orders_sub.add_parser(
+        "import", help="register orders from a JSON file or from the Order Service"
+    )
+    imp.add_argument("file", nargs="?", help="JSON array of pick-pack Order documents")
+    imp.add_argument("--tenant", required=True, help="the tenant the orders belong to")
+    imp.add_argument(
+        "--from-order-service", nargs="+", metavar="ID",
+        help="fetch these salesorders from PICKPACK_ORDER_SERVICE_URL",
+    )
+    imp.set_defaults(func=_import)
+

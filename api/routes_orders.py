@@ -1,0 +1,270 @@
+"""Orders, assignees and order cycles: the pack station's view of an order.
+
+Writes run a pure decision of ledger.orders under the store's write lock
+(EventStore.run_order_command), so a cancellation and any other write never interleave.
+Reads come from the projections (projections.read), after waiting for them to reach the
+store's head: a write acknowledged before a read is visible in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Response
+
+from api.deps import CanManage, CanView, RuntimeDep
+from api.errors import BadRequest, Conflict, NotFound
+from api.order_schemas import Assignee, OrderStatusChange, PackagingProductsChange
+from api.params import OrderId, SaasToken, Tenant
+from api.responses import JSONBody
+from api.runtime import Runtime
+from api.schemas import ErrorMessage
+from ledger import orders
+from ledger.order_document import (
+    InvalidDocument,
+    normalize,
+    present_order,
+    present_packlist_item,
+)
+from ledger.status import PACKED
+from ledger.store import OrderContext
+from projections import read
+
+router = APIRouter()
+
+SUCCESS = {"message": "Success", "code": 200}
+_SUCCESS_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Success", "content": {"application/json": {"example": SUCCESS}}}
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorMessage, "description": "Request was syntactically incorrect."},
+    401: {"description": "Unauthorized: the token is invalid or has expired."},
+    403: {"description": "Scopes are not sufficient, or the token is for another tenant."},
+    404: {"model": ErrorMessage, "description": "Resource has not been found."},
+    409: {"model": ErrorMessage, "description": "Conflict: the order is CANCELLED."},
+    500: {"model": ErrorMessage, "description": "Internal Service Error occurred."},
+}
+SiteCode = Annotated[
+    str,
+    Query(pattern=r"^[a-zA-Z0-9_-]+$", min_length=3, max_length=16,
+          description="site code for the tenant"),
+]
+Decision = Callable[[OrderContext], list[orders.Fact]]
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    """Map the domain's refusals to the spec's status codes (errorMessage bodies)."""
+    try:
+        yield
+    except orders.OrderClosed as exc:
+        raise Conflict(f"orderId: {exc}") from None
+    except orders.UnknownOrder as exc:
+        raise NotFound(f"orderId: {exc}") from None
+    except (orders.AssigneeTaken, orders.InvalidCommand) as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _run(rt: Runtime, tenant: str, order_id: str, decide: Decision) -> None:
+    with _domain_errors():
+        rt.store.run_order_command(tenant, order_id, decide)
+
+
+# -- writes ------------------------------------------------------------------------------
+
+
+@router.put(
+    "/pick-pack/{tenant}/orders/{orderId}",
+    operation_id="PUT-pick-pack-register-order",
+    summary="Registering an order (extension)",
+    tags=["Orders"],
+    description="Registers or re-registers the spec's `Order` document. Server-owned fields "
+    "(packingStatus, assignees, holdingAreaNumber, packagingProducts, entry counts) are "
+    "ignored; the path's orderId wins over the body's id. Idempotent.",
+    responses={**_SUCCESS_DOC, **_ERRORS},
+)
+def register_order(
+    tenant: Tenant,
+    orderId: OrderId,
+    principal: CanManage,
+    rt: RuntimeDep,
+    document: Annotated[Any, Body(description="The spec's Order document.")],
+) -> JSONBody:
+    try:
+        doc = normalize(document, orderId)
+    except InvalidDocument as exc:
+        raise BadRequest(str(exc)) from None
+    _run(rt, tenant, orderId, lambda ctx: orders.register(ctx.state, doc))
+    return JSONBody(SUCCESS)
+
+
+@router.patch(
+    "/pick-pack/{tenant}/orders/{orderId}",
+    operation_id="PATCH-pick-pack-update-order-status",
+    summary="Updating an order",
+    tags=["Orders"],
+    responses={**_SUCCESS_DOC, **_ERRORS},
+)
+def update_order_status(
+    tenant: Tenant,
+    orderId: OrderId,
+    body: OrderStatusChange,
+    saas_token: SaasToken,
+    principal: CanManage,
+    rt: RuntimeDep,
+) -> JSONBody:
+    status = body.packingStatus
+
+    def decide(ctx: OrderContext) -> list[orders.Fact]:
+        # Take a holding area number only when this PATCH is the order's first PACKED; the
+        # sequence row is updated in the same transaction, so a refusal gives it back.
+        state = ctx.state
+        needs_area = status == PACKED and state.registered and state.holding_area_number is None
+        area = ctx.next_holding_area() if needs_area else None
+        return orders.change_status(state, status, principal.subject, area)
+
+    _run(rt, tenant, orderId, decide)
+    return JSONBody(SUCCESS)
+
+
+@router.put(
+    "/pick-pack/{tenant}/orders/{orderId}/packaging",
+    operation_id="PUT-pick-pack-update-order-packaging",
+    summary="Updating packaging products for an order",
+    tags=["Orders"],
+    responses={**_SUCCESS_DOC, **_ERRORS},
+)
+def update_order_packaging(
+    tenant: Tenant,
+    orderId: OrderId,
+    body: list[PackagingProductsChange],
+    saas_token: SaasToken,
+    principal: CanManage,
+    rt: RuntimeDep,
+) -> JSONBody:
+    packaging = [p.model_dump() for p in body]
+    _run(rt, tenant, orderId, lambda ctx: orders.change_packaging(ctx.state, packaging))
+    return JSONBody(SUCCESS)
+
+
+@router.post(
+    "/pick-pack/{tenant}/orders/{orderId}/assignees",
+    operation_id="POST-pick-pack-add-order-assignee",
+    summary="Adding an assignee to an order",
+    tags=["Assignees"],
+    responses={**_SUCCESS_DOC, **_ERRORS},
+)
+def add_order_assignee(
+    tenant: Tenant,
+    orderId: OrderId,
+    body: Assignee,
+    principal: CanManage,
+    rt: RuntimeDep,
+    force: Annotated[
+        bool,
+        Query(description="true: the new assignee replaces the old one; false: 400 if the "
+              "order already has an assignee."),
+    ] = True,
+) -> JSONBody:
+    assignee = body.model_dump()
+    _run(rt, tenant, orderId, lambda ctx: orders.add_assignee(ctx.state, assignee, force))
+    return JSONBody(SUCCESS)
+
+
+@router.delete(
+    "/pick-pack/{tenant}/orders/{orderId}/assignees/{assigneeId}",
+    operation_id="DELETE-pick-pack-remove-order-assignee",
+    summary="Deleting an assignee from an order",
+    tags=["Assignees"],
+    status_code=204,
+    responses={204: {"description": "The request has succeeded."}, **_ERRORS},
+)
+def remove_order_assignee(
+    tenant: Tenant,
+    orderId: OrderId,
+    assigneeId: Annotated[
+        str,
+        Path(pattern=r"^[a-zA-Z0-9_-]+$", min_length=3, max_length=16,
+             description="assignee which will be removed from order"),
+    ],
+    principal: CanManage,
+    rt: RuntimeDep,
+) -> Response:
+    _run(rt, tenant, orderId, lambda ctx: orders.remove_assignee(ctx.state, assigneeId))
+    return Response(status_code=204)
+
+
+# -- reads -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/pick-pack/{tenant}/orders/{orderId}",
+    operation_id="GET-pick-pack-retrieve-order",
+    summary="Retrieving an order",
+    tags=["Orders"],
+    responses=_ERRORS,
+)
+def retrieve_order(
+    tenant: Tenant, orderId: OrderId, principal: CanView, rt: RuntimeDep
+) -> JSONBody:
+    with rt.read_connection() as conn:
+        read.wait_for_head(conn)
+        row = read.order_row(conn, tenant, orderId)
+        if row is None:
+            raise NotFound(f"orderId: order '{orderId}' is not registered")
+        lines = read.line_totals(conn, tenant, [orderId])[orderId]
+    return JSONBody(present_order(row, lines))
+
+
+@router.get(
+    "/pick-pack/{tenant}/orders",
+    operation_id="GET-pick-pack-retrieve-packlist",
+    summary="Retrieving a packlist",
+    tags=["Orders"],
+    description="The site's registered orders for the delivery date, CANCELLED left out, "
+    "ordered by delivery window end, then orderId.",
+    responses=_ERRORS,
+)
+def retrieve_packlist(
+    tenant: Tenant,
+    siteCode: SiteCode,
+    deliveryDate: Annotated[str, Query(description="Delivery date, YYYY-MM-DD.")],
+    principal: CanView,
+    rt: RuntimeDep,
+) -> JSONBody:
+    day = _parse_date(deliveryDate)
+    with rt.read_connection() as conn:
+        read.wait_for_head(conn)
+        rows = read.packlist_rows(conn, tenant, siteCode, day)
+        lines = read.line_totals(conn, tenant, [r["order_id"] for r in rows])
+    return JSONBody([present_packlist_item(r, lines[r["order_id"]]) for r in rows])
+
+
+@router.get(
+    "/pick-pack/{tenant}/orderCycles",
+    operation_id="GET-pick-pack-retrieve-order-cycles",
+    summary="Retrieving all order cycles",
+    tags=["Order cycles"],
+    description="Distinct delivery dates, today (UTC) onwards, of the site's open orders.",
+    responses=_ERRORS,
+)
+def retrieve_order_cycles(
+    tenant: Tenant, siteCode: SiteCode, principal: CanView, rt: RuntimeDep
+) -> JSONBody:
+    with rt.read_connection() as conn:
+        read.wait_for_head(conn, ("order_status",))
+        days = read.order_cycles(conn, tenant, siteCode, datetime.now(UTC).date())
+    return JSONBody(days)
+
+
+def _parse_date(value: str) -> date:
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest("deliveryDate: must be a date YYYY-MM-DD") from None
+

@@ -1,0 +1,134 @@
+"""The pick-pack `Order` document: what clients may register, and how reads present it.
+
+Pure functions, no I/O. Registration keeps the client's document except the fields the
+service owns (packingStatus, assignees, holdingAreaNumber, packagingProducts and the live
+entry counts): those are facts of the ledger, and a client re-sending an old GET body
+must not overwrite them. Reads put the ledger's facts back in, computed live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ledger.units import packed_in_pieces
+
+SERVER_OWNED = ("packingStatus", "assignees", "holdingAreaNumber", "packagingProducts")
+ENTRY_COUNTS = ("pickedCount", "packedCount", "canceledCount", "packedAmountInPc")
+
+
+class InvalidDocument(ValueError):
+    """The document cannot be registered; the message names the field."""
+
+
+def normalize(document: Any, order_id: str) -> dict[str, Any]:
+    """The document to register: server-owned fields dropped, the path's id written in.
+
+    Entries must be objects with a productId (events are keyed by product) and, when
+    given, a non-negative integer totalCount: the status rule depends on both.
+    """
+    if not isinstance(document, dict):
+        raise InvalidDocument("body: must be an Order object")
+    doc = {k: v for k, v in document.items() if k not in SERVER_OWNED}
+    doc["id"] = order_id
+    entries = doc.get("entries", [])
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise InvalidDocument("entries: must be an array")
+    clean: list[dict[str, Any]] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise InvalidDocument(f"entries[{i}]: must be an object")
+        product = entry.get("productId")
+        if not isinstance(product, str) or not product:
+            raise InvalidDocument(f"entries[{i}].productId: must be a non-empty string")
+        total = entry.get("totalCount", 0)
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            raise InvalidDocument(f"entries[{i}].totalCount: must be a non-negative integer")
+        entry_id = entry.get("entryId")
+        if entry_id is not None and not isinstance(entry_id, str):
+            raise InvalidDocument(f"entries[{i}].entryId: must be a string")
+        clean.append({k: v for k, v in entry.items() if k not in ENTRY_COUNTS})
+    doc["entries"] = clean
+    for key in ("siteCode",):
+        if key in doc and doc[key] is not None and not isinstance(doc[key], str):
+            raise InvalidDocument(f"{key}: must be a string")
+    return doc
+
+
+def _drop_none(value: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI 3.0 fields are not nullable: an unknown figure is left out, not null."""
+    return {k: v for k, v in value.items() if v is not None}
+
+
+def live_entries(
+    document: Mapping[str, Any], lines: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The document's entries with their live counts from the line totals (by productId)."""
+    result = []
+    for entry in document.get("entries") or []:
+        line = lines.get(str(entry.get("productId"))) or {}
+        packed = int(line.get("packed") or 0)
+        unit = line.get("unit") or entry.get("orderUnit")
+        result.append(
+            _drop_none(
+                {
+                    **entry,
+                    "pickedCount": int(line.get("picked") or 0),
+                    "packedCount": packed,
+                    "canceledCount": int(line.get("canceled") or 0),
+                    "packedAmountInPc": packed_in_pieces(packed, unit, entry),
+                }
+            )
+        )
+    return result
+
+
+def present_order(row: Mapping[str, Any], lines: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """GET order: the registered document with the ledger's facts and live counts."""
+    document = dict(row["document"] or {})
+    body = {
+        **document,
+        "id": row["order_id"],
+        "entries": live_entries(document, lines),
+        "packingStatus": row["packing_status"],
+        "packagingProducts": list(row["packaging"] or []),
+        "holdingAreaNumber": row["holding_area_number"],
+    }
+    if row["assignees"]:
+        body["assignees"] = list(row["assignees"])  # the spec says minItems 1: absent if none
+    return _drop_none(body)
+
+
+def customer_name(document: Mapping[str, Any]) -> str | None:
+    """The name a pack station shows: B2B `name`, else first and last name, else company."""
+    customer = document.get("customer") or {}
+    if not isinstance(customer, Mapping):
+        return None
+    if customer.get("name"):
+        return str(customer["name"])
+    full = " ".join(str(customer[k]) for k in ("firstName", "lastName") if customer.get(k))
+    return full or (str(customer["companyName"]) if customer.get("companyName") else None)
+
+
+def present_packlist_item(
+    row: Mapping[str, Any], lines: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """One packlist row (spec `OrderList`)."""
+    document = dict(row["document"] or {})
+    delivery = document.get("delivery") or {}
+    item = {
+        "orderId": row["order_id"],
+        "customerName": customer_name(document),
+        "packingStatus": row["packing_status"],
+        "productsTotal": int(row["products_total"]),
+        "productsPacked": int(row["products_packed"]),
+        "productsCanceled": int(row["products_canceled"]),
+        "assignees": list(row["assignees"] or []),
+        "packagingProducts": list(row["packaging"] or []),
+        "entries": live_entries(document, lines),
+        "holdingAreaNumber": row["holding_area_number"],
+        "deliveryWindow": delivery.get("deliveryWindow") if isinstance(delivery, dict) else None,
+    }
+    return _drop_none(item)
