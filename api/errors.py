@@ -12,8 +12,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from api.responses import JSONBody
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.responses import JSONBody
 
 log = logging.getLogger(__name__)
 

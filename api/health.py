@@ -6,8 +6,8 @@ from typing import Any
 
 import psycopg
 from fastapi import APIRouter, Request
-from api.responses import JSONBody
 
+from api.responses import JSONBody
 from ledger.migrate import pending
 
 router = APIRouter(tags=["Operations"])

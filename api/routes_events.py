@@ -6,11 +6,11 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from api.responses import JSONBody
 
 from api.deps import CanManage, CanView, RuntimeDep
 from api.errors import BadRequest, Conflict
 from api.params import SaasToken, Tenant
+from api.responses import JSONBody
 from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
 from ledger.packing import PackingEvent, Verdict, parse_event_time
 from ledger.store import Attribution

@@ -21,14 +21,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import get_topic
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
-
-import orjson
 
 from ledger.events import (
     LedgerEvent,
@@ -38,8 +37,8 @@ from ledger.events import (
     order_stream_id,
 )
 from ledger.orders import Fact
-from ledger.status import OrderState, apply, kind_of
 from ledger.packing import Decision, PackingEvent, Verdict, decide, parse_event_time
+from ledger.status import OrderState, apply, kind_of
 
 
 def make_transcoder() -> Transcoder:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 import psycopg
@@ -40,26 +41,25 @@ def _rebuild(args: argparse.Namespace) -> int:
             TimeRemainingColumn(),
         )
         with Progress(*columns, transient=False) as bar:
-            for name in names:
-                task = bar.add_task(name, total=None, rate=0.0)
-                state: dict[str, Any] = {"first": None}
+            label = "+".join(names)
+            task = bar.add_task(label, total=None, rate=0.0)
+            first: list[tuple[float, int]] = []
 
-                def update(position: int, head: int, task: Any = task, state: Any = state) -> None:
-                    import time
+            def update(position: int, head: int) -> None:
+                now = time.perf_counter()
+                if not first:
+                    first.append((now, position))
+                t0, p0 = first[0]
+                rate = (position - p0) / (now - t0) if now > t0 else 0.0
+                bar.update(task, completed=position, total=head, rate=rate)
 
-                    now = time.perf_counter()
-                    if state["first"] is None:
-                        state["first"] = (now, position)
-                    t0, p0 = state["first"]
-                    rate = (position - p0) / (now - t0) if now > t0 else 0.0
-                    bar.update(task, completed=position, total=head, rate=rate)
-
-                report = rebuild(database.url, PROJECTIONS[name], progress=update)
-                bar.console.print(
-                    f"{name}: {report.events:,} events in {report.seconds:.1f}s "
-                    f"({report.rate:,.0f} events/s)"
-                    + (f", resumed from {report.resumed_from:,}" if report.resumed_from else "")
-                )
+            # One pass over the store feeds every projection being rebuilt.
+            report = rebuild(database.url, [PROJECTIONS[n] for n in names], progress=update)
+            bar.console.print(
+                f"{label}: {report.events:,} events in {report.seconds:.1f}s "
+                f"({report.rate:,.0f} events/s)"
+                + (f", resumed from {report.resumed_from:,}" if report.resumed_from else "")
+            )
     finally:
         database.stop()
     return 0

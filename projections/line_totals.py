@@ -42,9 +42,9 @@ class LineTotals:
             sql.SQL(
                 "INSERT INTO {t} AS l (tenant, order_id, product_id, picked, packed, canceled, "
                 "unit, events, first_event_at, last_event_at) "
-                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], "
-                "%s::bigint[], %s::bigint[], %s::text[], %s::int[], %s::timestamptz[], "
-                "%s::timestamptz[]) "
+                "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[], "
+                "%b::bigint[], %b::bigint[], %b::text[], %b::int[], %b::timestamptz[], "
+                "%b::timestamptz[]) "
                 "ON CONFLICT (tenant, order_id, product_id) DO UPDATE SET "
                 "picked = l.picked + excluded.picked, packed = l.packed + excluded.packed, "
                 "canceled = l.canceled + excluded.canceled, unit = excluded.unit, "
@@ -64,4 +64,5 @@ class LineTotals:
                 [parse_event_time(v[5]) for v in vals],
                 [parse_event_time(v[6]) for v in vals],
             ),
+            binary=True,
         )

@@ -63,7 +63,7 @@ class OrderStatus:
             sql.SQL(
                 "SELECT o.tenant, o.order_id, o.document, o.packing_status, o.active, "
                 "o.assignees, o.packaging, o.holding_area_number, o.lines FROM {t} o "
-                "JOIN unnest(%s::text[], %s::text[]) AS k(t, o) "
+                "JOIN unnest(%b::text[], %b::text[]) AS k(t, o) "
                 "ON o.tenant = k.t AND o.order_id = k.o"
             ).format(t=table),
             ([k[0] for k in keys], [k[1] for k in keys]),
@@ -102,9 +102,9 @@ class OrderStatus:
         curs.execute(
             sql.SQL(
                 "INSERT INTO {t} (" + _COLUMNS + ") SELECT * FROM unnest("
-                "%s::text[], %s::text[], %s::boolean[], %s::jsonb[], %s::text[], %s::boolean[], "
-                "%s::jsonb[], %s::jsonb[], %s::int[], %s::jsonb[], %s::bigint[], %s::bigint[], "
-                "%s::bigint[], %s::text[], %s::date[], %s::timestamptz[]) "
+                "%b::text[], %b::text[], %b::boolean[], %b::jsonb[], %b::text[], %b::boolean[], "
+                "%b::jsonb[], %b::jsonb[], %b::int[], %b::jsonb[], %b::bigint[], %b::bigint[], "
+                "%b::bigint[], %b::text[], %b::date[], %b::timestamptz[]) "
                 "ON CONFLICT (tenant, order_id) DO UPDATE SET "
                 "registered = excluded.registered, document = excluded.document, "
                 "packing_status = excluded.packing_status, active = excluded.active, "
@@ -117,4 +117,5 @@ class OrderStatus:
                 "window_end = excluded.window_end"
             ).format(t=table),
             [list(c) for c in columns],
+            binary=True,
         )

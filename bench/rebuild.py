@@ -1,0 +1,95 @@
+"""Rebuild benchmark: seed N events through COPY, rebuild every projection, compare.
+
+    python bench/rebuild.py [--events 1000000] [--database-url URL]
+
+Without --database-url it starts an embedded PostgreSQL in a temporary directory (as a
+new user's machine would). The rebuild runs in a child process so its peak RSS is its
+own. The baseline, measured in the same run on the same stored events, is one raw SQL
+aggregation of the line totals straight from the stored JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.seed import seed
+from ledger.database import start_embedded
+from ledger.migrate import migrate
+
+RAW_SQL = """
+SELECT j->>'tenant', j->>'order_id', j->>'product_id',
+       sum((j->>'picked')::int), sum((j->>'packed')::int), sum((j->>'canceled')::int), count(*)
+FROM stored_events s, LATERAL (SELECT convert_from(s.state, 'UTF8')::jsonb) AS x(j)
+WHERE s.topic = 'ledger.events:PackingEventRecorded'
+GROUP BY 1, 2, 3
+"""
+
+CHILD = """
+import json, resource, sys, time
+from projections.rebuild import rebuild
+from projections.registry import PROJECTIONS
+report = rebuild(sys.argv[1], list(PROJECTIONS.values()))
+print(json.dumps({"events": report.events, "seconds": report.seconds,
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    db = None
+    url = args.database_url
+    if url is None:
+        db = start_embedded(Path(tempfile.mkdtemp(prefix="pp-bench-")) / "pg")
+        url = db.url
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS pp_bench_rebuild WITH (FORCE)")
+            conn.execute("CREATE DATABASE pp_bench_rebuild")
+        bench_url = psycopg.conninfo.make_conninfo(url, dbname="pp_bench_rebuild")
+        migrate(bench_url)
+        seconds = seed(bench_url, args.events)
+        print(f"seeded {args.events:,} events in {seconds:.1f}s "
+              f"({args.events / seconds:,.0f} events/s through COPY)")
+        with psycopg.connect(bench_url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE stored_events")
+            t0 = time.perf_counter()
+            rows = conn.execute(RAW_SQL).fetchall()
+            raw = time.perf_counter() - t0
+        print(f"baseline raw SQL aggregation: {len(rows):,} lines in {raw:.2f}s "
+              f"({args.events / raw:,.0f} events/s)")
+        out = subprocess.run([sys.executable, "-c", CHILD, bench_url], check=True,
+                             capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent.parent).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        rate = result["events"] / result["seconds"]
+        print(f"rebuild (line_totals + order_status, one pass): {result['events']:,} events in "
+              f"{result['seconds']:.1f}s = {rate:,.0f} events/s, "
+              f"peak RSS {result['maxrss_kb'] / 1024:.0f} MB")
+        print(f"ratio rebuild/raw-SQL time: {result['seconds'] / raw:.2f}x")
+        with psycopg.connect(bench_url) as conn:
+            view = conn.execute("SELECT count(*), sum(packed) FROM line_totals").fetchone()
+            raw_packed = sum(r[4] for r in rows)
+        assert view == (len(rows), raw_packed), (view, len(rows), raw_packed)
+        print("check: rebuilt line_totals equal the raw SQL aggregation")
+    finally:
+        if db is not None:
+            db.stop()
+    _ = resource
+
+
+if __name__ == "__main__":
+    main()
