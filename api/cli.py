@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     from projections.cli import add_commands as add_projection_commands
 
     add_projection_commands(sub)
+    __import__("api.fake_order_service").fake_order_service.add_commands(sub)
     return parser
 
 
