@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api import errors
 from api.health import router as health_router
 from api.routes_events import router as events_router
+from api.routes_recalculation import router as recalculation_router
 from api.runtime import Runtime
 
 
@@ -38,4 +39,5 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health_router)
     app.include_router(events_router)
+    app.include_router(recalculation_router)
     return app
