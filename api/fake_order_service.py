@@ -172,7 +172,8 @@ class FakeOrderService:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}"
 
     def start(self) -> FakeOrderService:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from api.order_service import OrderServiceClient
 from ledger import outbox
@@ -53,11 +53,11 @@ class OutboxDispatcher:
         self.client.close()
 
     def _run(self) -> None:
-        conn: psycopg.Connection | None = None
+        conn: psycopg.Connection[DictRow] | None = None
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(self.database_url, row_factory=dict_row)
+                    conn = psycopg.connect(self.database_url, row_factory=dict_row)  # type: ignore[arg-type]
                 if not self.dispatch_one(conn):
                     self._stop.wait(self.poll_seconds)
             except psycopg.Error as exc:
@@ -72,7 +72,7 @@ class OutboxDispatcher:
         if conn is not None:
             conn.close()
 
-    def dispatch_one(self, conn: psycopg.Connection) -> bool:
+    def dispatch_one(self, conn: psycopg.Connection[DictRow]) -> bool:
         """Send the next due row, if any; True when one was handled."""
         with conn.transaction(), conn.cursor() as curs:
             row = outbox.claim(curs)

@@ -13,6 +13,8 @@ import psycopg
 import pytest
 
 from api.fake_order_service import FakeOrderService, validate_calculation
+from api.order_service import OrderServiceClient
+from api.outbox_worker import OutboxDispatcher
 from ledger import orders
 from ledger.recalculation import Answer, Next, RetryPolicy, job_status, needs_recalculation
 from tests.conftest import EXAMPLE_EVENT, Service, auth, free_port, start_service
@@ -361,3 +363,31 @@ def test_fake_validates_and_serves_orders(fake: FakeOrderService) -> None:
         assert c.post(calc, json={"entries": []}).status_code == 500
         assert c.post(calc, json={"entries": []}).status_code == 200
         assert len(c.get("/_control/requests").json()) == 5
+
+
+def test_many_dispatchers_send_each_request_once_and_in_order(
+    service: Service, fake: FakeOrderService
+) -> None:
+    """Four dispatchers (as four processes would) share one outbox through SKIP LOCKED."""
+    for i in range(12):
+        pack(service, f"a{i}", f"o{i}", "p1", 1)
+    first = start_job(service, {"jobType": "MANUAL",
+                                "orderIds": [f"o{i}" for i in range(12)]}).json()["jobId"]
+    for i in range(12):
+        pack(service, f"b{i}", f"o{i}", "p1", 1)
+    second = start_job(service, {"jobType": "AUTOMATIC"}).json()["jobId"]
+    policy = RetryPolicy(base_seconds=0.02, max_delay_seconds=0.1, max_attempts=5)
+    workers = [
+        OutboxDispatcher(service.runtime.database.url, OrderServiceClient(fake.url), policy,
+                         poll_seconds=0.02).start()
+        for _ in range(4)
+    ]
+    try:
+        assert wait_job(service, first)["jobStatus"] == "SUCCESS"
+        assert wait_job(service, second)["jobStatus"] == "SUCCESS"
+    finally:
+        for w in workers:
+            w.stop()
+    for i in range(12):
+        sent = [r.body["entries"][0]["deliveredAmount"] for r in fake.calculations(f"o{i}")]
+        assert sent == [1, 2]
