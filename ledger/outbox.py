@@ -117,6 +117,13 @@ def _known_entries(
 def get_job(store: EventStore, tenant: str, job_id: str) -> dict[str, Any] | None:
     """The spec's RecalculationJob, or None when the tenant has no such job."""
     with store.datastore.get_connection() as conn, conn.cursor() as curs:
+        # Rows first: the transaction that settles a job's last row also sets finished_at,
+        # so reading the job after its rows never shows them done and it unfinished.
+        rows = curs.execute(
+            "SELECT order_id, status, last_message FROM recalculation_outbox "
+            "WHERE tenant = %s AND job_id = %s ORDER BY seq",
+            (tenant, job_id),
+        ).fetchall()
         job = curs.execute(
             "SELECT job_id, job_type, started_at, finished_at FROM recalculation_jobs "
             "WHERE tenant = %s AND job_id = %s",
@@ -124,11 +131,6 @@ def get_job(store: EventStore, tenant: str, job_id: str) -> dict[str, Any] | Non
         ).fetchone()
         if job is None:
             return None
-        rows = curs.execute(
-            "SELECT order_id, status, last_message FROM recalculation_outbox "
-            "WHERE tenant = %s AND job_id = %s ORDER BY seq",
-            (tenant, job_id),
-        ).fetchall()
     orders = [
         {"orderId": r["order_id"], "jobOrderStatus": r["status"],
          "message": r["last_message"] or _default_message(r["status"])}
