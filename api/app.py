@@ -11,6 +11,7 @@ from api import errors
 from api.health import router as health_router
 from api.routes_events import router as events_router
 from api.routes_orders import router as orders_router
+from api.routes_recalculation import router as recalculation_router
 from api.runtime import Runtime
 
 
@@ -40,4 +41,5 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(events_router)
     app.include_router(orders_router)
+    app.include_router(recalculation_router)
     return app

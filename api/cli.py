@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     from api.orders_cli import add_commands as add_order_commands
 
     add_order_commands(sub)
+    from api.fake_order_service import add_commands as add_fake_commands
+
+    add_fake_commands(sub)
     return parser
 
 

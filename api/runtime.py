@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.auth import TokenVerifier, local_secret
+from ledger import outbox
 from ledger.config import Settings
 from ledger.database import Database, provision
 from ledger.group_commit import GroupCommitter
@@ -42,6 +43,7 @@ class Runtime:
         database = database or provision(settings)
         migrate(database.url)
         store = EventStore.from_url(database.url)
+        store.on_recorded.append(outbox.on_recorded)  # finish queues its request atomically
         committer = GroupCommitter(store)
         committer.start()
         runtime = cls(settings, database, store, committer, make_verifier(settings))
@@ -54,6 +56,9 @@ class Runtime:
         from projections.workers import start_projection_workers
 
         self.workers.extend(start_projection_workers(self))
+        dispatcher = start_outbox_dispatcher(self.settings, self.database.url)
+        if dispatcher is not None:
+            self.workers.append(dispatcher)
 
     @contextmanager
     def read_connection(self) -> Iterator[Any]:
@@ -79,6 +84,32 @@ class Runtime:
         self.workers.clear()
         self.committer.stop()
         self.store.close()
+
+
+def start_outbox_dispatcher(settings: Settings, database_url: str) -> Any:
+    """The recalculation dispatcher, or None: without an Order Service URL rows wait PENDING."""
+    if not settings.order_service_url:
+        log.info("PICKPACK_ORDER_SERVICE_URL is not set: recalculations stay queued")
+        return None
+    from api.order_service import OrderServiceClient
+    from api.outbox_worker import OutboxDispatcher
+    from ledger.recalculation import RetryPolicy
+
+    timeout = settings.order_service_timeout_seconds
+    client = OrderServiceClient(
+        settings.order_service_url,
+        settings.order_service_token,
+        connect_timeout=min(timeout, 5.0),
+        read_timeout=timeout,
+    )
+    policy = RetryPolicy(
+        base_seconds=settings.recalc_backoff_seconds,
+        max_delay_seconds=settings.recalc_max_backoff_seconds,
+        max_attempts=settings.recalc_max_attempts,
+    )
+    return OutboxDispatcher(
+        database_url, client, policy, poll_seconds=settings.recalc_poll_seconds
+    ).start()
 
 
 def make_verifier(settings: Settings) -> TokenVerifier:

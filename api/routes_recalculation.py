@@ -1,0 +1,120 @@
+"""finish, and the recalculation jobs: the routes that queue calculations requests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import CanManage, CanView, RuntimeDep
+from api.errors import BadRequest, Conflict, NotFound
+from api.params import OrderId, SaasToken, Tenant
+from api.responses import JSONBody
+from api.schemas import ErrorMessage
+from ledger import orders, outbox
+from ledger import recalculation as rc
+from ledger.store import OrderContext
+
+router = APIRouter()
+
+SUCCESS = {"message": "Success", "code": 200}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorMessage, "description": "Request was syntactically incorrect."},
+    401: {"description": "Unauthorized: the token is invalid or has expired."},
+    403: {"description": "Scopes are not sufficient, or the token is for another tenant."},
+    500: {"model": ErrorMessage, "description": "Internal Service Error occurred."},
+}
+
+
+class RecalculationJobCreation(BaseModel):
+    """The spec's RecalculationJobCreation."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    jobType: Annotated[str, Field(examples=["MANUAL"], description="MANUAL or AUTOMATIC")]
+    orderIds: Annotated[list[Annotated[str, Field(min_length=1)]] | None,
+                        Field(examples=[["03DV9N3R", "5XS34VOB"]])] = None
+
+
+JobId = Annotated[
+    str,
+    Path(pattern=r"^[a-zA-Z0-9_-]+$", min_length=3, max_length=16,
+         description="jobId of requested order recalculation job"),
+]
+
+
+@router.post(
+    "/pick-pack/{tenant}/orders/{orderId}/finish",
+    tags=["Orders"],
+    operation_id="POST-pick-pack-finish-order",
+    summary="Finishing an order",
+    description="PACKED, assignees removed, and the order's exact packed totals queued for "
+    "the Order Service's calculations endpoint (transactional outbox). No confirmation "
+    "email is sent.",
+    responses={
+        200: {"description": "Success", "content": {"application/json": {"example": SUCCESS}}},
+        **_ERRORS,
+        404: {"model": ErrorMessage, "description": "No such order is registered."},
+        409: {"model": ErrorMessage, "description": "The order is CANCELLED."},
+    },
+)
+def finish_order(
+    tenant: Tenant, orderId: OrderId, saas_token: SaasToken, principal: CanManage, rt: RuntimeDep
+) -> JSONBody:
+    recalculation_id = uuid.uuid4().hex
+
+    def decide(ctx: OrderContext) -> list[orders.Fact]:
+        lines, units = ctx.lines()
+        # Only an open, registered order without a number takes one; a refusal rolls back.
+        area = ctx.next_holding_area() if ctx.state.holding_area_number is None else None
+        return orders.finish(ctx.state, lines, units, recalculation_id, principal.subject, area)
+
+    try:
+        rt.store.run_order_command(tenant, orderId, decide)
+    except orders.UnknownOrder as exc:
+        raise NotFound(f"orderId: {exc}") from None
+    except orders.OrderClosed as exc:
+        raise Conflict(f"orderId: {exc}") from None
+    return JSONBody(SUCCESS)
+
+
+@router.post(
+    "/pick-pack/{tenant}/jobs/recalculations",
+    tags=["Recalculations"],
+    operation_id="POST-pick-pack-start-order-recalculations",
+    summary="Triggering an order recalculation",
+    responses={
+        200: {"description": "Job creation response",
+              "content": {"application/json": {"example": {"jobId": "aB3dE5fG7hJ9kL1m"}}}},
+        **_ERRORS,
+    },
+)
+def create_recalculation_job(
+    tenant: Tenant, body: RecalculationJobCreation, principal: CanManage, rt: RuntimeDep
+) -> JSONBody:
+    if body.jobType not in rc.JOB_TYPES:
+        raise BadRequest(f"jobType: must be one of {', '.join(rc.JOB_TYPES)}")
+    order_ids = rc.unique(body.orderIds or [])
+    if body.jobType == rc.MANUAL and not order_ids:
+        raise BadRequest("orderIds: a MANUAL job needs at least one order id")
+    job_id = rc.new_job_id()
+    outbox.create_job(rt.store, tenant, body.jobType, order_ids, job_id)
+    return JSONBody({"jobId": job_id})
+
+
+@router.get(
+    "/pick-pack/{tenant}/jobs/recalculations/{jobId}",
+    tags=["Recalculations"],
+    operation_id="GET-pick-pack-retrieve-order-recalculation",
+    summary="Retrieving a job",
+    responses={**_ERRORS, 404: {"model": ErrorMessage, "description": "No such job."}},
+)
+def get_recalculation_job(
+    tenant: Tenant, jobId: JobId, principal: CanView, rt: RuntimeDep
+) -> JSONBody:
+    job = outbox.get_job(rt.store, tenant, jobId)
+    if job is None:
+        raise NotFound(f"jobId: no recalculation job '{jobId}'")
+    return JSONBody(job)
