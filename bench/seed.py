@@ -1,8 +1,9 @@
 """Seed the event store fast (COPY), in exactly the form the service writes events.
 
 Used by the benchmarks: each row is what EventStore.append_packing_events would have
-stored (same topic, same JSON state as the library's transcoder produces; the script
-checks one row against the library's own mapper), plus its packing_events index row.
+stored (same stream ids and versions, same topic, the same JSON state the library's
+transcoder produces: `check` decodes a row with the library's own mapper), plus its
+packing_events index row with the same content hash.
 """
 
 from __future__ import annotations
@@ -13,57 +14,73 @@ from datetime import UTC, datetime
 
 import orjson
 import psycopg
-from psycopg.types.json import Jsonb  # noqa: F401  (kept for parity with the service)
 
 from ledger.events import PackingEventRecorded, line_stream_id
+from ledger.packing import PackingEvent
 from ledger.store import EventStore
 
 TOPIC = "ledger.events:PackingEventRecorded"
 
 
-def state_for(i: int, tenant: str, orders: int, products: int, recorded: str) -> tuple:
-    order = f"o{i % orders}"
-    product = f"p{(i // orders) % products}"
+def packing_event(i: int, tenant: str, orders: int, products: int) -> PackingEvent:
     second = i % 86400
-    event_time = f"2024-05-01T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.000Z"
-    fields = {
-        "timestamp": {"_type_": "datetime_iso", "_data_": recorded},
-        "tenant": tenant, "order_id": order, "event_id": f"e{i}", "product_id": product,
-        "delivery_cycle": None, "picked": i % 3, "packed": i % 4, "canceled": i % 2,
-        "supplier_id": None, "unit": "H87", "event_time": event_time, "site": "main",
-        "book_product": None, "user": "bench", "saas_token": None,
-    }
-    return order, product, orjson.dumps(fields)
+    return PackingEvent(
+        tenant=tenant,
+        event_id=f"e{i}",
+        order_id=f"o{i % orders}",
+        product_id=f"p{(i // orders) % products}",
+        unit="H87",
+        event_time=f"2024-05-01T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.000Z",
+        site="main",
+        picked=i % 3,
+        packed=i % 4,
+        canceled=i % 2,
+    )
 
 
 def seed(url: str, n: int, tenant: str = "bench", orders: int = 20_000, products: int = 5,
          chunk: int = 200_000) -> float:
-    """COPY n packing events; returns seconds taken."""
+    """COPY n packing events and their index rows; returns seconds taken."""
     started = time.perf_counter()
-    recorded = datetime.now(UTC).isoformat()
+    recorded = {"_type_": "datetime_iso", "_data_": datetime.now(UTC).isoformat()}
     versions: dict[tuple[str, str], int] = {}
     with psycopg.connect(url, autocommit=True) as conn:
         for lo in range(0, n, chunk):
+            batch = [packing_event(i, tenant, orders, products) for i in range(lo, min(n, lo + chunk))]
             with conn.transaction():
+                # The store's own lock: ids are drawn and committed in order, consecutively.
                 conn.execute("LOCK TABLE stored_events IN EXCLUSIVE MODE")
+                first = conn.execute(
+                    "SELECT coalesce(max(notification_id), 0) FROM stored_events"
+                ).fetchone()[0]  # type: ignore[index]
                 with conn.cursor().copy(
                     "COPY stored_events (originator_id, originator_version, topic, state) "
                     "FROM STDIN"
                 ) as copy:
-                    for i in range(lo, min(n, lo + chunk)):
-                        order, product, state = state_for(i, tenant, orders, products, recorded)
-                        v = versions.get((order, product), 0) + 1
-                        versions[(order, product)] = v
-                        copy.write_row((line_stream_id(tenant, order, product), v, TOPIC, state))
-                conn.execute(
-                    "INSERT INTO packing_events (tenant, event_id, content_hash, position, "
-                    "order_id, product_id, event_time) "
-                    "SELECT j->>'tenant', j->>'event_id', sha256(s.state), s.notification_id, "
-                    "j->>'order_id', j->>'product_id', (j->>'event_time')::timestamptz "
-                    "FROM stored_events s, LATERAL (SELECT convert_from(s.state, 'UTF8')::jsonb) "
-                    "AS x(j) WHERE s.notification_id > coalesce((SELECT max(position) "
-                    "FROM packing_events), 0)"
-                )
+                    for e in batch:
+                        v = versions.get((e.order_id, e.product_id), 0) + 1
+                        versions[(e.order_id, e.product_id)] = v
+                        state = orjson.dumps({
+                            "timestamp": recorded, "tenant": e.tenant, "order_id": e.order_id,
+                            "event_id": e.event_id, "product_id": e.product_id,
+                            "delivery_cycle": None, "picked": e.picked, "packed": e.packed,
+                            "canceled": e.canceled, "supplier_id": None, "unit": e.unit,
+                            "event_time": e.event_time, "site": e.site, "book_product": None,
+                            "user": "bench", "saas_token": None,
+                        })
+                        copy.write_row((line_stream_id(tenant, e.order_id, e.product_id), v,
+                                        TOPIC, state))
+                ids = [r[0] for r in conn.execute(
+                    "SELECT notification_id FROM stored_events WHERE notification_id > %s "
+                    "ORDER BY notification_id", (first,))]
+                assert len(ids) == len(batch)
+                with conn.cursor().copy(
+                    "COPY packing_events (tenant, event_id, content_hash, position, order_id, "
+                    "product_id, event_time) FROM STDIN"
+                ) as copy:
+                    for e, pos in zip(batch, ids, strict=True):
+                        copy.write_row((e.tenant, e.event_id, e.content_hash(), pos, e.order_id,
+                                        e.product_id, e.event_time))
     check(url)
     return time.perf_counter() - started
 

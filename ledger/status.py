@@ -11,6 +11,7 @@ IN_PROGRESS, PRE_PACKED), so a PACKED order stays PACKED until someone re-opens 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,8 +82,9 @@ class OrderState:
         return total, packed, canceled
 
 
+@functools.cache
 def kind_of(topic: str) -> str:
-    """`ledger.events:OrderRegistered` -> `OrderRegistered`."""
+    """`ledger.events:OrderRegistered` -> `OrderRegistered` (cached: a handful of topics)."""
     return topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
 
 

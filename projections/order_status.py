@@ -6,10 +6,15 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import sql
+import orjson
 from psycopg.types.json import Jsonb
 
 from ledger.status import OrderState, apply
 from projections.base import Recorded
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
+
 
 _COLUMNS = (
     "tenant, order_id, registered, document, packing_status, active, assignees, packaging, "
@@ -42,19 +47,43 @@ class OrderStatus:
     name = "order_status"
     tables = ("order_status",)
 
-    def apply(self, curs: Any, events: list[Recorded], suffix: str = "") -> None:
-        table = sql.Identifier("order_status" + suffix)
-        keys = sorted({(e.data["tenant"], e.data["order_id"]) for e in events})
-        if not keys:
-            return
-        states = self._load(curs, table, keys)
-        for ev in events:
-            key = (ev.data["tenant"], ev.data["order_id"])
+    def accumulator(self, suffix: str = "") -> OrderStatusAccumulator:
+        return OrderStatusAccumulator(sql.Identifier("order_status" + suffix))
+
+
+class OrderStatusAccumulator:
+    """Order states in memory: loaded once, folded many times, saved when dirty.
+
+    A cache bound keeps a rebuild over millions of orders within its memory budget:
+    after a flush, clean states beyond the bound are dropped and reloaded if needed.
+    """
+
+    MAX_CACHED = 200_000
+
+    def __init__(self, table: sql.Identifier) -> None:
+        self.table = table
+        self.states: dict[tuple[str, str], OrderState] = {}
+        self.dirty: set[tuple[str, str]] = set()
+
+    def fold(self, curs: Any, events: list[Recorded]) -> None:
+        states = self.states
+        keys = [(e.data["tenant"], e.data["order_id"]) for e in events]
+        missing = set(keys).difference(states)
+        if missing:
+            states.update(self._load(curs, self.table, sorted(missing)))
+        for key, ev in zip(keys, events, strict=True):
             state = states.get(key)
             if state is None:
                 state = states[key] = OrderState(tenant=key[0], order_id=key[1])
             apply(state, ev.kind, ev.data)
-        self._save(curs, table, list(states.values()))
+        self.dirty.update(keys)
+
+    def flush(self, curs: Any) -> None:
+        if self.dirty:
+            self._save(curs, self.table, [self.states[k] for k in sorted(self.dirty)])
+            self.dirty = set()
+        if len(self.states) > self.MAX_CACHED:
+            self.states = {}
 
     def _load(
         self, curs: Any, table: sql.Identifier, keys: list[tuple[str, str]]
@@ -92,9 +121,9 @@ class OrderStatus:
             rows.append(
                 (
                     s.tenant, s.order_id, s.registered,
-                    Jsonb(s.document) if s.document is not None else None,
-                    s.status, s.active, Jsonb(s.assignees), Jsonb(s.packaging),
-                    s.holding_area_number, Jsonb(s.lines), total, packed, canceled,
+                    Jsonb(s.document, _dumps) if s.document is not None else None,
+                    s.status, s.active, Jsonb(s.assignees, _dumps), Jsonb(s.packaging, _dumps),
+                    s.holding_area_number, Jsonb(s.lines, _dumps), total, packed, canceled,
                     site, date, end,
                 )
             )

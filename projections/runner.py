@@ -19,7 +19,7 @@ import threading
 
 import psycopg
 
-from projections.base import Projection, decode_rows, lock_key
+from projections.base import Projection, apply, decode_rows, lock_key
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def step(conn: psycopg.Connection, projection: Projection, batch_size: int) -> i
             return 0
         events = decode_rows([(r[0], r[1], bytes(r[2])) for r in rows])
         with conn.cursor() as curs:
-            projection.apply(curs, events)
+            apply(projection, curs, events)
         conn.execute(UPSERT_POSITION, (projection.name, events[-1].position))
         return len(events)
 

@@ -121,6 +121,6 @@ def test_views_equal_the_fold_live_and_after_rebuild(
     # And after a blue/green rebuild, from the whole store (every example's tenant).
     before_totals, before_orders = view_totals(db_url), view_orders(db_url)
     for projection in PROJECTIONS.values():
-        rebuild(db_url, projection, chunk=runner_batch * 3)
+        rebuild(db_url, projection, chunk=runner_batch * 3, flush_every=runner_batch * 7)
     assert view_totals(db_url) == before_totals
     assert view_orders(db_url) == before_orders
