@@ -54,7 +54,13 @@ def _rebuild(args: argparse.Namespace) -> int:
                 bar.update(task, completed=position, total=head, rate=rate)
 
             # One pass over the store feeds every projection being rebuilt.
-            report = rebuild(database.url, [PROJECTIONS[n] for n in names], progress=update)
+            report = rebuild(
+                database.url,
+                [PROJECTIONS[n] for n in names],
+                chunk=args.chunk,
+                flush_every=args.flush_every,
+                progress=update,
+            )
             bar.console.print(
                 f"{label}: {report.events:,} events in {report.seconds:.1f}s "
                 f"({report.rate:,.0f} events/s)"
@@ -134,6 +140,11 @@ def add_commands(sub: Any) -> None:
     rb = psub.add_parser("rebuild", help="replay the store into fresh tables and swap them in")
     rb.add_argument("name", nargs="?", help=f"one of: {', '.join(PROJECTIONS)}")
     rb.add_argument("--all", action="store_true", help="rebuild every projection")
+    rb.add_argument("--chunk", type=int, default=10_000, help="events read per query")
+    rb.add_argument(
+        "--flush-every", type=int, default=2_000_000,
+        help="write progress at least every N events (and every 30 s)",
+    )
     rb.set_defaults(func=_rebuild)
     st = psub.add_parser("status", help="position, head and lag of each projection")
     st.set_defaults(func=_status)
