@@ -67,6 +67,12 @@ class TokenVerifier:
         self._jwks = JwksKeys(jwks_url) if jwks_url else None
         self._cache: dict[str, Principal] = {}
 
+    def may_block(self, authorization: str | None) -> bool:
+        """True when verifying could fetch keys over the network (JWKS, token not cached)."""
+        if self._jwks is None or not authorization:
+            return False
+        return authorization[7:].strip() not in self._cache
+
     def verify(self, authorization: str | None) -> Principal:
         if not authorization or not authorization[:7].lower() == "bearer ":
             raise Unauthorized()

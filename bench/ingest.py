@@ -1,18 +1,23 @@
 """Ingest benchmark: POST /events with unique eventIds, against a no-database baseline.
 
-    python bench/ingest.py [--seconds 10] [--connections 1]
+    python bench/ingest.py [--seconds 10] [--connections 32] [--tool wrk|python]
 
 Starts `pickpack serve` on its embedded PostgreSQL (a fresh data dir) and, in the same
 run, the baseline app (same FastAPI, same body model, same token check, no database),
-both on uvicorn with uvloop and httptools, one worker. Drives each with N client
-threads posting sequentially over keep-alive connections for T seconds and prints
-requests/s, p50 and p99 latency, and the ratio.
+both on uvicorn with uvloop and httptools, one worker. Drives each for T seconds over
+N keep-alive connections and prints requests/s, p50 and p99 latency, and the ratio.
+
+`--tool wrk` (default when wrk is installed; `apt-get install wrk`) runs wrk pinned to
+one core with the server processes on the other; `--tool python` uses N client threads
+posting sequentially (slower client, but needs nothing installed): with
+`--connections 1` it measures sequential posts per second.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -76,6 +81,21 @@ def drive(url: str, seconds: float, connections: int) -> tuple[float, list[float
     return len(latencies) / (time.monotonic() - started), latencies
 
 
+def drive_wrk(url: str, seconds: float, connections: int, run: str) -> tuple[float, float, float]:
+    """wrk on core 0 (the servers are pinned to core 1): req/s, p50 s, p99 s."""
+    env = {**os.environ, "TOKEN": mint_token(SECRET, "demo", [VIEW, MANAGE]), "RUN": run}
+    out = subprocess.run(
+        ["taskset", "-c", "0", "wrk", "-t", "1", "-c", str(connections), "-d",
+         f"{seconds:.0f}s", "--latency", "-s", str(ROOT / "bench" / "ingest.lua"), url],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT"))
+    fields = dict(part.split("=") for part in line.split()[1:])
+    assert fields["errors"] == "0" and fields["non2xx"] == "0", out
+    rate = int(fields["requests"]) / (int(fields["duration_us"]) / 1e6)
+    return rate, int(fields["p50_us"]) / 1e6, int(fields["p99_us"]) / 1e6
+
+
 def report(name: str, rate: float, lat: list[float]) -> None:
     q = statistics.quantiles(lat, n=100)
     print(f"{name:<28} {rate:>9,.0f} req/s   p50 {q[49] * 1000:6.2f} ms   p99 {q[98] * 1000:6.2f} ms")
@@ -84,25 +104,39 @@ def report(name: str, rate: float, lat: list[float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--tool", choices=["wrk", "python"],
+                        default="wrk" if shutil.which("wrk") else "python")
     args = parser.parse_args()
+    pin = ["taskset", "-c", "1"] if args.tool == "wrk" else []
     env = {**os.environ, "PICKPACK_JWT_SECRET": SECRET,
            "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-ingest-")}
     env.pop("PICKPACK_DATABASE_URL", None)
-    service = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", "18231",
+    service = subprocess.Popen([*pin, sys.executable, "-m", "api.cli", "serve", "--port", "18231",
                                 "--log-level", "warning"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    baseline = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.baseline_app:app",
+    baseline = subprocess.Popen([*pin, sys.executable, "-m", "uvicorn", "bench.baseline_app:app",
                                  "--port", "18232", "--loop", "uvloop", "--http", "httptools",
                                  "--log-level", "warning"], cwd=ROOT, env=env)
     try:
         wait_ready("http://127.0.0.1:18231", "/ready")
         wait_ready("http://127.0.0.1:18232", "/pick-pack/demo/events")
-        print(f"{args.connections} connection(s), {args.seconds:.0f} s each")
-        b_rate, b_lat = drive("http://127.0.0.1:18232", args.seconds, args.connections)
-        s_rate, s_lat = drive("http://127.0.0.1:18231", args.seconds, args.connections)
-        report("baseline (no database)", b_rate, b_lat)
-        report("pickpack serve (embedded)", s_rate, s_lat)
+        print(f"{args.tool}, {args.connections} connection(s), {args.seconds:.0f} s each")
+        if args.tool == "wrk":
+            run = uuid.uuid4().hex[:8]
+            b_rate, b50, b99 = drive_wrk("http://127.0.0.1:18232", args.seconds,
+                                         args.connections, run)
+            s_rate, s50, s99 = drive_wrk("http://127.0.0.1:18231", args.seconds,
+                                         args.connections, run)
+            for name, rate, p50, p99 in (("baseline (no database)", b_rate, b50, b99),
+                                         ("pickpack serve (embedded)", s_rate, s50, s99)):
+                print(f"{name:<28} {rate:>9,.0f} req/s   p50 {p50 * 1000:6.2f} ms   "
+                      f"p99 {p99 * 1000:6.2f} ms")
+        else:
+            b_rate, b_lat = drive("http://127.0.0.1:18232", args.seconds, args.connections)
+            s_rate, s_lat = drive("http://127.0.0.1:18231", args.seconds, args.connections)
+            report("baseline (no database)", b_rate, b_lat)
+            report("pickpack serve (embedded)", s_rate, s_lat)
         print(f"ratio service/baseline: {s_rate / b_rate:.2f}")
     finally:
         for p in (service, baseline):

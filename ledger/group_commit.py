@@ -17,6 +17,8 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from eventsourcing.persistence import InterfaceError, OperationalError
+
 from ledger.packing import PackingEvent
 from ledger.store import Attribution, EventStore, Outcome
 
@@ -83,9 +85,17 @@ class GroupCommitter:
 
     def _commit(self, batch: list[_Request]) -> None:
         try:
-            outcomes = self.store.append_packing_events(
-                [(r.event, r.attribution) for r in batch]
-            )
+            try:
+                outcomes = self.store.append_packing_events(
+                    [(r.event, r.attribution) for r in batch]
+                )
+            except (OperationalError, InterfaceError) as exc:
+                # A pooled connection the database dropped (restart, failover): the pool
+                # discards it; one more try runs on a fresh connection.
+                log.info("append lost its connection (%s); retrying the batch once", exc)
+                outcomes = self.store.append_packing_events(
+                    [(r.event, r.attribution) for r in batch]
+                )
         except Exception as exc:
             if len(batch) == 1:
                 log.warning("append failed: %s", exc)

@@ -10,8 +10,8 @@ reads under its write lock and hands in here.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
@@ -38,7 +38,8 @@ class PackingEvent:
 
     def content_hash(self) -> bytes:
         """What "the same content" means for idempotency: every field the scanner sent."""
-        return hashlib.sha256(orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)).digest()
+        # orjson serialises dataclasses natively (field by field, sorted): no asdict copy.
+        return hashlib.sha256(orjson.dumps(self, option=orjson.OPT_SORT_KEYS)).digest()
 
 
 def format_event_time(moment: datetime) -> str:
@@ -69,16 +70,20 @@ class Decision:
 
 
 def decide(
-    events: Iterable[PackingEvent],
+    events: Sequence[PackingEvent],
     recorded_hashes: Mapping[tuple[str, str], bytes],
     closed_orders: set[tuple[str, str]],
+    hashes: Sequence[bytes] | None = None,
 ) -> list[Decision]:
-    """Decide each event in arrival order; earlier events of the batch count as recorded."""
+    """Decide each event in arrival order; earlier events of the batch count as recorded.
+
+    `hashes` may carry the events' content hashes when the caller already has them.
+    """
     seen = dict(recorded_hashes)
     decisions = []
-    for ev in events:
+    for i, ev in enumerate(events):
         key = (ev.tenant, ev.event_id)
-        digest = ev.content_hash()
+        digest = hashes[i] if hashes is not None else ev.content_hash()
         if key in seen:
             verdict = Verdict.DUPLICATE if seen[key] == digest else Verdict.CONFLICT
         elif (ev.tenant, ev.order_id) in closed_orders:

@@ -62,7 +62,10 @@ def make_datastore(url: str, pool_size: int = 8, max_overflow: int = 8) -> Postg
         password=str(params.get("password", "")),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pre_ping=True,
+        # No ping per checkout: it cost a round trip per group commit. A connection
+        # broken by a database restart fails once, is discarded by the pool, and the
+        # group committer retries the batch on a fresh one.
+        pre_ping=False,
         lock_timeout=10,
     )
 
@@ -84,6 +87,51 @@ class Attribution:
     saas_token: str | None = None
 
 
+# Everything the decision needs, in one round trip: which eventIds the tenant already
+# has (with their content hash), which orders are closed, each line stream's version.
+_READ_FOR_DECISION = """
+SELECT 'e' AS kind, p.tenant, p.event_id AS ref, p.content_hash, p.position AS n
+FROM packing_events p
+JOIN (SELECT DISTINCT * FROM unnest(%b::text[], %b::text[])) AS k(t, e)
+  ON p.tenant = k.t AND p.event_id = k.e
+UNION ALL
+SELECT 'c', c.tenant, c.order_id, NULL, NULL
+FROM closed_orders c
+JOIN (SELECT DISTINCT * FROM unnest(%b::text[], %b::text[])) AS k(t, o)
+  ON c.tenant = k.t AND c.order_id = k.o
+UNION ALL
+SELECT 'v', NULL, s.id::text, NULL,
+       (SELECT max(originator_version) FROM stored_events WHERE originator_id = s.id)
+FROM unnest(%b::uuid[]) AS s(id)
+"""
+
+# The events (the library's table and columns) and their index rows in one statement;
+# index rows join on (stream, version), so positions can never be mismatched. The
+# NOTIFY wakes the projections once the transaction commits.
+_INSERT_PACKING_EVENTS = """
+WITH new_events AS (
+    INSERT INTO stored_events (originator_id, originator_version, topic, state)
+    SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[])
+    RETURNING originator_id, originator_version, notification_id
+), keys AS (
+    SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::text[], %b::bytea[],
+                         %b::text[], %b::text[], %b::text[]::timestamptz[])
+        AS k(stream, version, tenant, event_id, content_hash, order_id, product_id,
+             event_time)
+), indexed AS (
+    INSERT INTO packing_events
+        (tenant, event_id, content_hash, position, order_id, product_id, event_time)
+    SELECT k.tenant, k.event_id, k.content_hash, e.notification_id, k.order_id,
+           k.product_id, k.event_time
+    FROM keys k
+    JOIN new_events e ON e.originator_id = k.stream AND e.originator_version = k.version
+    RETURNING tenant, event_id, position
+)
+SELECT i.tenant, i.event_id, i.position FROM indexed i
+CROSS JOIN (SELECT pg_notify('stored_events', '')) AS notified
+"""
+
+
 class EventStore:
     """Appends ledger events with their invariants, and reads them back."""
 
@@ -91,6 +139,10 @@ class EventStore:
         self.datastore = datastore
         self.recorder = PostgresApplicationRecorder(datastore)
         self.mapper: Mapper[UUID] = Mapper(transcoder=make_transcoder())
+        self._lock_statement = (
+            f"SET LOCAL lock_timeout = '{datastore.lock_timeout}s'; "
+            "LOCK TABLE stored_events IN EXCLUSIVE MODE"
+        )
         # Called inside the append transaction for each order fact (e.g. the outbox).
         self.on_recorded: list[Callable[[Any, DomainEvent, int], None]] = []
 
@@ -106,39 +158,31 @@ class EventStore:
     def append_packing_events(
         self, batch: Sequence[tuple[PackingEvent, Attribution]]
     ) -> list[Outcome]:
-        """Record each event unless it is a duplicate, a conflict, or for a closed order."""
+        """Record each event unless it is a duplicate, a conflict, or for a closed order.
+
+        Four round trips whatever the batch size: lock, read what the store holds for the
+        batch, one statement that inserts the events and their index rows (and notifies
+        the projections), commit.
+        """
         if not batch:
             return []
         events = [ev for ev, _ in batch]
-        keys = sorted({(e.tenant, e.event_id) for e in events})
-        orders = sorted({(e.tenant, e.order_id) for e in events})
-        with self.datastore.transaction(commit=True) as curs:
-            self.recorder._lock_table(curs)
-            recorded = {
-                (r["tenant"], r["event_id"]): (bytes(r["content_hash"]), r["position"])
-                for r in curs.execute(
-                    "SELECT p.tenant, p.event_id, p.content_hash, p.position "
-                    "FROM packing_events p JOIN unnest(%s::text[], %s::text[]) AS k(t, e) "
-                    "ON p.tenant = k.t AND p.event_id = k.e",
-                    ([k[0] for k in keys], [k[1] for k in keys]),
+        hashes = [e.content_hash() for e in events]
+        streams = [line_stream_id(e.tenant, e.order_id, e.product_id) for e in events]
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(self._lock_statement)
+            recorded, closed, versions = self._read_for_decision(curs, events, streams)
+            decisions = decide(
+                events, {k: v[0] for k, v in recorded.items()}, closed, hashes=hashes
+            )
+            accepted = [
+                (d, attribution, digest, stream)
+                for d, (_, attribution), digest, stream in zip(
+                    decisions, batch, hashes, streams, strict=True
                 )
-            }
-            closed = {
-                (r["tenant"], r["order_id"])
-                for r in curs.execute(
-                    "SELECT c.tenant, c.order_id "
-                    "FROM closed_orders c JOIN unnest(%s::text[], %s::text[]) AS k(t, o) "
-                    "ON c.tenant = k.t AND c.order_id = k.o",
-                    ([o[0] for o in orders], [o[1] for o in orders]),
-                )
-            }
-            decisions = decide(events, {k: v[0] for k, v in recorded.items()}, closed)
-            to_record = [
-                (d, attribution)
-                for d, (_, attribution) in zip(decisions, batch, strict=True)
                 if d.verdict is Verdict.RECORD
             ]
-            positions = self._record(curs, to_record)
+            positions = self._record(curs, accepted, versions)
         outcomes = []
         for d in decisions:
             key = (d.event.tenant, d.event.event_id)
@@ -146,65 +190,87 @@ class EventStore:
             outcomes.append(Outcome(d.event, d.verdict, position))
         return outcomes
 
+    def _read_for_decision(
+        self, curs: Any, events: list[PackingEvent], streams: list[UUID]
+    ) -> tuple[dict[tuple[str, str], tuple[bytes, int]], set[tuple[str, str]], dict[UUID, int]]:
+        """Recorded eventIds, closed orders and stream versions, in one query."""
+        recorded: dict[tuple[str, str], tuple[bytes, int]] = {}
+        closed: set[tuple[str, str]] = set()
+        versions: dict[UUID, int] = {}
+        rows = curs.execute(
+            _READ_FOR_DECISION,
+            (
+                [e.tenant for e in events], [e.event_id for e in events],
+                [e.tenant for e in events], [e.order_id for e in events],
+                list(set(streams)),
+            ),
+        ).fetchall()
+        for r in rows:
+            if r["kind"] == "e":
+                recorded[(r["tenant"], r["ref"])] = (bytes(r["content_hash"]), r["n"])
+            elif r["kind"] == "c":
+                closed.add((r["tenant"], r["ref"]))
+            elif r["n"] is not None:
+                versions[UUID(r["ref"])] = r["n"]
+        return recorded, closed, versions
+
     def _record(
-        self, curs: Any, accepted: list[tuple[Decision, Attribution]]
+        self,
+        curs: Any,
+        accepted: list[tuple[Decision, Attribution, bytes, UUID]],
+        versions: dict[UUID, int],
     ) -> dict[tuple[str, str], int]:
         if not accepted:
             return {}
-        domain_events: list[DomainEvent] = []
-        next_version = self._next_versions(
-            curs,
-            [line_stream_id(d.event.tenant, d.event.order_id, d.event.product_id)
-             for d, _ in accepted],
-        )
         now = DomainEvent.create_timestamp()
-        for d, who in accepted:
+        stored = []
+        for d, who, _, stream in accepted:
             ev = d.event
-            stream = line_stream_id(ev.tenant, ev.order_id, ev.product_id)
-            version = next_version[stream]
-            next_version[stream] = version + 1
-            domain_events.append(
-                PackingEventRecorded(
-                    originator_id=stream,
-                    originator_version=version,
-                    timestamp=now,
-                    tenant=ev.tenant,
-                    order_id=ev.order_id,
-                    event_id=ev.event_id,
-                    product_id=ev.product_id,
-                    delivery_cycle=ev.delivery_cycle,
-                    picked=ev.picked,
-                    packed=ev.packed,
-                    canceled=ev.canceled,
-                    supplier_id=ev.supplier_id,
-                    unit=ev.unit,
-                    event_time=ev.event_time,
-                    site=ev.site,
-                    book_product=ev.book_product,
-                    user=who.user,
-                    saas_token=who.saas_token,
+            version = versions.get(stream, 0) + 1
+            versions[stream] = version
+            stored.append(
+                self.mapper.to_stored_event(
+                    PackingEventRecorded(
+                        originator_id=stream,
+                        originator_version=version,
+                        timestamp=now,
+                        tenant=ev.tenant,
+                        order_id=ev.order_id,
+                        event_id=ev.event_id,
+                        product_id=ev.product_id,
+                        delivery_cycle=ev.delivery_cycle,
+                        picked=ev.picked,
+                        packed=ev.packed,
+                        canceled=ev.canceled,
+                        supplier_id=ev.supplier_id,
+                        unit=ev.unit,
+                        event_time=ev.event_time,
+                        site=ev.site,
+                        book_product=ev.book_product,
+                        user=who.user,
+                        saas_token=who.saas_token,
+                    )
                 )
             )
-        ids = self._insert(curs, domain_events)
-        curs.execute(
-            "INSERT INTO packing_events "
-            "(tenant, event_id, content_hash, position, order_id, product_id, event_time) "
-            "SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::bigint[], "
-            "%s::text[], %s::text[], %s::timestamptz[])",
+        rows = curs.execute(
+            _INSERT_PACKING_EVENTS,
             (
-                [d.event.tenant for d, _ in accepted],
-                [d.event.event_id for d, _ in accepted],
-                [d.event.content_hash() for d, _ in accepted],
-                ids,
-                [d.event.order_id for d, _ in accepted],
-                [d.event.product_id for d, _ in accepted],
-                [parse_event_time(d.event.event_time) for d, _ in accepted],
+                [s.originator_id for s in stored],
+                [s.originator_version for s in stored],
+                [s.topic for s in stored],
+                [s.state for s in stored],
+                [s.originator_id for s in stored],
+                [s.originator_version for s in stored],
+                [d.event.tenant for d, _, _, _ in accepted],
+                [d.event.event_id for d, _, _, _ in accepted],
+                [digest for _, _, digest, _ in accepted],
+                [d.event.order_id for d, _, _, _ in accepted],
+                [d.event.product_id for d, _, _, _ in accepted],
+                [d.event.event_time for d, _, _, _ in accepted],
             ),
-        )
-        return {
-            (d.event.tenant, d.event.event_id): pos
-            for (d, _), pos in zip(accepted, ids, strict=True)
-        }
+        ).fetchall()
+        assert len(rows) == len(accepted)
+        return {(r["tenant"], r["event_id"]): r["position"] for r in rows}
 
     def _next_versions(self, curs: Any, streams: list[UUID]) -> dict[UUID, int]:
         """Next version of each stream; the table lock makes this read race-free."""

@@ -166,8 +166,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         migrate(database.url)
         runners = [
-            ProjectionRunner(database.url, p, batch_size=args.batch_size).start()
-            for p in PROJECTIONS.values()
+            ProjectionRunner(
+                database.url, list(PROJECTIONS.values()), batch_size=args.batch_size
+            ).start()
         ]
         try:
             while not stop.wait(0.5):

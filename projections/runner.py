@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
 import psycopg
 
@@ -39,43 +40,85 @@ def tracked_position(conn: psycopg.Connection, name: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def step(conn: psycopg.Connection, projection: Projection, batch_size: int) -> int | None:
-    """Apply one batch; the number of events applied, or None if another runner holds it."""
+def step(
+    conn: psycopg.Connection,
+    projections: Projection | Sequence[Projection],
+    batch_size: int,
+) -> int | None:
+    """Apply one batch to each projection this runner can lock, in one transaction.
+
+    Returns the number of events read, or None if other runners hold every projection.
+    Each projection has its own lock and position: one that is ahead (say, just
+    rebuilt) skips the events it already has. The events are read and decoded once
+    for all of them.
+    """
+    group = [projections] if not isinstance(projections, Sequence) else list(projections)
     with conn.transaction():
-        got = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (lock_key(projection.name),))
-        row = got.fetchone()
-        if not row or not row[0]:
+        # Views are derived and their position commits with them: if a crash loses the
+        # last commits, both are lost together and are simply applied again. So these
+        # commits need not wait for the WAL flush.
+        conn.execute("SET LOCAL synchronous_commit = off")
+        locked = conn.execute(
+            "SELECT pg_try_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
+            ([lock_key(p.name) for p in group],),
+        ).fetchall()
+        active = [p for p, (got,) in zip(group, locked, strict=True) if got]
+        if not active:
             return None
-        position = tracked_position(conn, projection.name)
-        rows = conn.execute(SELECT_BATCH, (position, batch_size)).fetchall()
+        tracked = dict(
+            conn.execute(
+                "SELECT application_name, notification_id FROM notification_tracking "
+                "WHERE application_name = ANY(%s)",
+                ([p.name for p in active],),
+            ).fetchall()
+        )
+        positions = {p.name: int(tracked.get(p.name) or 0) for p in active}
+        with conn.cursor(binary=True) as curs:
+            rows = curs.execute(SELECT_BATCH, (min(positions.values()), batch_size)).fetchall()
         if not rows:
             return 0
-        events = decode_rows([(r[0], r[1], bytes(r[2])) for r in rows])
+        events = decode_rows(rows)
+        last = events[-1].position
         with conn.cursor() as curs:
-            apply(projection, curs, events)
-        conn.execute(UPSERT_POSITION, (projection.name, events[-1].position))
+            for p in active:
+                mine = [e for e in events if e.position > positions[p.name]]
+                if mine:
+                    apply(p, curs, mine)
+        conn.execute(
+            "INSERT INTO notification_tracking (application_name, notification_id) "
+            "SELECT * FROM unnest(%s::text[], %s::bigint[]) "
+            "ON CONFLICT (application_name) DO UPDATE "
+            "SET notification_id = greatest(notification_tracking.notification_id, "
+            "excluded.notification_id)",
+            ([p.name for p in active], [max(last, positions[p.name]) for p in active]),
+        )
         return len(events)
 
 
 class ProjectionRunner:
-    """A background thread that keeps `projection` caught up with the store."""
+    """A background thread that keeps one or more projections caught up with the store."""
 
     def __init__(
         self,
         url: str,
-        projection: Projection,
+        projection: Projection | Sequence[Projection],
         batch_size: int = 1000,
         poll_interval: float = 0.5,
+        coalesce: float = 0.005,
     ) -> None:
         self.url = url
-        self.projection = projection
+        self.projections = (
+            [projection] if not isinstance(projection, Sequence) else list(projection)
+        )
+        self.name = "+".join(p.name for p in self.projections)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.coalesce = coalesce
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._run, name=f"projection-{projection.name}", daemon=True),
-            threading.Thread(target=self._listen, name=f"listen-{projection.name}", daemon=True),
+            threading.Thread(target=self._run, name=f"projection-{self.name}", daemon=True),
+            threading.Thread(target=self._listen, name=f"listen-{self.name}", daemon=True),
         ]
         self.applied = 0
 
@@ -98,15 +141,20 @@ class ProjectionRunner:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
                 self.wake.clear()
-                applied = step(conn, self.projection, self.batch_size)
+                applied = step(conn, self.projections, self.batch_size)
                 backoff = 0.1
                 if applied:
                     self.applied += applied
+                    if applied < self.batch_size:
+                        # Under a steady stream of small commits, wait a moment so the
+                        # next step folds several of them: far fewer transactions for a
+                        # few milliseconds of lag.
+                        self._stop.wait(self.coalesce)
                     continue  # more may be waiting
                 # Caught up (or another process is the active runner): wait for news.
                 self.wake.wait(self.poll_interval)
             except psycopg.Error as exc:
-                log.warning("projection %s: %s; retrying in %.1fs", self.projection.name, exc, backoff)
+                log.warning("projection %s: %s; retrying in %.1fs", self.name, exc, backoff)
                 if conn is not None:
                     conn.close()
                 conn = None
@@ -128,7 +176,7 @@ class ProjectionRunner:
                             self.wake.set()
             except psycopg.Error as exc:
                 log.info("projection %s: LISTEN lost (%s); polling until it returns",
-                         self.projection.name, exc)
+                         self.name, exc)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 

@@ -9,7 +9,6 @@ from projections.runner import ProjectionRunner
 
 
 def start_projection_workers(runtime: Any) -> list[ProjectionRunner]:
-    return [
-        ProjectionRunner(runtime.database.url, projection).start()
-        for projection in PROJECTIONS.values()
-    ]
+    """One runner keeps every projection: one read of each new event serves them all,
+    while each projection keeps its own lock and position (a rebuild swaps one alone)."""
+    return [ProjectionRunner(runtime.database.url, list(PROJECTIONS.values())).start()]

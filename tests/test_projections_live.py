@@ -17,15 +17,12 @@ def wait_caught_up(url: str, timeout: float = 10.0) -> None:
         while time.monotonic() < deadline:
             head = conn.execute("SELECT coalesce(max(notification_id),0) FROM stored_events")
             h = head.fetchone()[0]  # type: ignore[index]
-            rows = conn.execute(
-                "SELECT min(notification_id) FROM notification_tracking "
+            row = conn.execute(
+                "SELECT count(*), min(notification_id) FROM notification_tracking "
                 "WHERE application_name IN ('line_totals', 'order_status')"
             ).fetchone()
-            count = conn.execute(
-                "SELECT count(*) FROM notification_tracking "
-                "WHERE application_name IN ('line_totals', 'order_status')"
-            ).fetchone()
-            if h == 0 or (count[0] == 2 and rows[0] >= h):  # type: ignore[index]
+            assert row is not None
+            if h == 0 or (row[0] == 2 and row[1] >= h):
                 return
             time.sleep(0.02)
     raise AssertionError("projections did not catch up")
