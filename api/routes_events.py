@@ -14,7 +14,7 @@ from api.responses import JSONBody
 from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
 from ledger.packing import PackingEvent, Verdict, parse_event_time
 from ledger.store import Attribution
-from ledger.units import packed_in_pieces
+from ledger.units import is_piece_unit, packed_in_pieces
 
 router = APIRouter(tags=["Events"])
 
@@ -104,7 +104,11 @@ def list_packing_events(
     size = pageSize or MAX_PAGE_SIZE
     page = max(pageNumber, 1)
     states = rt.store.events_after(tenant, after, (page - 1) * size, size)
-    entries = rt.orders_lookup(tenant, {(s["order_id"], s["product_id"]) for s in states})
+    # Only events in non-piece units need their order entry's measure (decision 6).
+    entries = rt.orders_lookup(
+        tenant,
+        {(s["order_id"], s["product_id"]) for s in states if not is_piece_unit(s["unit"])},
+    )
     return JSONBody([feed_item(s, entries) for s in states])
 
 

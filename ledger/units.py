@@ -15,11 +15,15 @@ from typing import Any
 PIECE_UNITS = frozenset({"H87", "C62", "PCE", "EA"})
 
 
+def is_piece_unit(unit: str | None) -> bool:
+    return unit is not None and unit.upper() in PIECE_UNITS
+
+
 def packed_in_pieces(
     packed: int, unit: str | None, entry: Mapping[str, Any] | None = None
 ) -> int | None:
     """Pieces for `packed` in `unit`, given the order entry when one is registered."""
-    if unit is not None and unit.upper() in PIECE_UNITS:
+    if is_piece_unit(unit):
         return packed
     if not entry:
         return None
