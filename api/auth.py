@@ -90,7 +90,7 @@ class TokenVerifier:
         return principal
 
     def _decode(self, token: str) -> Principal:
-        options = {"require": ["exp"]}
+        options: Any = {"require": ["exp"]}
         try:
             header = jwt.get_unverified_header(token)
             alg = header.get("alg")
@@ -120,9 +120,7 @@ class TokenVerifier:
 def check_tenant_path(tenant: str) -> None:
     """The spec's tenant rule: `^[a-z][a-z0-9]+$`, 3 to 16 characters."""
     if not (3 <= len(tenant) <= 16 and TENANT_PATTERN.match(tenant)):
-        raise BadRequest(
-            "tenant: must match ^[a-z][a-z0-9]+$ and be 3 to 16 characters long"
-        )
+        raise BadRequest("tenant: must match ^[a-z][a-z0-9]+$ and be 3 to 16 characters long")
 
 
 def authorize(principal: Principal, tenant: str, scope: str) -> None:
@@ -171,4 +169,3 @@ def local_secret(data_dir: Path, create: bool = True) -> str | None:
     with os.fdopen(handle, "w") as out:
         out.write(secret)
     return secret
-

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 _TITLES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 503: "Service Unavailable"}
 INTERNAL_MESSAGE = (
-    "A server-side exception occurred that prevented the system from correctly returning the result."
+    "A server-side exception occurred that prevented the system from correctly "
+    "returning the result."
 )
 
 

@@ -73,8 +73,11 @@ def validate_calculation(body: Any) -> str | None:
     if not isinstance(body, dict) or not isinstance(body.get("entries"), list):
         return "entries: required, a list"
     for i, entry in enumerate(body["entries"]):
-        if not isinstance(entry, dict) or not isinstance(entry.get("entryId"), str) \
-                or not entry["entryId"]:
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("entryId"), str)
+            or not entry["entryId"]
+        ):
             return f"entries[{i}].entryId: required"
         for key in ("deliveredAmount", "deliveredAmountInPc"):
             value = entry.get(key)
@@ -129,11 +132,15 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts[1:] == ["fail"]:
             fake.fail(int(body.get("times", 1)), int(body.get("status", 500)), body.get("orderId"))
         elif parts[1:] == ["hang"]:
-            fake.hang(int(body.get("times", 1)), float(body.get("seconds", 60)),
-                      body.get("orderId"))
+            fake.hang(
+                int(body.get("times", 1)), float(body.get("seconds", 60)), body.get("orderId")
+            )
         elif parts[1:] == ["reject"]:
-            fake.reject(str(body["orderId"]), str(body.get("message", "rejected")),
-                        int(body.get("status", 400)))
+            fake.reject(
+                str(body["orderId"]),
+                str(body.get("message", "rejected")),
+                int(body.get("status", 400)),
+            )
         elif parts[1:] == ["reset"]:
             fake.reset()
         else:
@@ -146,8 +153,9 @@ class _Handler(BaseHTTPRequestHandler):
         m = _ORDER_PATH.match(self.path.split("?", 1)[0])
         tenant, order_id = (m.group("tenant"), m.group("order")) if m else (None, None)
         fake._record(Received(method, self.path, tenant, order_id, dict(self.headers), body))
-        status, answer, delay = fake._decide(method, m is not None and bool(m.group("calc")),
-                                             tenant, order_id, body)
+        status, answer, delay = fake._decide(
+            method, m is not None and bool(m.group("calc")), tenant, order_id, body
+        )
         if m is None:
             status, answer = 404, {"status": 404, "message": f"no route {method} {self.path}"}
         if delay:
@@ -222,9 +230,14 @@ class FakeOrderService:
 
     def calculations(self, order_id: str | None = None) -> list[Received]:
         """The calculations requests received, optionally for one order, in arrival order."""
-        return [r for r in self.requests() if r.method == "POST" and r.order_id is not None
-                and r.path.rstrip("/").endswith("/calculations")
-                and (order_id is None or r.order_id == order_id)]
+        return [
+            r
+            for r in self.requests()
+            if r.method == "POST"
+            and r.order_id is not None
+            and r.path.rstrip("/").endswith("/calculations")
+            and (order_id is None or r.order_id == order_id)
+        ]
 
     # -- behaviour ----------------------------------------------------------------------
 
@@ -232,8 +245,9 @@ class FakeOrderService:
         with self.state.lock:
             self.state.received.append(received)
 
-    def _decide(self, method: str, calc: bool, tenant: str | None, order_id: str | None,
-                body: Any) -> tuple[int, Any, float]:
+    def _decide(
+        self, method: str, calc: bool, tenant: str | None, order_id: str | None, body: Any
+    ) -> tuple[int, Any, float]:
         with self.state.lock:
             s = self.state
             delay = next((h.seconds for h in s.hangs if h.take(order_id)), 0.0)
@@ -246,8 +260,11 @@ class FakeOrderService:
                 return 405, {"status": 405, "message": "method not allowed"}, delay
             failure = next((f for f in s.failures if f.take(order_id)), None)
             if failure is not None:
-                return failure.status, {"status": failure.status,
-                                        "message": "Simulated failure"}, delay
+                return (
+                    failure.status,
+                    {"status": failure.status, "message": "Simulated failure"},
+                    delay,
+                )
             if order_id in s.rejections:
                 status, message = s.rejections[order_id]
                 return status, {"status": status, "message": message}, delay
@@ -255,15 +272,19 @@ class FakeOrderService:
                 return 404, {"status": 404, "message": f"Order {order_id} not found"}, delay
             problem = validate_calculation(body)
             if problem is not None:
-                return 400, {"status": 400, "message": problem,
-                             "type": "validation_violation"}, delay
+                return (
+                    400,
+                    {"status": 400, "message": problem, "type": "validation_violation"},
+                    delay,
+                )
             return 200, None, delay
 
 
 def _run(args: argparse.Namespace) -> int:
     fake = FakeOrderService(args.host, args.port)
-    print(f"fake Order Service on {fake.url} (set PICKPACK_ORDER_SERVICE_URL={fake.url})",
-          flush=True)
+    print(
+        f"fake Order Service on {fake.url} (set PICKPACK_ORDER_SERVICE_URL={fake.url})", flush=True
+    )
     with contextlib.suppress(KeyboardInterrupt):
         fake.serve_forever()
     return 0

@@ -66,7 +66,9 @@ def _import(args: argparse.Namespace) -> int:
             console.print("error: PICKPACK_ORDER_SERVICE_URL is not set")
             return 2
         source = _from_order_service(
-            settings.order_service_url, settings.order_service_token, args.tenant,
+            settings.order_service_url,
+            settings.order_service_token,
+            args.tenant,
             args.from_order_service,
         )
         total = len(args.from_order_service)
@@ -76,8 +78,11 @@ def _import(args: argparse.Namespace) -> int:
     try:
         migrate(database.url)
         with Progress(
-            TextColumn("importing orders"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[last]}"), console=console,
+            TextColumn("importing orders"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[last]}"),
+            console=console,
         ) as progress:
             task = progress.add_task("import", total=total, last="")
             for order_id, doc, error in source:
@@ -115,8 +120,9 @@ def add_commands(sub: Any) -> None:
     imp.add_argument("file", nargs="?", help="JSON array of pick-pack Order documents")
     imp.add_argument("--tenant", required=True, help="the tenant the orders belong to")
     imp.add_argument(
-        "--from-order-service", nargs="+", metavar="ID",
+        "--from-order-service",
+        nargs="+",
+        metavar="ID",
         help="fetch these salesorders from PICKPACK_ORDER_SERVICE_URL",
     )
     imp.set_defaults(func=_import)
-

@@ -83,7 +83,13 @@ class OutboxDispatcher:
             outcome = self.policy.judge(attempts, answer)
             delay = self.policy.delay(attempts, self.rand()) if outcome is Next.RETRY else 0.0
             if outcome is not Next.DONE:
-                log.info("recalculation %s of %s/%s: %s (attempt %d)", row.id, row.tenant,
-                         row.order_id, answer.message, attempts)
+                log.info(
+                    "recalculation %s of %s/%s: %s (attempt %d)",
+                    row.id,
+                    row.tenant,
+                    row.order_id,
+                    answer.message,
+                    attempts,
+                )
             outbox.settle(curs, row, outcome, answer.message, delay)
         return True

@@ -33,8 +33,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     operation_id="POST-pick-pack-create-packing-event",
     summary="Creating a new packing event",
     responses={
-        200: {"description": "Event creation response", "content": {"application/json": {
-            "example": SUCCESS}}},
+        200: {
+            "description": "Event creation response",
+            "content": {"application/json": {"example": SUCCESS}},
+        },
         **_ERRORS,
         409: {"model": ErrorMessage, "description": "Conflict"},
     },
@@ -64,13 +66,9 @@ async def create_packing_event(
     future = rt.committer.submit(event, Attribution(principal.subject, saas_token))
     outcome = await asyncio.wrap_future(future)
     if outcome.verdict is Verdict.CONFLICT:
-        raise Conflict(
-            f"eventId: event '{event.event_id}' was already recorded with other content"
-        )
+        raise Conflict(f"eventId: event '{event.event_id}' was already recorded with other content")
     if outcome.verdict is Verdict.ORDER_CLOSED:
-        raise Conflict(
-            f"orderNumber: order '{event.order_id}' is CANCELLED and accepts no events"
-        )
+        raise Conflict(f"orderNumber: order '{event.order_id}' is CANCELLED and accepts no events")
     return JSONBody(SUCCESS)
 
 
@@ -87,8 +85,10 @@ def list_packing_events(
     rt: RuntimeDep,
     timestamp: Annotated[
         str | None,
-        Query(description="Only events whose own timestamp is strictly after this one "
-              "(any ISO 8601 date-time with `Z` or an offset)."),
+        Query(
+            description="Only events whose own timestamp is strictly after this one "
+            "(any ISO 8601 date-time with `Z` or an offset)."
+        ),
     ] = None,
     pageNumber: Annotated[int, Query(ge=0, description="Number of the page, from 1.")] = 1,
     pageSize: Annotated[

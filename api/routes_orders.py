@@ -49,8 +49,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 SiteCode = Annotated[
     str,
-    Query(pattern=r"^[a-zA-Z0-9_-]+$", min_length=3, max_length=16,
-          description="site code for the tenant"),
+    Query(
+        pattern=r"^[a-zA-Z0-9_-]+$",
+        min_length=3,
+        max_length=16,
+        description="site code for the tenant",
+    ),
 ]
 Decision = Callable[[OrderContext], list[orders.Fact]]
 
@@ -165,8 +169,10 @@ def add_order_assignee(
     rt: RuntimeDep,
     force: Annotated[
         bool,
-        Query(description="true: the new assignee replaces the old one; false: 400 if the "
-              "order already has an assignee."),
+        Query(
+            description="true: the new assignee replaces the old one; false: 400 if the "
+            "order already has an assignee."
+        ),
     ] = True,
 ) -> JSONBody:
     assignee = body.model_dump()
@@ -187,8 +193,12 @@ def remove_order_assignee(
     orderId: OrderId,
     assigneeId: Annotated[
         str,
-        Path(pattern=r"^[a-zA-Z0-9_-]+$", min_length=3, max_length=16,
-             description="assignee which will be removed from order"),
+        Path(
+            pattern=r"^[a-zA-Z0-9_-]+$",
+            min_length=3,
+            max_length=16,
+            description="assignee which will be removed from order",
+        ),
     ],
     principal: CanManage,
     rt: RuntimeDep,
@@ -267,4 +277,3 @@ def _parse_date(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise BadRequest("deliveryDate: must be a date YYYY-MM-DD") from None
-

@@ -34,14 +34,19 @@ class RecalculationJobCreation(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
     jobType: Annotated[str, Field(examples=["MANUAL"], description="MANUAL or AUTOMATIC")]
-    orderIds: Annotated[list[Annotated[str, Field(min_length=1)]] | None,
-                        Field(examples=[["03DV9N3R", "5XS34VOB"]])] = None
+    orderIds: Annotated[
+        list[Annotated[str, Field(min_length=1)]] | None, Field(examples=[["03DV9N3R", "5XS34VOB"]])
+    ] = None
 
 
 JobId = Annotated[
     str,
-    Path(pattern=r"^[a-zA-Z0-9_-]+$", min_length=3, max_length=16,
-         description="jobId of requested order recalculation job"),
+    Path(
+        pattern=r"^[a-zA-Z0-9_-]+$",
+        min_length=3,
+        max_length=16,
+        description="jobId of requested order recalculation job",
+    ),
 ]
 
 
@@ -86,8 +91,10 @@ def finish_order(
     operation_id="POST-pick-pack-start-order-recalculations",
     summary="Triggering an order recalculation",
     responses={
-        200: {"description": "Job creation response",
-              "content": {"application/json": {"example": {"jobId": "aB3dE5fG7hJ9kL1m"}}}},
+        200: {
+            "description": "Job creation response",
+            "content": {"application/json": {"example": {"jobId": "aB3dE5fG7hJ9kL1m"}}},
+        },
         **_ERRORS,
     },
 )

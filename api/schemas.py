@@ -46,9 +46,7 @@ class OrderEntryEventCreate(BaseModel):
         try:
             return format_event_time(parse_event_time(value))
         except ValueError as exc:
-            raise ValueError(
-                f"not an ISO 8601 date-time with `Z` or an offset ({exc})"
-            ) from None
+            raise ValueError(f"not an ISO 8601 date-time with `Z` or an offset ({exc})") from None
 
 
 class SuccessResponse(BaseModel):

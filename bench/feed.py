@@ -27,7 +27,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.auth import MANAGE, VIEW, mint_token  # noqa: E402
+from api.auth import VIEW, mint_token  # noqa: E402
 from bench.ingest import wait_ready  # noqa: E402
 from bench.seed import seed  # noqa: E402
 from ledger.database import start_embedded  # noqa: E402
@@ -68,11 +68,28 @@ def main() -> None:
         with psycopg.connect(feed_url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
         print(f"seeded {args.events:,} events in {seconds:.1f}s")
-        env = {**os.environ, "PICKPACK_JWT_SECRET": SECRET, "PICKPACK_DATABASE_URL": feed_url,
-               "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-feed-data-")}
+        env = {
+            **os.environ,
+            "PICKPACK_JWT_SECRET": SECRET,
+            "PICKPACK_DATABASE_URL": feed_url,
+            "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-feed-data-"),
+        }
         service = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(PORT), "--log-level",
-             "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "api.cli",
+                "serve",
+                "--port",
+                str(PORT),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{PORT}"
         wait_ready(base, "/ready")
         # Let the projections catch up with the seeded events first: their catch-up
@@ -90,15 +107,29 @@ def main() -> None:
         last_page = args.events // PAGE
         cases = [
             ("page 1", {"pageSize": PAGE, "pageNumber": 1}, 0, None),
-            (f"page {last_page // 2}", {"pageSize": PAGE, "pageNumber": last_page // 2},
-             (last_page // 2 - 1) * PAGE, None),
-            (f"page {last_page}", {"pageSize": PAGE, "pageNumber": last_page},
-             (last_page - 1) * PAGE, None),
-            ("timestamp=12:00Z, page 1", {"pageSize": PAGE, "timestamp": "2024-05-01T12:00:00Z"},
-             0, "2024-05-01T12:00:00Z"),
+            (
+                f"page {last_page // 2}",
+                {"pageSize": PAGE, "pageNumber": last_page // 2},
+                (last_page // 2 - 1) * PAGE,
+                None,
+            ),
+            (
+                f"page {last_page}",
+                {"pageSize": PAGE, "pageNumber": last_page},
+                (last_page - 1) * PAGE,
+                None,
+            ),
+            (
+                "timestamp=12:00Z, page 1",
+                {"pageSize": PAGE, "timestamp": "2024-05-01T12:00:00Z"},
+                0,
+                "2024-05-01T12:00:00Z",
+            ),
         ]
-        with httpx.Client(base_url=base, headers=headers, timeout=120) as client, \
-                psycopg.connect(feed_url) as conn:
+        with (
+            httpx.Client(base_url=base, headers=headers, timeout=120) as client,
+            psycopg.connect(feed_url) as conn,
+        ):
             for name, params, offset, ts in cases:
                 response = client.get("/pick-pack/demo/events", params=params)
                 assert response.status_code == 200 and len(response.json()) == PAGE, name
@@ -116,8 +147,10 @@ def main() -> None:
                     ).fetchall()
 
                 h, b = timed(http_get), timed(bare_sql)
-                print(f"{name:<26} GET {h * 1000:7.0f} ms   bare SQL {b * 1000:7.0f} ms   "
-                      f"ratio {h / b:5.2f}")
+                print(
+                    f"{name:<26} GET {h * 1000:7.0f} ms   bare SQL {b * 1000:7.0f} ms   "
+                    f"ratio {h / b:5.2f}"
+                )
     finally:
         if service is not None:
             service.terminate()

@@ -50,8 +50,10 @@ def wait_ready(url: str, path: str, timeout: float = 90) -> None:
 
 
 def drive(url: str, seconds: float, connections: int) -> tuple[float, list[float]]:
-    headers = {"Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW, MANAGE])}",
-               "saas-token": "bench"}
+    headers = {
+        "Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW, MANAGE])}",
+        "saas-token": "bench",
+    }
     latencies: list[float] = []
     lock = threading.Lock()
     stop = time.monotonic() + seconds
@@ -61,9 +63,15 @@ def drive(url: str, seconds: float, connections: int) -> tuple[float, list[float
         with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
             i = 0
             while time.monotonic() < stop:
-                body = {"eventId": f"b{n}-{i}-{uuid.uuid4().hex[:6]}", "orderNumber": f"o{i % 100}",
-                        "productId": f"p{i % 7}", "unit": "H87", "packedAmount": 1,
-                        "timestamp": "2024-05-01T10:00:00.000Z", "site": "main"}
+                body = {
+                    "eventId": f"b{n}-{i}-{uuid.uuid4().hex[:6]}",
+                    "orderNumber": f"o{i % 100}",
+                    "productId": f"p{i % 7}",
+                    "unit": "H87",
+                    "packedAmount": 1,
+                    "timestamp": "2024-05-01T10:00:00.000Z",
+                    "site": "main",
+                }
                 t0 = time.perf_counter()
                 r = c.post("/pick-pack/demo/events", json=body)
                 mine.append(time.perf_counter() - t0)
@@ -85,9 +93,26 @@ def drive_wrk(url: str, seconds: float, connections: int, run: str) -> tuple[flo
     """wrk on core 0 (the servers are pinned to core 1): req/s, p50 s, p99 s."""
     env = {**os.environ, "TOKEN": mint_token(SECRET, "demo", [VIEW, MANAGE]), "RUN": run}
     out = subprocess.run(
-        ["taskset", "-c", "0", "wrk", "-t", "1", "-c", str(connections), "-d",
-         f"{seconds:.0f}s", "--latency", "-s", str(ROOT / "bench" / "ingest.lua"), url],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            "taskset",
+            "-c",
+            "0",
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds:.0f}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "ingest.lua"),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("RESULT"))
     fields = dict(part.split("=") for part in line.split()[1:])
@@ -98,40 +123,82 @@ def drive_wrk(url: str, seconds: float, connections: int, run: str) -> tuple[flo
 
 def report(name: str, rate: float, lat: list[float]) -> None:
     q = statistics.quantiles(lat, n=100)
-    print(f"{name:<28} {rate:>9,.0f} req/s   p50 {q[49] * 1000:6.2f} ms   p99 {q[98] * 1000:6.2f} ms")
+    print(
+        f"{name:<28} {rate:>9,.0f} req/s   p50 {q[49] * 1000:6.2f} ms   p99 {q[98] * 1000:6.2f} ms"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--tool", choices=["wrk", "python"],
-                        default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument(
+        "--tool", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python"
+    )
     args = parser.parse_args()
     pin = ["taskset", "-c", "1"] if args.tool == "wrk" else []
-    env = {**os.environ, "PICKPACK_JWT_SECRET": SECRET,
-           "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-ingest-")}
+    env = {
+        **os.environ,
+        "PICKPACK_JWT_SECRET": SECRET,
+        "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-ingest-"),
+    }
     env.pop("PICKPACK_DATABASE_URL", None)
-    service = subprocess.Popen([*pin, sys.executable, "-m", "api.cli", "serve", "--port", "18231",
-                                "--log-level", "warning"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    baseline = subprocess.Popen([*pin, sys.executable, "-m", "uvicorn", "bench.baseline_app:app",
-                                 "--port", "18232", "--loop", "uvloop", "--http", "httptools",
-                                 "--log-level", "warning"], cwd=ROOT, env=env)
+    service = subprocess.Popen(
+        [
+            *pin,
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--port",
+            "18231",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    baseline = subprocess.Popen(
+        [
+            *pin,
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.baseline_app:app",
+            "--port",
+            "18232",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     try:
         wait_ready("http://127.0.0.1:18231", "/ready")
         wait_ready("http://127.0.0.1:18232", "/pick-pack/demo/events")
         print(f"{args.tool}, {args.connections} connection(s), {args.seconds:.0f} s each")
         if args.tool == "wrk":
             run = uuid.uuid4().hex[:8]
-            b_rate, b50, b99 = drive_wrk("http://127.0.0.1:18232", args.seconds,
-                                         args.connections, run)
-            s_rate, s50, s99 = drive_wrk("http://127.0.0.1:18231", args.seconds,
-                                         args.connections, run)
-            for name, rate, p50, p99 in (("baseline (no database)", b_rate, b50, b99),
-                                         ("pickpack serve (embedded)", s_rate, s50, s99)):
-                print(f"{name:<28} {rate:>9,.0f} req/s   p50 {p50 * 1000:6.2f} ms   "
-                      f"p99 {p99 * 1000:6.2f} ms")
+            b_rate, b50, b99 = drive_wrk(
+                "http://127.0.0.1:18232", args.seconds, args.connections, run
+            )
+            s_rate, s50, s99 = drive_wrk(
+                "http://127.0.0.1:18231", args.seconds, args.connections, run
+            )
+            for name, rate, p50, p99 in (
+                ("baseline (no database)", b_rate, b50, b99),
+                ("pickpack serve (embedded)", s_rate, s50, s99),
+            ):
+                print(
+                    f"{name:<28} {rate:>9,.0f} req/s   p50 {p50 * 1000:6.2f} ms   "
+                    f"p99 {p99 * 1000:6.2f} ms"
+                )
         else:
             b_rate, b_lat = drive("http://127.0.0.1:18232", args.seconds, args.connections)
             s_rate, s_lat = drive("http://127.0.0.1:18231", args.seconds, args.connections)

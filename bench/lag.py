@@ -46,9 +46,14 @@ def main() -> None:
     data_dir = tempfile.mkdtemp(prefix="pp-lag-")
     env = {**os.environ, "PICKPACK_JWT_SECRET": SECRET, "PICKPACK_DATA_DIR": data_dir}
     env.pop("PICKPACK_DATABASE_URL", None)
-    service = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(PORT),
-                                "--log-level", "warning"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    service = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(PORT), "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{PORT}"
         wait_ready(base, "/ready")
@@ -67,8 +72,10 @@ def main() -> None:
                     observations.append((time.perf_counter(), int(row[0] or 0)))  # type: ignore[index]
                     time.sleep(0.001)
 
-        headers = {"Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW, MANAGE])}",
-                   "saas-token": "bench"}
+        headers = {
+            "Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW, MANAGE])}",
+            "saas-token": "bench",
+        }
         per_client = args.rate / args.clients
         lock = threading.Lock()
 
@@ -112,9 +119,11 @@ def main() -> None:
         observer.join()
 
         with psycopg.connect(db_url) as conn:
-            positions = dict(conn.execute(
-                "SELECT event_id, position FROM packing_events WHERE tenant = 'demo'"
-            ).fetchall())
+            positions = dict(
+                conn.execute(
+                    "SELECT event_id, position FROM packing_events WHERE tenant = 'demo'"
+                ).fetchall()
+            )
         times = [t for t, _ in observations]
         lags = []
         for acked, eid in acks:
@@ -129,11 +138,15 @@ def main() -> None:
                 i += 1
             lags.append(observations[i][0] - acked)
         q = statistics.quantiles(lags, n=100)
-        print(f"{len(acks):,} events in {elapsed:.1f}s = {len(acks) / elapsed:,.0f} events/s "
-              f"({args.clients} clients); observer samples every "
-              f"{elapsed / max(1, len(observations)) * 1000:.1f} ms")
-        print(f"lag from 200 to visible in both views: p50 {q[49] * 1000:.1f} ms, "
-              f"p99 {q[98] * 1000:.1f} ms, max {max(lags) * 1000:.1f} ms")
+        print(
+            f"{len(acks):,} events in {elapsed:.1f}s = {len(acks) / elapsed:,.0f} events/s "
+            f"({args.clients} clients); observer samples every "
+            f"{elapsed / max(1, len(observations)) * 1000:.1f} ms"
+        )
+        print(
+            f"lag from 200 to visible in both views: p50 {q[49] * 1000:.1f} ms, "
+            f"p99 {q[98] * 1000:.1f} ms, max {max(lags) * 1000:.1f} ms"
+        )
     finally:
         service.terminate()
         service.wait(timeout=30)

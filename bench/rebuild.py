@@ -62,23 +62,33 @@ def main() -> None:
         bench_url = psycopg.conninfo.make_conninfo(url, dbname="pp_bench_rebuild")
         migrate(bench_url)
         seconds = seed(bench_url, args.events)
-        print(f"seeded {args.events:,} events in {seconds:.1f}s "
-              f"({args.events / seconds:,.0f} events/s through COPY)")
+        print(
+            f"seeded {args.events:,} events in {seconds:.1f}s "
+            f"({args.events / seconds:,.0f} events/s through COPY)"
+        )
         with psycopg.connect(bench_url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE stored_events")
             t0 = time.perf_counter()
             rows = conn.execute(RAW_SQL).fetchall()
             raw = time.perf_counter() - t0
-        print(f"baseline raw SQL aggregation: {len(rows):,} lines in {raw:.2f}s "
-              f"({args.events / raw:,.0f} events/s)")
-        out = subprocess.run([sys.executable, "-c", CHILD, bench_url], check=True,
-                             capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent.parent).stdout
+        print(
+            f"baseline raw SQL aggregation: {len(rows):,} lines in {raw:.2f}s "
+            f"({args.events / raw:,.0f} events/s)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, bench_url],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        ).stdout
         result = json.loads(out.strip().splitlines()[-1])
         rate = result["events"] / result["seconds"]
-        print(f"rebuild (line_totals + order_status, one pass): {result['events']:,} events in "
-              f"{result['seconds']:.1f}s = {rate:,.0f} events/s, "
-              f"peak RSS {result['maxrss_kb'] / 1024:.0f} MB")
+        print(
+            f"rebuild (line_totals + order_status, one pass): {result['events']:,} events in "
+            f"{result['seconds']:.1f}s = {rate:,.0f} events/s, "
+            f"peak RSS {result['maxrss_kb'] / 1024:.0f} MB"
+        )
         print(f"ratio rebuild/raw-SQL time: {result['seconds'] / raw:.2f}x")
         with psycopg.connect(bench_url) as conn:
             view = conn.execute("SELECT count(*), sum(packed) FROM line_totals").fetchone()

@@ -30,7 +30,9 @@ def packing_event(i: int, tenant: str, orders: int, products: int) -> PackingEve
         order_id=f"o{i % orders}",
         product_id=f"p{(i // orders) % products}",
         unit="H87",
-        event_time=f"2024-05-01T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.000Z",
+        event_time=(
+            f"2024-05-01T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.000Z"
+        ),
         site="main",
         picked=i % 3,
         packed=i % 4,
@@ -38,15 +40,23 @@ def packing_event(i: int, tenant: str, orders: int, products: int) -> PackingEve
     )
 
 
-def seed(url: str, n: int, tenant: str = "bench", orders: int = 20_000, products: int = 5,
-         chunk: int = 200_000) -> float:
+def seed(
+    url: str,
+    n: int,
+    tenant: str = "bench",
+    orders: int = 20_000,
+    products: int = 5,
+    chunk: int = 200_000,
+) -> float:
     """COPY n packing events and their index rows; returns seconds taken."""
     started = time.perf_counter()
     recorded = {"_type_": "datetime_iso", "_data_": datetime.now(UTC).isoformat()}
     versions: dict[tuple[str, str], int] = {}
     with psycopg.connect(url, autocommit=True) as conn:
         for lo in range(0, n, chunk):
-            batch = [packing_event(i, tenant, orders, products) for i in range(lo, min(n, lo + chunk))]
+            batch = [
+                packing_event(i, tenant, orders, products) for i in range(lo, min(n, lo + chunk))
+            ]
             with conn.transaction():
                 # The store's own lock: ids are drawn and committed in order, consecutively.
                 conn.execute("LOCK TABLE stored_events IN EXCLUSIVE MODE")
@@ -60,27 +70,54 @@ def seed(url: str, n: int, tenant: str = "bench", orders: int = 20_000, products
                     for e in batch:
                         v = versions.get((e.order_id, e.product_id), 0) + 1
                         versions[(e.order_id, e.product_id)] = v
-                        state = orjson.dumps({
-                            "timestamp": recorded, "tenant": e.tenant, "order_id": e.order_id,
-                            "event_id": e.event_id, "product_id": e.product_id,
-                            "delivery_cycle": None, "picked": e.picked, "packed": e.packed,
-                            "canceled": e.canceled, "supplier_id": None, "unit": e.unit,
-                            "event_time": e.event_time, "site": e.site, "book_product": None,
-                            "user": "bench", "saas_token": None,
-                        })
-                        copy.write_row((line_stream_id(tenant, e.order_id, e.product_id), v,
-                                        TOPIC, state))
-                ids = [r[0] for r in conn.execute(
-                    "SELECT notification_id FROM stored_events WHERE notification_id > %s "
-                    "ORDER BY notification_id", (first,))]
+                        state = orjson.dumps(
+                            {
+                                "timestamp": recorded,
+                                "tenant": e.tenant,
+                                "order_id": e.order_id,
+                                "event_id": e.event_id,
+                                "product_id": e.product_id,
+                                "delivery_cycle": None,
+                                "picked": e.picked,
+                                "packed": e.packed,
+                                "canceled": e.canceled,
+                                "supplier_id": None,
+                                "unit": e.unit,
+                                "event_time": e.event_time,
+                                "site": e.site,
+                                "book_product": None,
+                                "user": "bench",
+                                "saas_token": None,
+                            }
+                        )
+                        copy.write_row(
+                            (line_stream_id(tenant, e.order_id, e.product_id), v, TOPIC, state)
+                        )
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT notification_id FROM stored_events WHERE notification_id > %s "
+                        "ORDER BY notification_id",
+                        (first,),
+                    )
+                ]
                 assert len(ids) == len(batch)
                 with conn.cursor().copy(
                     "COPY packing_events (tenant, event_id, content_hash, position, order_id, "
                     "product_id, event_time) FROM STDIN"
                 ) as copy:
                     for e, pos in zip(batch, ids, strict=True):
-                        copy.write_row((e.tenant, e.event_id, e.content_hash(), pos, e.order_id,
-                                        e.product_id, e.event_time))
+                        copy.write_row(
+                            (
+                                e.tenant,
+                                e.event_id,
+                                e.content_hash(),
+                                pos,
+                                e.order_id,
+                                e.product_id,
+                                e.event_time,
+                            )
+                        )
     check(url)
     return time.perf_counter() - started
 

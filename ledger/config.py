@@ -38,9 +38,7 @@ class Settings:
                 e.get("PICKPACK_ORDER_SERVICE_TIMEOUT_SECONDS") or 30.0
             ),
             recalc_backoff_seconds=float(e.get("PICKPACK_RECALC_BACKOFF_SECONDS") or 1.0),
-            recalc_max_backoff_seconds=float(
-                e.get("PICKPACK_RECALC_MAX_BACKOFF_SECONDS") or 300.0
-            ),
+            recalc_max_backoff_seconds=float(e.get("PICKPACK_RECALC_MAX_BACKOFF_SECONDS") or 300.0),
             recalc_max_attempts=int(e.get("PICKPACK_RECALC_MAX_ATTEMPTS") or 10),
             recalc_poll_seconds=float(e.get("PICKPACK_RECALC_POLL_SECONDS") or 0.5),
         )

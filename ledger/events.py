@@ -9,6 +9,7 @@ is plain JSON that a DBA, a rebuild or another language can read.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -27,6 +28,7 @@ def order_stream_id(tenant: str, order_id: str) -> UUID:
     return uuid5(_NS, f"order\x1f{tenant}\x1f{order_id}")
 
 
+@dataclass(frozen=True)
 class LedgerEvent(DomainEvent):
     """Base of every recorded fact; `timestamp` (from DomainEvent) is when it was recorded."""
 
@@ -34,6 +36,7 @@ class LedgerEvent(DomainEvent):
     order_id: str
 
 
+@dataclass(frozen=True)
 class PackingEventRecorded(LedgerEvent):
     """A scanner's packing event, as accepted. Amounts are non-negative deltas."""
 
@@ -52,12 +55,14 @@ class PackingEventRecorded(LedgerEvent):
     saas_token: str | None  # kept as metadata, never interpreted
 
 
+@dataclass(frozen=True)
 class OrderRegistered(LedgerEvent):
     """The order document (spec `Order`) was registered or re-registered."""
 
     document: dict[str, Any]
 
 
+@dataclass(frozen=True)
 class PackingStatusChanged(LedgerEvent):
     """An explicit PATCH of packingStatus (CANCELLED has its own event)."""
 
@@ -65,27 +70,32 @@ class PackingStatusChanged(LedgerEvent):
     user: str | None
 
 
+@dataclass(frozen=True)
 class AssigneeAdded(LedgerEvent):
     assignee: dict[str, Any]
     replaced: list[str]  # ids of assignees this one replaced (force=true)
 
 
+@dataclass(frozen=True)
 class AssigneeRemoved(LedgerEvent):
     assignee_id: str
 
 
+@dataclass(frozen=True)
 class PackagingChanged(LedgerEvent):
     """The packaging products of the order: [{entryId, packedCount}]."""
 
     packaging: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
 class OrderCancelled(LedgerEvent):
     """Terminal: after this, every write to the order is refused."""
 
     user: str | None
 
 
+@dataclass(frozen=True)
 class OrderFinished(LedgerEvent):
     """`finish`: PACKED, assignees removed, and the recalculation request it queued."""
 
@@ -94,6 +104,7 @@ class OrderFinished(LedgerEvent):
     user: str | None
 
 
+@dataclass(frozen=True)
 class HoldingAreaAssigned(LedgerEvent):
     """The order got its holding area number from the tenant's sequence (first pack)."""
 

@@ -68,7 +68,7 @@ def migrate(url: str, migrations: list[Migration] | None = None) -> list[str]:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
             conn.execute(_CREATE_LEDGER)
-            recorded = {
+            recorded: dict[int, tuple[str, str]] = {
                 row[0]: (row[1], row[2])
                 for row in conn.execute("SELECT version, name, checksum FROM schema_migrations")
             }
@@ -101,5 +101,5 @@ def pending(conn: psycopg.Connection, migrations: list[Migration] | None = None)
         rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
     except psycopg.errors.UndefinedTable:
         return [m.name for m in migrations]
-    recorded = dict(rows)
+    recorded: dict[int, str] = dict(rows)
     return [m.name for m in migrations if recorded.get(m.version) != m.checksum]

@@ -67,8 +67,7 @@ def map_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
                 if measure.get("unit") and measure.get("value") is not None
                 else None
             ),
-            "imageUrl": images[0].get("url") if images and isinstance(images[0], Mapping)
-            else None,
+            "imageUrl": images[0].get("url") if images and isinstance(images[0], Mapping) else None,
             "unitPrice": _money(entry.get("calculatedUnitPrice")) or entry.get("unitPrice"),
             "totalPrice": _money(calculated.get("finalPrice")) or entry.get("totalPrice"),
         }

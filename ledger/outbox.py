@@ -34,8 +34,15 @@ def on_recorded(curs: Any, event: DomainEvent, position: int) -> None:
     if isinstance(event, OrderFinished):
         curs.execute(
             _INSERT,
-            (event.recalculation_id, event.tenant, event.order_id, None,
-             Jsonb({"entries": event.entries}), rc.PENDING, None),
+            (
+                event.recalculation_id,
+                event.tenant,
+                event.order_id,
+                None,
+                Jsonb({"entries": event.entries}),
+                rc.PENDING,
+                None,
+            ),
         )
 
 
@@ -87,8 +94,15 @@ def create_job(
                 queued += 1
             curs.execute(
                 _INSERT,
-                (uuid.uuid4().hex, tenant, order_id, job_id,
-                 Jsonb(body) if body is not None else None, status, message),
+                (
+                    uuid.uuid4().hex,
+                    tenant,
+                    order_id,
+                    job_id,
+                    Jsonb(body) if body is not None else None,
+                    status,
+                    message,
+                ),
             )
         if not queued:
             curs.execute(
@@ -132,8 +146,11 @@ def get_job(store: EventStore, tenant: str, job_id: str) -> dict[str, Any] | Non
         if job is None:
             return None
     orders = [
-        {"orderId": r["order_id"], "jobOrderStatus": r["status"],
-         "message": r["last_message"] or _default_message(r["status"])}
+        {
+            "orderId": r["order_id"],
+            "jobOrderStatus": r["status"],
+            "message": r["last_message"] or _default_message(r["status"]),
+        }
         for r in rows
     ]
     finished: datetime | None = job["finished_at"]

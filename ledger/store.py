@@ -23,11 +23,9 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.domain import DomainEvent
-from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent, Transcoder
+from eventsourcing.persistence import JSONTranscoder, Mapper, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import get_topic
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import DictRow
 
 from ledger.events import (
     LedgerEvent,
@@ -37,7 +35,7 @@ from ledger.events import (
     order_stream_id,
 )
 from ledger.orders import Fact
-from ledger.packing import Decision, PackingEvent, Verdict, decide, parse_event_time
+from ledger.packing import Decision, PackingEvent, Verdict, decide
 from ledger.status import OrderState, apply, kind_of
 
 
@@ -203,8 +201,10 @@ class EventStore:
         rows = curs.execute(
             _READ_FOR_DECISION,
             (
-                [e.tenant for e in events], [e.event_id for e in events],
-                [e.tenant for e in events], [e.order_id for e in events],
+                [e.tenant for e in events],
+                [e.event_id for e in events],
+                [e.tenant for e in events],
+                [e.order_id for e in events],
                 list(set(streams)),
             ),
         ).fetchall()
@@ -332,7 +332,8 @@ class EventStore:
             for event, position in zip(events, ids, strict=True):
                 if isinstance(event, OrderCancelled):
                     curs.execute(
-                        "INSERT INTO closed_orders (tenant, order_id, position) VALUES (%s, %s, %s)",
+                        "INSERT INTO closed_orders (tenant, order_id, position) "
+                        "VALUES (%s, %s, %s)",
                         (tenant, order_id, position),
                     )
                 for hook in self.on_recorded:
@@ -413,7 +414,8 @@ class OrderContext:
         """Take the tenant's next holding area number (never handed out again)."""
         row = self._curs.execute(
             "INSERT INTO holding_area_sequences (tenant, last_number) VALUES (%s, 1) "
-            "ON CONFLICT (tenant) DO UPDATE SET last_number = holding_area_sequences.last_number + 1 "
+            "ON CONFLICT (tenant) DO UPDATE "
+            "SET last_number = holding_area_sequences.last_number + 1 "
             "RETURNING last_number",
             (self.tenant,),
         ).fetchone()

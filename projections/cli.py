@@ -110,7 +110,8 @@ def status_rows(url: str) -> list[dict[str, Any]]:
                     "head": head,
                     "lag_events": head - position,
                     "lag_seconds": round(lag_seconds, 3),
-                    "rebuild": None if rebuilding is None
+                    "rebuild": None
+                    if rebuilding is None
                     else {"position": rebuilding[0], "head": rebuilding[1]},
                 }
             )
@@ -124,7 +125,9 @@ def _status(_: argparse.Namespace) -> int:
         rows = status_rows(database.url)
     finally:
         database.stop()
-    print(f"{'projection':<14} {'position':>10} {'head':>10} {'lag events':>11} {'lag s':>8}  rebuild")
+    print(
+        f"{'projection':<14} {'position':>10} {'head':>10} {'lag events':>11} {'lag s':>8}  rebuild"
+    )
     for r in rows:
         rb = "-" if r["rebuild"] is None else f"at {r['rebuild']['position']:,}"
         print(
@@ -142,7 +145,9 @@ def add_commands(sub: Any) -> None:
     rb.add_argument("--all", action="store_true", help="rebuild every projection")
     rb.add_argument("--chunk", type=int, default=10_000, help="events read per query")
     rb.add_argument(
-        "--flush-every", type=int, default=2_000_000,
+        "--flush-every",
+        type=int,
+        default=2_000_000,
         help="write progress at least every N events (and every 30 s)",
     )
     rb.set_defaults(func=_rebuild)

@@ -10,8 +10,8 @@ from projections.base import Recorded
 
 
 class LineTotals:
-    name = "line_totals"
-    tables = ("line_totals",)
+    name: str = "line_totals"
+    tables: tuple[str, ...] = ("line_totals",)
 
     def accumulator(self, suffix: str = "") -> LineTotalsAccumulator:
         return LineTotalsAccumulator("line_totals" + suffix)

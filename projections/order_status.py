@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from psycopg import sql
 import orjson
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ledger.status import OrderState, apply
 from projections.base import Recorded
+
 
 def _dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
@@ -44,8 +45,8 @@ def delivery_facts(document: dict[str, Any] | None) -> tuple[str | None, str | N
 
 
 class OrderStatus:
-    name = "order_status"
-    tables = ("order_status",)
+    name: str = "order_status"
+    tables: tuple[str, ...] = ("order_status",)
 
     def accumulator(self, suffix: str = "") -> OrderStatusAccumulator:
         return OrderStatusAccumulator(sql.Identifier("order_status" + suffix))
@@ -120,11 +121,22 @@ class OrderStatusAccumulator:
             site, date, end = delivery_facts(s.document)
             rows.append(
                 (
-                    s.tenant, s.order_id, s.registered,
+                    s.tenant,
+                    s.order_id,
+                    s.registered,
                     Jsonb(s.document, _dumps) if s.document is not None else None,
-                    s.status, s.active, Jsonb(s.assignees, _dumps), Jsonb(s.packaging, _dumps),
-                    s.holding_area_number, Jsonb(s.lines, _dumps), total, packed, canceled,
-                    site, date, end,
+                    s.status,
+                    s.active,
+                    Jsonb(s.assignees, _dumps),
+                    Jsonb(s.packaging, _dumps),
+                    s.holding_area_number,
+                    Jsonb(s.lines, _dumps),
+                    total,
+                    packed,
+                    canceled,
+                    site,
+                    date,
+                    end,
                 )
             )
         columns = list(zip(*rows, strict=True))

@@ -191,6 +191,8 @@ def rebuild(
         if progress:
             progress(position, position)
     return RebuildReport(
-        "+".join(p.name for p in group), position - resumed_from,
-        time.perf_counter() - started, resumed_from,
+        "+".join(p.name for p in group),
+        position - resumed_from,
+        time.perf_counter() - started,
+        resumed_from,
     )

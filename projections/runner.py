@@ -65,7 +65,7 @@ def step(
         active = [p for p, (got,) in zip(group, locked, strict=True) if got]
         if not active:
             return None
-        tracked = dict(
+        tracked: dict[str, int] = dict(
             conn.execute(
                 "SELECT application_name, notification_id FROM notification_tracking "
                 "WHERE application_name = ANY(%s)",
@@ -175,8 +175,9 @@ class ProjectionRunner:
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
                             self.wake.set()
             except psycopg.Error as exc:
-                log.info("projection %s: LISTEN lost (%s); polling until it returns",
-                         self.name, exc)
+                log.info(
+                    "projection %s: LISTEN lost (%s); polling until it returns", self.name, exc
+                )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 

@@ -52,10 +52,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def token(tenant: str = "demo", scopes: list[str] | None = None, sub: str = "user-1",
-          ttl: int = 3600, secret: str = SECRET) -> str:
-    return mint_token(secret, tenant, scopes if scopes is not None else [VIEW, MANAGE],
-                      subject=sub, ttl_seconds=ttl)
+def token(
+    tenant: str = "demo",
+    scopes: list[str] | None = None,
+    sub: str = "user-1",
+    ttl: int = 3600,
+    secret: str = SECRET,
+) -> str:
+    return mint_token(
+        secret,
+        tenant,
+        scopes if scopes is not None else [VIEW, MANAGE],
+        subject=sub,
+        ttl_seconds=ttl,
+    )
 
 
 def auth(tenant: str = "demo", **kw: Any) -> dict[str, str]:
@@ -71,24 +81,30 @@ class Service:
     client: httpx.Client
 
     def post_event(self, body: dict[str, Any], tenant: str = "demo", **kw: Any) -> httpx.Response:
-        return self.client.post(f"/pick-pack/{tenant}/events", json=body, headers=auth(tenant, **kw))
+        return self.client.post(
+            f"/pick-pack/{tenant}/events", json=body, headers=auth(tenant, **kw)
+        )
 
     def events(self, tenant: str = "demo", **params: Any) -> httpx.Response:
         return self.client.get(f"/pick-pack/{tenant}/events", params=params, headers=auth(tenant))
 
 
-def start_service(db_url: str, tmp_path: Path, env: dict[str, str] | None = None,
-                  run_workers: bool = True) -> tuple[uvicorn.Server, threading.Thread, Runtime, str]:
-    settings = Settings.from_env({
-        "PICKPACK_DATABASE_URL": db_url,
-        "PICKPACK_DATA_DIR": str(tmp_path / "data"),
-        "PICKPACK_JWT_SECRET": SECRET,
-        **(env or {}),
-    })
+def start_service(
+    db_url: str, tmp_path: Path, env: dict[str, str] | None = None, run_workers: bool = True
+) -> tuple[uvicorn.Server, threading.Thread, Runtime, str]:
+    settings = Settings.from_env(
+        {
+            "PICKPACK_DATABASE_URL": db_url,
+            "PICKPACK_DATA_DIR": str(tmp_path / "data"),
+            "PICKPACK_JWT_SECRET": SECRET,
+            **(env or {}),
+        }
+    )
     runtime = Runtime.start(settings, Database(url=db_url), run_workers=run_workers)
     port = free_port()
-    config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning",
-                            loop="asyncio")
+    config = uvicorn.Config(
+        create_app(runtime), host="127.0.0.1", port=port, log_level="warning", loop="asyncio"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -8,8 +8,9 @@ from typing import Any
 from ledger.packing import PackingEvent
 
 
-def accepted(events: Iterable[PackingEvent], closed: set[tuple[str, str]] = frozenset()
-             ) -> list[PackingEvent]:  # type: ignore[assignment]
+def accepted(
+    events: Iterable[PackingEvent], closed: set[tuple[str, str]] = frozenset()
+) -> list[PackingEvent]:  # type: ignore[assignment]
     """First occurrence of each (tenant, eventId) wins; later ones record nothing."""
     seen: set[tuple[str, str]] = set()
     out = []

@@ -73,8 +73,9 @@ def test_same_event_id_with_other_content_is_a_conflict(service: Service) -> Non
 def test_twenty_concurrent_identical_posts_record_exactly_one(service: Service) -> None:
     def post(_: int) -> int:
         with httpx.Client(base_url=service.url, timeout=30) as c:
-            return c.post("/pick-pack/demo/events", json=event(eventId="race"),
-                          headers=auth()).status_code
+            return c.post(
+                "/pick-pack/demo/events", json=event(eventId="race"), headers=auth()
+            ).status_code
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         codes = list(pool.map(post, range(20)))
@@ -133,7 +134,8 @@ def test_unknown_fields_are_ignored(service: Service) -> None:
 
 def test_a_body_that_is_not_json_is_refused(service: Service) -> None:
     response = service.client.post(
-        "/pick-pack/demo/events", content=b"{not json",
+        "/pick-pack/demo/events",
+        content=b"{not json",
         headers={**auth(), "Content-Type": "application/json"},
     )
     assert response.status_code == 400
@@ -142,8 +144,9 @@ def test_a_body_that_is_not_json_is_refused(service: Service) -> None:
 
 
 def test_a_bad_tenant_is_refused(service: Service) -> None:
-    response = service.client.post("/pick-pack/De-mo/events", json=EXAMPLE_EVENT,
-                                   headers=auth("De-mo"))
+    response = service.client.post(
+        "/pick-pack/De-mo/events", json=EXAMPLE_EVENT, headers=auth("De-mo")
+    )
     assert response.status_code == 400
     assert response.json()["detailInfo"].startswith("tenant")
     assert recorded_count(service) == 0
@@ -222,8 +225,9 @@ def test_paging_returns_every_event_once_in_timestamp_then_recording_order(
 
 
 def test_timestamp_filter_is_strictly_after(service: Service) -> None:
-    for i, ts in enumerate(["2024-01-01T10:00:00.000Z", "2024-01-01T10:00:01.000Z",
-                            "2024-01-01T10:00:02.000Z"]):
+    for i, ts in enumerate(
+        ["2024-01-01T10:00:00.000Z", "2024-01-01T10:00:01.000Z", "2024-01-01T10:00:02.000Z"]
+    ):
         service.post_event(event(eventId=f"t{i}", timestamp=ts))
     after = service.events(timestamp="2024-01-01T10:00:01Z").json()
     assert [e["eventId"] for e in after] == ["t2"]

@@ -60,7 +60,10 @@ def test_sales_order_maps_to_a_pick_pack_order() -> None:
     }
     assert doc["customer"]["name"] == "Test name" and doc["customer"]["companyName"] == "Emporix"
     assert doc["delivery"]["deliveryTimeModel"] == {
-        "deliveryDate": "2030-02-07", "deliveryTimeFrom": "10:00", "deliveryTimeTo": "14:30"}
+        "deliveryDate": "2030-02-07",
+        "deliveryTimeFrom": "10:00",
+        "deliveryTimeTo": "14:30",
+    }
     assert doc["delivery"]["deliveryWindow"] == {
         "deliveryCycle": "2030-02-07-15pickupFriday1000-1430",
         "deliveryCycleName": "pickupFriday1000-1430",
@@ -72,12 +75,17 @@ def test_sales_order_maps_to_a_pick_pack_order() -> None:
 def test_weighed_entries_keep_their_measure_and_ordered_amount_wins() -> None:
     order = {
         "id": "o1",
-        "entries": [{
-            "id": "e1", "amount": 2, "orderedAmount": 3,
-            "measurementUnit": {"unit": "GRM", "value": 500},
-            "product": {"id": "cheese", "name": "Cheese"},
-            "mixins": {"orderUnit": "GRM"},
-        }, {"id": "e2", "amount": 1}],
+        "entries": [
+            {
+                "id": "e1",
+                "amount": 2,
+                "orderedAmount": 3,
+                "measurementUnit": {"unit": "GRM", "value": 500},
+                "product": {"id": "cheese", "name": "Cheese"},
+                "mixins": {"orderUnit": "GRM"},
+            },
+            {"id": "e2", "amount": 1},
+        ],
     }
     doc = from_sales_order(order)
     first, second = doc["entries"]
@@ -110,8 +118,11 @@ def test_import_from_a_file(db_url: str, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("PICKPACK_DATABASE_URL", db_url)
     monkeypatch.setenv("PICKPACK_DATA_DIR", str(tmp_path))
     docs = [
-        {"id": "o1", "siteCode": "main", "entries": [{"entryId": "e1", "productId": "p1",
-                                                      "totalCount": 1}]},
+        {
+            "id": "o1",
+            "siteCode": "main",
+            "entries": [{"entryId": "e1", "productId": "p1", "totalCount": 1}],
+        },
         {"id": "o2", "siteCode": "main", "packingStatus": "PACKED", "entries": []},
         {"id": "bad", "entries": [{"entryId": "x"}]},
     ]
@@ -158,15 +169,19 @@ def test_import_from_the_order_service(
     try:
         monkeypatch.setenv("PICKPACK_DATABASE_URL", db_url)
         monkeypatch.setenv("PICKPACK_DATA_DIR", str(tmp_path))
-        monkeypatch.setenv("PICKPACK_ORDER_SERVICE_URL",
-                           f"http://127.0.0.1:{server.server_port}/order-v2/")
+        monkeypatch.setenv(
+            "PICKPACK_ORDER_SERVICE_URL", f"http://127.0.0.1:{server.server_port}/order-v2/"
+        )
         monkeypatch.setenv("PICKPACK_ORDER_SERVICE_TOKEN", "os-token")
-        code = main(["orders", "import", "--tenant", "demo",
-                     "--from-order-service", "EON1001", "MISSING"])
+        code = main(
+            ["orders", "import", "--tenant", "demo", "--from-order-service", "EON1001", "MISSING"]
+        )
     finally:
         server.shutdown()
     assert code == 1  # MISSING answered 404
-    assert seen == [("/order-v2/demo/salesorders/EON1001", "Bearer os-token"),
-                    ("/order-v2/demo/salesorders/MISSING", "Bearer os-token")]
+    assert seen == [
+        ("/order-v2/demo/salesorders/EON1001", "Bearer os-token"),
+        ("/order-v2/demo/salesorders/MISSING", "Bearer os-token"),
+    ]
     registered = _registered(db_url)
     assert registered["EON1001"]["entries"][0]["productId"] == "BC10033--BC10033-43"

@@ -75,8 +75,13 @@ PACKAGING = "/pick-pack/{tenant}/orders/{orderId}/packaging"
 CYCLES = "/pick-pack/{tenant}/orderCycles"
 
 
-def order(order_id: str, ends: str, day: str = DAY, site: str = "main",
-          entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def order(
+    order_id: str,
+    ends: str,
+    day: str = DAY,
+    site: str = "main",
+    entries: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     return {
         "id": order_id,
         "siteCode": site,
@@ -86,19 +91,37 @@ def order(order_id: str, ends: str, day: str = DAY, site: str = "main",
             "deliveryTimeModel": {"deliveryDate": day},
             "deliveryWindow": {"deliveryCycle": f"{day}-x", "deliveryTimeTo": f"{day}T{ends}Z"},
         },
-        "entries": entries if entries is not None else [
-            {"entryId": "e1", "productId": "p1", "productName": "Apples", "totalCount": 2,
-             "orderUnit": "H87"},
+        "entries": entries
+        if entries is not None
+        else [
+            {
+                "entryId": "e1",
+                "productId": "p1",
+                "productName": "Apples",
+                "totalCount": 2,
+                "orderUnit": "H87",
+            },
         ],
     }
 
 
 O1_ENTRIES = [
-    {"entryId": "e1", "productId": "p1", "productName": "Apples", "totalCount": 2,
-     "orderUnit": "H87"},
-    {"entryId": "e2", "productId": "p2", "productName": "Cheese", "totalCount": 1,
-     "orderUnit": "GRM", "weightDependent": True,
-     "unitPricingMeasure": {"unitCode": "GRM", "value": "500"}},
+    {
+        "entryId": "e1",
+        "productId": "p1",
+        "productName": "Apples",
+        "totalCount": 2,
+        "orderUnit": "H87",
+    },
+    {
+        "entryId": "e2",
+        "productId": "p2",
+        "productName": "Cheese",
+        "totalCount": 1,
+        "orderUnit": "GRM",
+        "weightDependent": True,
+        "unitPricingMeasure": {"unitCode": "GRM", "value": "500"},
+    },
 ]
 ASSIGNEE_A = {"id": "a-1", "siteCode": "main", "firstName": "John", "lastName": "Smith"}
 ASSIGNEE_B = {"id": "b-2", "siteCode": "main", "firstName": "Jane", "lastName": "Doe"}
@@ -119,35 +142,58 @@ class Api:
         return self.c.get(f"/pick-pack/{self.t}/orders/{order_id}", headers=auth(self.t))
 
     def patch(self, order_id: str, status: Any) -> httpx.Response:
-        return self.c.patch(f"/pick-pack/{self.t}/orders/{order_id}",
-                            json={"packingStatus": status}, headers=auth(self.t))
+        return self.c.patch(
+            f"/pick-pack/{self.t}/orders/{order_id}",
+            json={"packingStatus": status},
+            headers=auth(self.t),
+        )
 
     def packlist(self, site: str = "main", day: str = DAY) -> httpx.Response:
-        return self.c.get(f"/pick-pack/{self.t}/orders", params={"siteCode": site,
-                          "deliveryDate": day}, headers=auth(self.t))
+        return self.c.get(
+            f"/pick-pack/{self.t}/orders",
+            params={"siteCode": site, "deliveryDate": day},
+            headers=auth(self.t),
+        )
 
-    def assign(self, order_id: str, who: dict[str, Any], force: bool | None = None
-               ) -> httpx.Response:
+    def assign(
+        self, order_id: str, who: dict[str, Any], force: bool | None = None
+    ) -> httpx.Response:
         params = {} if force is None else {"force": str(force).lower()}
-        return self.c.post(f"/pick-pack/{self.t}/orders/{order_id}/assignees", json=who,
-                           params=params, headers=auth(self.t))
+        return self.c.post(
+            f"/pick-pack/{self.t}/orders/{order_id}/assignees",
+            json=who,
+            params=params,
+            headers=auth(self.t),
+        )
 
     def unassign(self, order_id: str, assignee_id: str) -> httpx.Response:
-        return self.c.delete(f"/pick-pack/{self.t}/orders/{order_id}/assignees/{assignee_id}",
-                             headers=auth(self.t))
+        return self.c.delete(
+            f"/pick-pack/{self.t}/orders/{order_id}/assignees/{assignee_id}", headers=auth(self.t)
+        )
 
     def packaging(self, order_id: str, body: Any) -> httpx.Response:
-        return self.c.put(f"/pick-pack/{self.t}/orders/{order_id}/packaging", json=body,
-                          headers=auth(self.t))
+        return self.c.put(
+            f"/pick-pack/{self.t}/orders/{order_id}/packaging", json=body, headers=auth(self.t)
+        )
 
     def cycles(self, site: str = "main") -> httpx.Response:
-        return self.c.get(f"/pick-pack/{self.t}/orderCycles", params={"siteCode": site},
-                          headers=auth(self.t))
+        return self.c.get(
+            f"/pick-pack/{self.t}/orderCycles", params={"siteCode": site}, headers=auth(self.t)
+        )
 
     def event(self, event_id: str, order_id: str, product: str, **kw: Any) -> httpx.Response:
-        return self.s.post_event({**EXAMPLE_EVENT, "eventId": event_id, "orderNumber": order_id,
-                                  "productId": product, "pickedAmount": 0, "packedAmount": 0,
-                                  "canceledAmount": 0, **kw})
+        return self.s.post_event(
+            {
+                **EXAMPLE_EVENT,
+                "eventId": event_id,
+                "orderNumber": order_id,
+                "productId": product,
+                "pickedAmount": 0,
+                "packedAmount": 0,
+                "canceledAmount": 0,
+                **kw,
+            }
+        )
 
     def register(self, order_id: str, doc: dict[str, Any]) -> None:
         check(self.put(order_id, doc), "register", "put", 200)
@@ -195,7 +241,10 @@ def test_end_to_end_packing_of_three_orders(api: Api) -> None:
     assert [o["orderId"] for o in packlist] == ["o2", "o3", "o1"]  # by delivery window end
     first = packlist[2]
     assert (first["productsTotal"], first["productsPacked"], first["productsCanceled"]) == (
-        3, 1001, 1)
+        3,
+        1001,
+        1,
+    )
     assert first["customerName"] == "Ada Lovelace"
     assert first["deliveryWindow"]["deliveryTimeTo"].startswith(DAY)
     assert packlist[0]["packingStatus"] == "IN_PROGRESS"
@@ -297,16 +346,23 @@ def test_status_and_packaging_validation(api: Api) -> None:
     api.register("o1", order("o1", "12:00:00"))
     body = check(api.patch("o1", "DONE"), ORDER_PATH, "patch", 400)
     assert body["detailInfo"].startswith("packingStatus")
-    body = check(api.c.patch("/pick-pack/demo/orders/o1", json={}, headers=auth()),
-                 ORDER_PATH, "patch", 400)
+    body = check(
+        api.c.patch("/pick-pack/demo/orders/o1", json={}, headers=auth()), ORDER_PATH, "patch", 400
+    )
     assert body["detailInfo"] == "packingStatus: required field is missing"
 
-    body = check(api.packaging("o1", [{"entryId": "bag", "packedCount": 1},
-                                      {"entryId": "box", "packedCount": -1}]),
-                 PACKAGING, "put", 400)
+    body = check(
+        api.packaging(
+            "o1", [{"entryId": "bag", "packedCount": 1}, {"entryId": "box", "packedCount": -1}]
+        ),
+        PACKAGING,
+        "put",
+        400,
+    )
     assert body["detailInfo"].startswith("[1].packedCount")
-    body = check(api.packaging("o1", [{"entryId": "bag", "packedCount": "1"}]),
-                 PACKAGING, "put", 400)
+    body = check(
+        api.packaging("o1", [{"entryId": "bag", "packedCount": "1"}]), PACKAGING, "put", 400
+    )
     assert body["detailInfo"].startswith("[0].packedCount")
     body = check(api.packaging("o1", [{"packedCount": 1}]), PACKAGING, "put", 400)
     assert body["detailInfo"] == "[0].entryId: required field is missing"
@@ -348,23 +404,38 @@ def test_order_cycles(api: Api) -> None:
 
 
 def test_packlist_parameters_and_scopes(api: Api) -> None:
-    resp = api.c.get("/pick-pack/demo/orders", params={"siteCode": "main",
-                     "deliveryDate": "13.11.2020"}, headers=auth())
+    resp = api.c.get(
+        "/pick-pack/demo/orders",
+        params={"siteCode": "main", "deliveryDate": "13.11.2020"},
+        headers=auth(),
+    )
     assert resp.status_code == 400 and resp.json()["detailInfo"].startswith("deliveryDate")
     resp = api.c.get("/pick-pack/demo/orders", params={"siteCode": "main"}, headers=auth())
     assert resp.status_code == 400
     view_only = auth(scopes=["pickpack.pickpack_view"])
-    assert api.c.put("/pick-pack/demo/orders/o1", json=order("o1", "12:00:00"),
-                     headers=view_only).status_code == 403
+    assert (
+        api.c.put(
+            "/pick-pack/demo/orders/o1", json=order("o1", "12:00:00"), headers=view_only
+        ).status_code
+        == 403
+    )
     assert api.c.get("/pick-pack/demo/orders/o1", headers=view_only).status_code == 404
     manage_only = auth(scopes=["pickpack.pickpack_manage"])
     assert api.c.get("/pick-pack/demo/orders/o1", headers=manage_only).status_code == 403
     no_saas = {"Authorization": auth()["Authorization"]}
     api.register("o1", order("o1", "12:00:00"))
-    assert api.c.patch("/pick-pack/demo/orders/o1", json={"packingStatus": "PACKED"},
-                       headers=no_saas).status_code == 400
-    assert api.c.post("/pick-pack/demo/orders/o1/assignees", json=ASSIGNEE_A,
-                      headers=no_saas).status_code == 200
+    assert (
+        api.c.patch(
+            "/pick-pack/demo/orders/o1", json={"packingStatus": "PACKED"}, headers=no_saas
+        ).status_code
+        == 400
+    )
+    assert (
+        api.c.post(
+            "/pick-pack/demo/orders/o1/assignees", json=ASSIGNEE_A, headers=no_saas
+        ).status_code
+        == 200
+    )
 
 
 def test_orders_are_per_tenant(api: Api, service: Service) -> None:

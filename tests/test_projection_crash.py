@@ -30,7 +30,9 @@ def start_worker(url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PICKPACK_DATABASE_URL": url, "PICKPACK_DATA_DIR": str(tmp_path)}
     return subprocess.Popen(
         [sys.executable, "-m", "api.cli", "projections", "run", "--batch-size", "200"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -38,15 +40,24 @@ def test_sigkill_mid_catch_up_then_restart_counts_every_event_once(
     db_url: str, tmp_path: Path
 ) -> None:
     events = [
-        PackingEvent(tenant="demo", event_id=f"e{i}", order_id=f"o{i % 50}",
-                     product_id=f"p{i % 7}", unit="H87", event_time="2024-05-01T10:00:00.000Z",
-                     site="main", picked=i % 3, packed=i % 5, canceled=i % 2)
+        PackingEvent(
+            tenant="demo",
+            event_id=f"e{i}",
+            order_id=f"o{i % 50}",
+            product_id=f"p{i % 7}",
+            unit="H87",
+            event_time="2024-05-01T10:00:00.000Z",
+            site="main",
+            picked=i % 3,
+            packed=i % 5,
+            canceled=i % 2,
+        )
         for i in range(20_000)
     ]
     store = EventStore.from_url(db_url)
     try:
         for i in range(0, len(events), 500):
-            store.append_packing_events([(e, Attribution("u")) for e in events[i:i + 500]])
+            store.append_packing_events([(e, Attribution("u")) for e in events[i : i + 500]])
         head = store.head()
     finally:
         store.close()

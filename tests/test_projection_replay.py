@@ -22,12 +22,24 @@ _tenants = itertools.count()
 
 packing_events = st.builds(
     lambda eid, order, product, picked, packed, canceled, sec: PackingEvent(
-        tenant="", event_id=f"e{eid}", order_id=f"o{order}", product_id=f"p{product}",
-        unit="H87", event_time=f"2024-05-01T10:00:{sec:02d}.000Z", site="main",
-        picked=picked, packed=packed, canceled=canceled,
+        tenant="",
+        event_id=f"e{eid}",
+        order_id=f"o{order}",
+        product_id=f"p{product}",
+        unit="H87",
+        event_time=f"2024-05-01T10:00:{sec:02d}.000Z",
+        site="main",
+        picked=picked,
+        packed=packed,
+        canceled=canceled,
     ),
-    st.integers(0, 30), st.integers(0, 2), st.integers(0, 2),
-    st.integers(0, 3), st.integers(0, 3), st.integers(0, 2), st.integers(0, 59),
+    st.integers(0, 30),
+    st.integers(0, 2),
+    st.integers(0, 2),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.integers(0, 2),
+    st.integers(0, 59),
 )
 
 
@@ -39,7 +51,8 @@ def view_totals(url: str, tenant: str | None = None) -> dict[tuple[str, str, str
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT tenant, order_id, product_id, picked, packed, canceled, events "
-            "FROM line_totals WHERE %s::text IS NULL OR tenant = %s", (tenant, tenant)
+            "FROM line_totals WHERE %s::text IS NULL OR tenant = %s",
+            (tenant, tenant),
         ).fetchall()
     return {(r[0], r[1], r[2]): (r[3], r[4], r[5], r[6]) for r in rows}
 
@@ -64,8 +77,9 @@ def catch_up(url: str, batch: int) -> None:
 ENTRIES = [{"entryId": f"x{i}", "productId": f"p{i}", "totalCount": 3} for i in range(3)]
 
 
-def expected_orders(tenant: str, registered: list[str], events: list[PackingEvent]
-                    ) -> dict[tuple[str, str], tuple[Any, ...]]:
+def expected_orders(
+    tenant: str, registered: list[str], events: list[PackingEvent]
+) -> dict[tuple[str, str], tuple[Any, ...]]:
     """Fold the recorded facts in recording order with the domain's own rules."""
     states: dict[str, OrderState] = {}
     for kind, data in _facts(tenant, registered, events):
@@ -74,15 +88,25 @@ def expected_orders(tenant: str, registered: list[str], events: list[PackingEven
     return {(tenant, o): (s.status, *s.counts()) for o, s in states.items()}
 
 
-def _facts(tenant: str, registered: list[str], events: list[PackingEvent]
-           ) -> list[tuple[str, dict[str, Any]]]:
+def _facts(
+    tenant: str, registered: list[str], events: list[PackingEvent]
+) -> list[tuple[str, dict[str, Any]]]:
     facts: list[tuple[str, dict[str, Any]]] = [
         ("OrderRegistered", {"order_id": o, "document": {"id": o, "entries": ENTRIES}})
         for o in registered
     ]
-    facts += [("PackingEventRecorded", {"order_id": e.order_id, "product_id": e.product_id,
-                                        "packed": e.packed, "canceled": e.canceled})
-              for e in events]
+    facts += [
+        (
+            "PackingEventRecorded",
+            {
+                "order_id": e.order_id,
+                "product_id": e.product_id,
+                "packed": e.packed,
+                "canceled": e.canceled,
+            },
+        )
+        for e in events
+    ]
     return facts
 
 
@@ -95,8 +119,12 @@ def _facts(tenant: str, registered: list[str], events: list[PackingEvent]
     register=st.lists(st.sampled_from(["o0", "o1", "o2"]), unique=True, max_size=3),
 )
 def test_views_equal_the_fold_live_and_after_rebuild(
-    db_url: str, sequence: list[PackingEvent], retries: list[int], split: int,
-    runner_batch: int, register: list[str],
+    db_url: str,
+    sequence: list[PackingEvent],
+    retries: list[int],
+    split: int,
+    runner_batch: int,
+    register: list[str],
 ) -> None:
     tenant = f"t{next(_tenants)}"
     events = [with_tenant(e, tenant) for e in sequence]
@@ -109,7 +137,7 @@ def test_views_equal_the_fold_live_and_after_rebuild(
                 tenant, o, lambda c, o=o: orders.register(c.state, {"id": o, "entries": ENTRIES})
             )
         for i in range(0, len(events), split):
-            store.append_packing_events([(e, Attribution("u")) for e in events[i:i + split]])
+            store.append_packing_events([(e, Attribution("u")) for e in events[i : i + split]])
     finally:
         store.close()
 

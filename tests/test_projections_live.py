@@ -43,10 +43,27 @@ ORDER = {
 
 
 def test_line_totals_sum_the_packing_events(service: Service) -> None:
-    service.post_event(ev(eventId="a", orderNumber="o1", productId="p1", pickedAmount=2,
-                          packedAmount=1, canceledAmount=0))
-    service.post_event(ev(eventId="b", orderNumber="o1", productId="p1", pickedAmount=0,
-                          packedAmount=1, canceledAmount=1, timestamp="2020-09-14T13:40:00Z"))
+    service.post_event(
+        ev(
+            eventId="a",
+            orderNumber="o1",
+            productId="p1",
+            pickedAmount=2,
+            packedAmount=1,
+            canceledAmount=0,
+        )
+    )
+    service.post_event(
+        ev(
+            eventId="b",
+            orderNumber="o1",
+            productId="p1",
+            pickedAmount=0,
+            packedAmount=1,
+            canceledAmount=1,
+            timestamp="2020-09-14T13:40:00Z",
+        )
+    )
     wait_caught_up(service.runtime.database.url)
     with psycopg.connect(service.runtime.database.url) as conn:
         row = conn.execute(
@@ -70,8 +87,9 @@ def test_order_status_moves_from_initial_to_pre_packed(service: Service) -> None
     assert status() == "INITIAL"
     service.post_event(ev(eventId="1", orderNumber="o1", productId="p1", packedAmount=2))
     assert status() == "IN_PROGRESS"
-    service.post_event(ev(eventId="2", orderNumber="o1", productId="p2", packedAmount=0,
-                          canceledAmount=1))
+    service.post_event(
+        ev(eventId="2", orderNumber="o1", productId="p2", packedAmount=0, canceledAmount=1)
+    )
     assert status() == "PRE_PACKED"
 
 
@@ -79,9 +97,19 @@ def _append(url: str, start: int, n: int) -> list[Any]:
     from ledger.packing import PackingEvent
     from ledger.store import Attribution, EventStore
 
-    evs = [PackingEvent(tenant="demo", event_id=f"k{i}", order_id="o1", product_id=f"p{i % 3}",
-                        unit="H87", event_time="2024-05-01T10:00:00.000Z", site="main",
-                        packed=1) for i in range(start, start + n)]
+    evs = [
+        PackingEvent(
+            tenant="demo",
+            event_id=f"k{i}",
+            order_id="o1",
+            product_id=f"p{i % 3}",
+            unit="H87",
+            event_time="2024-05-01T10:00:00.000Z",
+            site="main",
+            packed=1,
+        )
+        for i in range(start, start + n)
+    ]
     store = EventStore.from_url(url, pool_size=1)
     try:
         store.append_packing_events([(e, Attribution()) for e in evs])

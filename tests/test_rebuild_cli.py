@@ -19,8 +19,13 @@ from tests.test_projections_live import wait_until
 
 def cli(db_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PICKPACK_DATABASE_URL": db_url, "PICKPACK_DATA_DIR": str(tmp_path)}
-    return subprocess.Popen([sys.executable, "-m", "api.cli", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.cli", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def rebuild_position(db_url: str) -> int:
@@ -36,8 +41,17 @@ def test_a_killed_rebuild_resumes_and_swaps_in_views_equal_to_the_fold(
     seed(db_url, n, tenant="demo", orders=300, products=4, chunk=20_000)
     expected = fold.line_totals(packing_event(i, "demo", 300, 4) for i in range(n))
 
-    first = cli(db_url, tmp_path, "projections", "rebuild", "--all", "--chunk", "500",
-                "--flush-every", "1000")
+    first = cli(
+        db_url,
+        tmp_path,
+        "projections",
+        "rebuild",
+        "--all",
+        "--chunk",
+        "500",
+        "--flush-every",
+        "1000",
+    )
     wait_until(lambda: rebuild_position(db_url) > 0 or first.poll() is not None, timeout=60)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)

@@ -33,8 +33,13 @@ ORDER = {
     "siteCode": "main",
     "entries": [
         {"entryId": "e1", "productId": "p1", "totalCount": 2, "orderUnit": "H87"},
-        {"entryId": "e2", "productId": "p2", "totalCount": 1000, "orderUnit": "GRM",
-         "unitPricingMeasure": {"value": 500, "unitCode": "GRM"}},
+        {
+            "entryId": "e2",
+            "productId": "p2",
+            "totalCount": 1000,
+            "orderUnit": "GRM",
+            "unitPricingMeasure": {"value": 500, "unitCode": "GRM"},
+        },
     ],
 }
 
@@ -71,11 +76,20 @@ def register(service: Service, order_id: str, doc: dict[str, Any] = ORDER) -> No
     )
 
 
-def pack(service: Service, event_id: str, order_id: str, product: str, amount: int,
-         unit: str = "H87") -> None:
-    r = service.post_event({**EXAMPLE_EVENT, "eventId": event_id, "orderNumber": order_id,
-                            "productId": product, "packedAmount": amount, "pickedAmount": amount,
-                            "unit": unit})
+def pack(
+    service: Service, event_id: str, order_id: str, product: str, amount: int, unit: str = "H87"
+) -> None:
+    r = service.post_event(
+        {
+            **EXAMPLE_EVENT,
+            "eventId": event_id,
+            "orderNumber": order_id,
+            "productId": product,
+            "packedAmount": amount,
+            "pickedAmount": amount,
+            "unit": unit,
+        }
+    )
     assert r.status_code == 200, r.text
 
 
@@ -125,8 +139,12 @@ def all_done(url: str) -> list[tuple[Any, ...]] | None:
 
 
 def body(*entries: tuple[str, int, int | None, str | None]) -> dict[str, Any]:
-    return {"entries": [{"entryId": e, "deliveredAmount": a, "deliveredAmountInPc": pc,
-                         "unit": u} for e, a, pc, u in entries]}
+    return {
+        "entries": [
+            {"entryId": e, "deliveredAmount": a, "deliveredAmountInPc": pc, "unit": u}
+            for e, a, pc, u in entries
+        ]
+    }
 
 
 # -- finish -------------------------------------------------------------------------------
@@ -162,8 +180,9 @@ def test_finish_unknown_order_404_and_cancelled_409(svc: Service) -> None:
 
 def test_finish_needs_manage_scope_and_saas_token(svc: Service) -> None:
     register(svc, "o1")
-    r = svc.client.post("/pick-pack/demo/orders/o1/finish",
-                        headers=auth(scopes=["pickpack.pickpack_view"]))
+    r = svc.client.post(
+        "/pick-pack/demo/orders/o1/finish", headers=auth(scopes=["pickpack.pickpack_view"])
+    )
     assert r.status_code == 403
     headers = auth()
     del headers["saas-token"]
@@ -196,8 +215,9 @@ def test_500_three_times_then_success(svc: Service, fake: FakeOrderService) -> N
     assert 3 <= len(job_id) <= 16
     j = wait_job(svc, job_id)
     assert j["jobStatus"] == "SUCCESS" and j["jobType"] == "MANUAL"
-    assert j["orders"] == [{"orderId": "o1", "jobOrderStatus": "SUCCESS",
-                            "message": "Order recalculated successfully"}]
+    assert j["orders"] == [
+        {"orderId": "o1", "jobOrderStatus": "SUCCESS", "message": "Order recalculated successfully"}
+    ]
     assert j["startedAt"] <= j["finishedAt"]
     sent = fake.calculations("o1")
     assert len(sent) == 4
@@ -205,9 +225,7 @@ def test_500_three_times_then_success(svc: Service, fake: FakeOrderService) -> N
     assert outbox_rows(svc.runtime.database.url)[0][3] == 4
 
 
-def test_a_400_fails_its_order_and_the_others_succeed(
-    svc: Service, fake: FakeOrderService
-) -> None:
+def test_a_400_fails_its_order_and_the_others_succeed(svc: Service, fake: FakeOrderService) -> None:
     for oid in ("o1", "o2", "o3"):
         register(svc, oid)
         pack(svc, f"ev-{oid}", oid, "p1", 1)
@@ -237,8 +255,11 @@ def test_retries_are_bounded(db_url: str, tmp_path: Path, fake: FakeOrderService
 def test_a_hanging_order_service_times_out_and_is_retried(
     db_url: str, tmp_path: Path, fake: FakeOrderService
 ) -> None:
-    env = {**FAST, "PICKPACK_ORDER_SERVICE_URL": fake.url,
-           "PICKPACK_ORDER_SERVICE_TIMEOUT_SECONDS": "0.3"}
+    env = {
+        **FAST,
+        "PICKPACK_ORDER_SERVICE_URL": fake.url,
+        "PICKPACK_ORDER_SERVICE_TIMEOUT_SECONDS": "0.3",
+    }
     with running(db_url, tmp_path, env) as s:
         register(s, "o1")
         pack(s, "a", "o1", "p1", 1)
@@ -250,8 +271,11 @@ def test_a_hanging_order_service_times_out_and_is_retried(
 
 def test_order_service_down_across_a_restart(db_url: str, tmp_path: Path) -> None:
     port = free_port()
-    env = {**FAST, "PICKPACK_ORDER_SERVICE_URL": f"http://127.0.0.1:{port}",
-           "PICKPACK_RECALC_MAX_ATTEMPTS": "1000"}
+    env = {
+        **FAST,
+        "PICKPACK_ORDER_SERVICE_URL": f"http://127.0.0.1:{port}",
+        "PICKPACK_RECALC_MAX_ATTEMPTS": "1000",
+    }
     with running(db_url, tmp_path, env) as s:
         register(s, "o1")
         pack(s, "a", "o1", "p1", 1)
@@ -268,16 +292,16 @@ def test_order_service_down_across_a_restart(db_url: str, tmp_path: Path) -> Non
             rows = wait_for(lambda: all_done(db_url))
             sent = [r.body for r in fake.calculations("o1")]
             # each request once, in order: the newest totals arrive last
-            assert sent == [body(("e1", 1, 1, "H87"), ("e2", 0, 0, "GRM")),
-                            body(("e1", 2, 2, "H87"), ("e2", 0, 0, "GRM"))]
+            assert sent == [
+                body(("e1", 1, 1, "H87"), ("e2", 0, 0, "GRM")),
+                body(("e1", 2, 2, "H87"), ("e2", 0, 0, "GRM")),
+            ]
             assert [r[4] for r in rows] == sent
     finally:
         fake.stop()
 
 
-def test_automatic_picks_orders_whose_totals_changed(
-    svc: Service, fake: FakeOrderService
-) -> None:
+def test_automatic_picks_orders_whose_totals_changed(svc: Service, fake: FakeOrderService) -> None:
     register(svc, "o1")
     pack(svc, "a", "o1", "p1", 2)
     assert finish(svc, "o1").status_code == 200
@@ -301,11 +325,14 @@ def test_manual_job_unknown_and_cancelled_orders_fail(svc: Service) -> None:
     svc.runtime.store.run_order_command(
         "demo", "o1", lambda c: orders.change_status(c.state, "CANCELLED", "u")
     )
-    j = wait_job(svc, start_job(svc, {"jobType": "MANUAL", "orderIds": ["o1", "zz"]})
-                 .json()["jobId"])
+    j = wait_job(
+        svc, start_job(svc, {"jobType": "MANUAL", "orderIds": ["o1", "zz"]}).json()["jobId"]
+    )
     assert j["jobStatus"] == "FAILURE"
     assert [(o["orderId"], o["jobOrderStatus"]) for o in j["orders"]] == [
-        ("o1", "FAILURE"), ("zz", "FAILURE")]
+        ("o1", "FAILURE"),
+        ("zz", "FAILURE"),
+    ]
 
 
 def test_job_validation_and_lookup(svc: Service) -> None:
@@ -371,15 +398,17 @@ def test_many_dispatchers_send_each_request_once_and_in_order(
     """Four dispatchers (as four processes would) share one outbox through SKIP LOCKED."""
     for i in range(12):
         pack(service, f"a{i}", f"o{i}", "p1", 1)
-    first = start_job(service, {"jobType": "MANUAL",
-                                "orderIds": [f"o{i}" for i in range(12)]}).json()["jobId"]
+    first = start_job(
+        service, {"jobType": "MANUAL", "orderIds": [f"o{i}" for i in range(12)]}
+    ).json()["jobId"]
     for i in range(12):
         pack(service, f"b{i}", f"o{i}", "p1", 1)
     second = start_job(service, {"jobType": "AUTOMATIC"}).json()["jobId"]
     policy = RetryPolicy(base_seconds=0.02, max_delay_seconds=0.1, max_attempts=5)
     workers = [
-        OutboxDispatcher(service.runtime.database.url, OrderServiceClient(fake.url), policy,
-                         poll_seconds=0.02).start()
+        OutboxDispatcher(
+            service.runtime.database.url, OrderServiceClient(fake.url), policy, poll_seconds=0.02
+        ).start()
         for _ in range(4)
     ]
     try:
