@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,10 @@ def _serve(args: argparse.Namespace) -> int:
                 flush=True,
             )
         print(f"serving on http://{args.host}:{args.port}", flush=True)
+        # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the
+        # handler that was there before it. Make that handler an orderly exit, so the
+        # `finally` below stops the embedded PostgreSQL instead of leaving it running.
+        signal.signal(signal.SIGTERM, _exit_quietly)
         uvicorn.run(
             "api.app:create_app",
             factory=True,
@@ -51,6 +56,10 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         database.stop()
     return 0
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _migrate(_: argparse.Namespace) -> int:

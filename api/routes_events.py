@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -63,8 +62,7 @@ async def create_packing_event(
         supplier_id=body.supplierId,
         book_product=body.bookProduct,
     )
-    future = rt.committer.submit(event, Attribution(principal.subject, saas_token))
-    outcome = await asyncio.wrap_future(future)
+    outcome = await rt.committer.append(event, Attribution(principal.subject, saas_token))
     if outcome.verdict is Verdict.CONFLICT:
         raise Conflict(f"eventId: event '{event.event_id}' was already recorded with other content")
     if outcome.verdict is Verdict.ORDER_CLOSED:

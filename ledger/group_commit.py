@@ -3,19 +3,23 @@
 A single writer thread per process takes the first waiting request, then everything
 else already queued (up to `max_batch`), and hands the batch to the event store in
 one transaction: one table lock and one fsync for many requests. Each request's
-future resolves only after that commit. Under light load a batch is one event and
-nothing waits; under heavy load the queue fills while a commit is in flight, so
-batches grow exactly when they pay off. If a batch fails as a whole, each of its
-events is retried alone, so one bad event cannot fail the others.
+future resolves only after that commit; the futures of one batch are settled on the
+event loop in one callback, one wake-up per batch rather than one per request. Under
+light load a batch is one event and nothing waits; under heavy load the queue fills
+while a commit is in flight, so batches grow exactly when they pay off. If a batch
+fails as a whole, each of its events is retried alone, so one bad event cannot fail
+the others.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 
@@ -29,11 +33,22 @@ log = logging.getLogger(__name__)
 class _Request:
     event: PackingEvent
     attribution: Attribution
-    future: Future[Outcome] = field(default_factory=Future)
+    future: asyncio.Future[Outcome]
+
+
+def _settle(results: list[tuple[asyncio.Future[Outcome], Outcome | BaseException]]) -> None:
+    """Runs on the event loop: resolve a batch's futures at once."""
+    for future, result in results:
+        if future.done():  # the request was cancelled (client went away)
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 class GroupCommitter:
-    """Owns the writer thread; `submit` is safe to call from any thread."""
+    """Owns the writer thread; `append` is awaited from any event loop."""
 
     def __init__(self, store: EventStore, max_batch: int = 500) -> None:
         # 500 stays far below the batch size at which the library's pipelined insert
@@ -58,10 +73,11 @@ class GroupCommitter:
             self._thread.join(timeout=10)
             self._started = False
 
-    def submit(self, event: PackingEvent, attribution: Attribution) -> Future[Outcome]:
-        request = _Request(event, attribution)
-        self._queue.put(request)
-        return request.future
+    async def append(self, event: PackingEvent, attribution: Attribution) -> Outcome:
+        """Queue the event and wait until the transaction holding it has committed."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Request(event, attribution, future))
+        return await future
 
     def _run(self) -> None:
         while True:
@@ -99,7 +115,7 @@ class GroupCommitter:
         except Exception as exc:
             if len(batch) == 1:
                 log.warning("append failed: %s", exc)
-                batch[0].future.set_exception(exc)
+                self._deliver([(batch[0], exc)])
                 return
             log.warning("batch of %d failed (%s); retrying each event alone", len(batch), exc)
             for request in batch:
@@ -107,5 +123,14 @@ class GroupCommitter:
             return
         self.batches += 1
         self.events += len(batch)
-        for request, outcome in zip(batch, outcomes, strict=True):
-            request.future.set_result(outcome)
+        self._deliver(list(zip(batch, outcomes, strict=True)))
+
+    @staticmethod
+    def _deliver(results: list[tuple[_Request, Outcome | BaseException]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for request, result in results:
+            loop = request.future.get_loop()
+            by_loop.setdefault(loop, []).append((request.future, result))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(_settle, settled)
