@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +23,12 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         app.state.runtime = runtime or Runtime.start()
+        # Everything built so far lives as long as the process: move it out of the
+        # collector's sight, and collect less often. Measured on the ingest path, where
+        # each request allocates many short-lived objects and few cycles.
+        if owned:  # a process of its own (`serve`), not a test embedding the app
+            gc.freeze()
+            gc.set_threshold(20_000, 50, 100)
         try:
             yield
         finally:
