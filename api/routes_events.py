@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import CanManage, CanView, RuntimeDep
 from api.errors import BadRequest, Conflict
 from api.params import SaasToken, Tenant
-from api.responses import JSONBody
+from api.responses import ERROR_DOCS, SUCCESS, JSONBody
 from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
 from ledger.packing import PackingEvent, Verdict, parse_event_time
 from ledger.store import Attribution
@@ -18,13 +18,6 @@ from ledger.units import is_piece_unit, packed_in_pieces
 router = APIRouter(tags=["Events"])
 
 MAX_PAGE_SIZE = 20_000
-SUCCESS = {"message": "Success", "code": 200}
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorMessage, "description": "Request was syntactically incorrect."},
-    401: {"description": "Unauthorized: the token is invalid or has expired."},
-    403: {"description": "Scopes are not sufficient, or the token is for another tenant."},
-    500: {"model": ErrorMessage, "description": "Internal Service Error occurred."},
-}
 
 
 @router.post(
@@ -36,7 +29,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "description": "Event creation response",
             "content": {"application/json": {"example": SUCCESS}},
         },
-        **_ERRORS,
+        **ERROR_DOCS,
         409: {"model": ErrorMessage, "description": "Conflict"},
     },
 )
@@ -75,7 +68,7 @@ async def create_packing_event(
     operation_id="GET-pick-pack-retrieve-packing-event",
     summary="Retrieving all events",
     response_model=list[OrderEntryEventResponse],
-    responses=_ERRORS,
+    responses=ERROR_DOCS,
 )
 def list_packing_events(
     tenant: Tenant,

@@ -19,7 +19,7 @@ from api.deps import CanManage, CanView, RuntimeDep
 from api.errors import BadRequest, Conflict, NotFound
 from api.order_schemas import Assignee, OrderStatusChange, PackagingProductsChange
 from api.params import OrderId, SaasToken, Tenant
-from api.responses import JSONBody
+from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody
 from api.runtime import Runtime
 from api.schemas import ErrorMessage
 from ledger import orders
@@ -35,17 +35,10 @@ from projections import read
 
 router = APIRouter()
 
-SUCCESS = {"message": "Success", "code": 200}
-_SUCCESS_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Success", "content": {"application/json": {"example": SUCCESS}}}
-}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorMessage, "description": "Request was syntactically incorrect."},
-    401: {"description": "Unauthorized: the token is invalid or has expired."},
-    403: {"description": "Scopes are not sufficient, or the token is for another tenant."},
+    **ERROR_DOCS,
     404: {"model": ErrorMessage, "description": "Resource has not been found."},
     409: {"model": ErrorMessage, "description": "Conflict: the order is CANCELLED."},
-    500: {"model": ErrorMessage, "description": "Internal Service Error occurred."},
 }
 SiteCode = Annotated[
     str,
@@ -88,7 +81,7 @@ def _run(rt: Runtime, tenant: str, order_id: str, decide: Decision) -> None:
     description="Registers or re-registers the spec's `Order` document. Server-owned fields "
     "(packingStatus, assignees, holdingAreaNumber, packagingProducts, entry counts) are "
     "ignored; the path's orderId wins over the body's id. Idempotent.",
-    responses={**_SUCCESS_DOC, **_ERRORS},
+    responses={**SUCCESS_DOC, **_ERRORS},
 )
 def register_order(
     tenant: Tenant,
@@ -110,7 +103,7 @@ def register_order(
     operation_id="PATCH-pick-pack-update-order-status",
     summary="Updating an order",
     tags=["Orders"],
-    responses={**_SUCCESS_DOC, **_ERRORS},
+    responses={**SUCCESS_DOC, **_ERRORS},
 )
 def update_order_status(
     tenant: Tenant,
@@ -139,7 +132,7 @@ def update_order_status(
     operation_id="PUT-pick-pack-update-order-packaging",
     summary="Updating packaging products for an order",
     tags=["Orders"],
-    responses={**_SUCCESS_DOC, **_ERRORS},
+    responses={**SUCCESS_DOC, **_ERRORS},
 )
 def update_order_packaging(
     tenant: Tenant,
@@ -159,7 +152,7 @@ def update_order_packaging(
     operation_id="POST-pick-pack-add-order-assignee",
     summary="Adding an assignee to an order",
     tags=["Assignees"],
-    responses={**_SUCCESS_DOC, **_ERRORS},
+    responses={**SUCCESS_DOC, **_ERRORS},
 )
 def add_order_assignee(
     tenant: Tenant,

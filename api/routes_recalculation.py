@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,21 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import CanManage, CanView, RuntimeDep
 from api.errors import BadRequest, Conflict, NotFound
 from api.params import OrderId, SaasToken, Tenant
-from api.responses import JSONBody
+from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody
 from api.schemas import ErrorMessage
 from ledger import orders, outbox
 from ledger import recalculation as rc
 from ledger.store import OrderContext
 
 router = APIRouter()
-
-SUCCESS = {"message": "Success", "code": 200}
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorMessage, "description": "Request was syntactically incorrect."},
-    401: {"description": "Unauthorized: the token is invalid or has expired."},
-    403: {"description": "Scopes are not sufficient, or the token is for another tenant."},
-    500: {"model": ErrorMessage, "description": "Internal Service Error occurred."},
-}
 
 
 class RecalculationJobCreation(BaseModel):
@@ -59,8 +51,8 @@ JobId = Annotated[
     "the Order Service's calculations endpoint (transactional outbox). No confirmation "
     "email is sent.",
     responses={
-        200: {"description": "Success", "content": {"application/json": {"example": SUCCESS}}},
-        **_ERRORS,
+        **SUCCESS_DOC,
+        **ERROR_DOCS,
         404: {"model": ErrorMessage, "description": "No such order is registered."},
         409: {"model": ErrorMessage, "description": "The order is CANCELLED."},
     },
@@ -95,7 +87,7 @@ def finish_order(
             "description": "Job creation response",
             "content": {"application/json": {"example": {"jobId": "aB3dE5fG7hJ9kL1m"}}},
         },
-        **_ERRORS,
+        **ERROR_DOCS,
     },
 )
 def create_recalculation_job(
@@ -116,7 +108,7 @@ def create_recalculation_job(
     tags=["Recalculations"],
     operation_id="GET-pick-pack-retrieve-order-recalculation",
     summary="Retrieving a job",
-    responses={**_ERRORS, 404: {"model": ErrorMessage, "description": "No such job."}},
+    responses={**ERROR_DOCS, 404: {"model": ErrorMessage, "description": "No such job."}},
 )
 def get_recalculation_job(
     tenant: Tenant, jobId: JobId, principal: CanView, rt: RuntimeDep

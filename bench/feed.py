@@ -29,9 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.auth import VIEW, mint_token  # noqa: E402
 from bench.ingest import wait_ready  # noqa: E402
-from bench.seed import seed  # noqa: E402
-from ledger.database import start_embedded  # noqa: E402
-from ledger.migrate import migrate  # noqa: E402
+from bench.seed import seeded_database  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
 PORT = 18234
@@ -52,111 +50,100 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    db = None
-    url = args.database_url
-    if url is None:
-        db = start_embedded(Path(tempfile.mkdtemp(prefix="pp-feed-")) / "pg")
-        url = db.url
     service = None
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS pp_bench_feed WITH (FORCE)")
-            conn.execute("CREATE DATABASE pp_bench_feed")
-        feed_url = psycopg.conninfo.make_conninfo(url, dbname="pp_bench_feed")
-        migrate(feed_url)
-        seconds = seed(feed_url, args.events, tenant="demo")
-        with psycopg.connect(feed_url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
+    with seeded_database(args.database_url, "pp_bench_feed", args.events, tenant="demo") as (
+        feed_url,
+        seconds,
+    ):
         print(f"seeded {args.events:,} events in {seconds:.1f}s")
-        env = {
-            **os.environ,
-            "PICKPACK_JWT_SECRET": SECRET,
-            "PICKPACK_DATABASE_URL": feed_url,
-            "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-feed-data-"),
-        }
-        service = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "api.cli",
-                "serve",
-                "--port",
-                str(PORT),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{PORT}"
-        wait_ready(base, "/ready")
-        # Let the projections catch up with the seeded events first: their catch-up
-        # would compete for the CPU with the reads being measured.
-        with psycopg.connect(feed_url, autocommit=True) as conn:
-            while True:
-                row = conn.execute(
-                    "SELECT count(*), min(notification_id) FROM notification_tracking "
-                    "WHERE application_name IN ('line_totals', 'order_status')"
-                ).fetchone()
-                if row and row[0] == 2 and row[1] >= args.events:
-                    break
-                time.sleep(0.5)
-        headers = {"Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW])}"}
-        last_page = args.events // PAGE
-        cases = [
-            ("page 1", {"pageSize": PAGE, "pageNumber": 1}, 0, None),
-            (
-                f"page {last_page // 2}",
-                {"pageSize": PAGE, "pageNumber": last_page // 2},
-                (last_page // 2 - 1) * PAGE,
-                None,
-            ),
-            (
-                f"page {last_page}",
-                {"pageSize": PAGE, "pageNumber": last_page},
-                (last_page - 1) * PAGE,
-                None,
-            ),
-            (
-                "timestamp=12:00Z, page 1",
-                {"pageSize": PAGE, "timestamp": "2024-05-01T12:00:00Z"},
-                0,
-                "2024-05-01T12:00:00Z",
-            ),
-        ]
-        with (
-            httpx.Client(base_url=base, headers=headers, timeout=120) as client,
-            psycopg.connect(feed_url) as conn,
-        ):
-            for name, params, offset, ts in cases:
-                response = client.get("/pick-pack/demo/events", params=params)
-                assert response.status_code == 200 and len(response.json()) == PAGE, name
+        try:
+            env = {
+                **os.environ,
+                "PICKPACK_JWT_SECRET": SECRET,
+                "PICKPACK_DATABASE_URL": feed_url,
+                "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-feed-data-"),
+            }
+            service = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "api.cli",
+                    "serve",
+                    "--port",
+                    str(PORT),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            base = f"http://127.0.0.1:{PORT}"
+            wait_ready(base, "/ready")
+            # Let the projections catch up with the seeded events first: their catch-up
+            # would compete for the CPU with the reads being measured.
+            with psycopg.connect(feed_url, autocommit=True) as conn:
+                while True:
+                    row = conn.execute(
+                        "SELECT count(*), min(notification_id) FROM notification_tracking "
+                        "WHERE application_name IN ('line_totals', 'order_status')"
+                    ).fetchone()
+                    if row and row[0] == 2 and row[1] >= args.events:
+                        break
+                    time.sleep(0.5)
+            headers = {"Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW])}"}
+            last_page = args.events // PAGE
+            cases = [
+                ("page 1", {"pageSize": PAGE, "pageNumber": 1}, 0, None),
+                (
+                    f"page {last_page // 2}",
+                    {"pageSize": PAGE, "pageNumber": last_page // 2},
+                    (last_page // 2 - 1) * PAGE,
+                    None,
+                ),
+                (
+                    f"page {last_page}",
+                    {"pageSize": PAGE, "pageNumber": last_page},
+                    (last_page - 1) * PAGE,
+                    None,
+                ),
+                (
+                    "timestamp=12:00Z, page 1",
+                    {"pageSize": PAGE, "timestamp": "2024-05-01T12:00:00Z"},
+                    0,
+                    "2024-05-01T12:00:00Z",
+                ),
+            ]
+            with (
+                httpx.Client(base_url=base, headers=headers, timeout=120) as client,
+                psycopg.connect(feed_url) as conn,
+            ):
+                for name, params, offset, ts in cases:
+                    response = client.get("/pick-pack/demo/events", params=params)
+                    assert response.status_code == 200 and len(response.json()) == PAGE, name
 
-                def http_get(params: dict = params) -> None:
-                    client.get("/pick-pack/demo/events", params=params).raise_for_status()
+                    def http_get(params: dict = params) -> None:
+                        client.get("/pick-pack/demo/events", params=params).raise_for_status()
 
-                def bare_sql(offset: int = offset, ts: str | None = ts) -> None:
-                    conn.execute(
-                        "SELECT s.state FROM packing_events p JOIN stored_events s "
-                        "ON s.notification_id = p.position WHERE p.tenant = 'demo' "
-                        "AND p.event_time > coalesce(%s::timestamptz, '-infinity') "
-                        "ORDER BY p.event_time, p.position OFFSET %s LIMIT %s",
-                        (ts, offset, PAGE),
-                    ).fetchall()
+                    def bare_sql(offset: int = offset, ts: str | None = ts) -> None:
+                        conn.execute(
+                            "SELECT s.state FROM packing_events p JOIN stored_events s "
+                            "ON s.notification_id = p.position WHERE p.tenant = 'demo' "
+                            "AND p.event_time > coalesce(%s::timestamptz, '-infinity') "
+                            "ORDER BY p.event_time, p.position OFFSET %s LIMIT %s",
+                            (ts, offset, PAGE),
+                        ).fetchall()
 
-                h, b = timed(http_get), timed(bare_sql)
-                print(
-                    f"{name:<26} GET {h * 1000:7.0f} ms   bare SQL {b * 1000:7.0f} ms   "
-                    f"ratio {h / b:5.2f}"
-                )
-    finally:
-        if service is not None:
-            service.terminate()
-            service.wait(timeout=30)
-        if db is not None:
-            db.stop()
+                    h, b = timed(http_get), timed(bare_sql)
+                    print(
+                        f"{name:<26} GET {h * 1000:7.0f} ms   bare SQL {b * 1000:7.0f} ms   "
+                        f"ratio {h / b:5.2f}"
+                    )
+        finally:
+            if service is not None:
+                service.terminate()
+                service.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,9 +21,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.seed import seed
-from ledger.database import start_embedded
-from ledger.migrate import migrate
+from bench.seed import seeded_database
 
 RAW_SQL = """
 SELECT j->>'tenant', j->>'order_id', j->>'product_id',
@@ -50,24 +46,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    db = None
-    url = args.database_url
-    if url is None:
-        db = start_embedded(Path(tempfile.mkdtemp(prefix="pp-bench-")) / "pg")
-        url = db.url
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS pp_bench_rebuild WITH (FORCE)")
-            conn.execute("CREATE DATABASE pp_bench_rebuild")
-        bench_url = psycopg.conninfo.make_conninfo(url, dbname="pp_bench_rebuild")
-        migrate(bench_url)
-        seconds = seed(bench_url, args.events)
+    with seeded_database(args.database_url, "pp_bench_rebuild", args.events) as (
+        bench_url,
+        seconds,
+    ):
         print(
             f"seeded {args.events:,} events in {seconds:.1f}s "
             f"({args.events / seconds:,.0f} events/s through COPY)"
         )
         with psycopg.connect(bench_url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE stored_events")
             t0 = time.perf_counter()
             rows = conn.execute(RAW_SQL).fetchall()
             raw = time.perf_counter() - t0
@@ -95,10 +82,6 @@ def main() -> None:
             raw_packed = sum(r[4] for r in rows)
         assert view == (len(rows), raw_packed), (view, len(rows), raw_packed)
         print("check: rebuilt line_totals equal the raw SQL aggregation")
-    finally:
-        if db is not None:
-            db.stop()
-    _ = resource
 
 
 if __name__ == "__main__":

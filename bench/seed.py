@@ -9,13 +9,21 @@ packing_events index row with the same content hash.
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
+from psycopg import sql
 
+from ledger.database import start_embedded
 from ledger.events import PackingEventRecorded, line_stream_id
+from ledger.migrate import migrate
 from ledger.packing import PackingEvent
 from ledger.store import EventStore
 
@@ -120,6 +128,36 @@ def seed(
                         )
     check(url)
     return time.perf_counter() - started
+
+
+@contextmanager
+def seeded_database(
+    server_url: str | None, name: str, events: int, **seed_options: Any
+) -> Iterator[tuple[str, float]]:
+    """A fresh, migrated database `name` holding `events` seeded events: (url, seconds).
+
+    On `server_url`, or on an embedded PostgreSQL started for the occasion (as a new
+    user's machine would have) and stopped afterwards.
+    """
+    db = None
+    if server_url is None:
+        db = start_embedded(Path(tempfile.mkdtemp(prefix=f"pp-{name}-")) / "pg")
+        server_url = db.url
+    try:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
+        migrate(url)
+        seconds = seed(url, events, **seed_options)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        yield url, seconds
+    finally:
+        if db is not None:
+            db.stop()
 
 
 def check(url: str) -> None:

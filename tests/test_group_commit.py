@@ -1,0 +1,89 @@
+"""A batch of packing events: each event is judged alone, and a bad one fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+
+from ledger import orders
+from ledger.group_commit import GroupCommitter
+from ledger.packing import PackingEvent, Verdict
+from ledger.store import Attribution, EventStore
+
+
+def scan(event_id: str, order: str = "o1", packed: int = 1) -> PackingEvent:
+    return PackingEvent(
+        tenant="demo",
+        event_id=event_id,
+        order_id=order,
+        product_id="p1",
+        unit="H87",
+        event_time="2024-05-01T10:00:00.000Z",
+        site="main",
+        packed=packed,
+    )
+
+
+def recorded_ids(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT event_id FROM packing_events ORDER BY position").fetchall()
+    return [r[0] for r in rows]
+
+
+def test_one_transaction_judges_each_event_and_records_the_good_ones(db_url: str) -> None:
+    store = EventStore.from_url(db_url, pool_size=1)
+    try:
+        store.append_packing_events([(scan("a"), Attribution())])
+        store.run_order_command(
+            "demo", "closed", lambda c: orders.register(c.state, {"id": "closed", "entries": []})
+        )
+        store.run_order_command(
+            "demo", "closed", lambda c: orders.change_status(c.state, "CANCELLED", None)
+        )
+        batch = [
+            scan("b"),
+            scan("a", packed=5),  # reuses a recorded eventId with other content
+            scan("c", order="closed"),  # for a cancelled order
+            scan("a"),  # a scanner's retry of a recorded event
+            scan("d"),
+            scan("d"),  # the same event twice in one batch
+            scan("d", packed=2),  # and once more with other content
+        ]
+        outcomes = store.append_packing_events([(e, Attribution()) for e in batch])
+    finally:
+        store.close()
+    assert [o.verdict for o in outcomes] == [
+        Verdict.RECORD,
+        Verdict.CONFLICT,
+        Verdict.ORDER_CLOSED,
+        Verdict.DUPLICATE,
+        Verdict.RECORD,
+        Verdict.DUPLICATE,
+        Verdict.CONFLICT,
+    ]
+    assert recorded_ids(db_url) == ["a", "b", "d"]
+    # A retry is answered with where the original was recorded: before this batch.
+    assert outcomes[3].position is not None and outcomes[0].position is not None
+    assert outcomes[3].position < outcomes[0].position
+
+
+def test_concurrent_requests_share_transactions(db_url: str) -> None:
+    store = EventStore.from_url(db_url, pool_size=2)
+    committer = GroupCommitter(store)
+    committer.start()
+
+    async def post_all() -> list[Verdict]:
+        results = await asyncio.gather(
+            *(committer.append(scan(f"e{i}"), Attribution()) for i in range(200))
+        )
+        return [r.verdict for r in results]
+
+    try:
+        verdicts = asyncio.run(post_all())
+    finally:
+        committer.stop()
+        store.close()
+    assert verdicts == [Verdict.RECORD] * 200
+    assert len(recorded_ids(db_url)) == 200
+    assert committer.batches < 200, "requests that arrive together commit together"
