@@ -2,11 +2,16 @@
 
 Writes go through :meth:`EventStore.append_packing_events`, one transaction per batch:
 
-1. take the event store's EXCLUSIVE table lock (the library's own lock, so commit order
-   equals notification-id order and projections tailing by id never skip an event);
+1. take the EXCLUSIVE lock on the library's stored_events table (the lock its own
+   recorder takes, so commit order equals notification-id order and projections
+   tailing by id never skip an event);
 2. read what the store holds for the batch's eventIds and orders;
 3. let the pure domain (:func:`ledger.packing.decide`) judge each event;
-4. insert the accepted events through the library's recorder, and their index rows.
+4. insert the accepted events (encoded by the library's mapper, into the library's
+   table) and their index rows in one statement.
+
+Order commands (:meth:`EventStore.run_order_command`) take the same lock and insert
+through the library's recorder itself.
 
 Because every writer takes the same lock, "eventId unique per tenant" and "no event
 after a cancellation" hold under any concurrency, and a bad event in a batch only
@@ -28,7 +33,6 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg.conninfo import conninfo_to_dict
 
 from ledger.events import (
-    LedgerEvent,
     OrderCancelled,
     PackingEventRecorded,
     line_stream_id,
@@ -161,7 +165,7 @@ class EventStore:
     ) -> list[Outcome]:
         """Record each event unless it is a duplicate, a conflict, or for a closed order.
 
-        Four round trips whatever the batch size: lock, read what the store holds for the
+        Five round trips whatever the batch size: begin, lock, read what the store holds for the
         batch, one statement that inserts the events and their index rows (and notifies
         the projections), commit.
         """
@@ -294,10 +298,6 @@ class EventStore:
         ids = self.recorder._fetch_ids_after_insert_events(curs, stored)
         assert ids is not None and len(ids) == len(stored)
         return list(ids)
-
-    def append_in_transaction(self, curs: Any, events: Sequence[LedgerEvent]) -> list[int]:
-        """Append already-decided events inside a caller's locked transaction."""
-        return self._insert(curs, events)
 
     def run_order_command(
         self, tenant: str, order_id: str, decide: Callable[[OrderContext], list[Fact]]

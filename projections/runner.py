@@ -1,10 +1,11 @@
-"""Keeps one projection up to date with the event store, across crashes and processes.
+"""Keeps projections up to date with the event store, across crashes and processes.
 
-Each step is one transaction: take the projection's advisory transaction lock (so only
-one runner applies a batch at a time, in any number of processes, and a rebuild's
-swap can exclude runners), read the tracked position, fold the next batch of stored
-events into the view, record the new position. View and position commit together, so
-a killed worker resumes exactly where its last commit left it.
+Each step is one transaction: take each projection's advisory transaction lock (so only
+one runner applies a batch to it at a time, in any number of processes, and a rebuild's
+swap can exclude runners), read the tracked positions, fold the next batch of stored
+events into the views, record the new positions. Views and positions commit together,
+so a killed worker resumes exactly where its last commit left it. One runner may keep
+several projections: each new event is then read and decoded once for all of them.
 
 The runner wakes on the store's NOTIFY (LISTEN on its own connection) and also polls,
 because the library's LISTEN-only subscription stalls silently when that connection
@@ -28,16 +29,10 @@ SELECT_BATCH = (
     "SELECT notification_id, topic, state FROM stored_events "
     "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
 )
-SELECT_POSITION = "SELECT notification_id FROM notification_tracking WHERE application_name = %s"
 UPSERT_POSITION = (
     "INSERT INTO notification_tracking (application_name, notification_id) VALUES (%s, %s) "
     "ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id"
 )
-
-
-def tracked_position(conn: psycopg.Connection, name: str) -> int:
-    row = conn.execute(SELECT_POSITION, (name,)).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
 
 
 def step(
@@ -180,15 +175,3 @@ class ProjectionRunner:
                 )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
-
-
-def positions(url: str) -> dict[str, int]:
-    """Every tracked projection position."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        return {
-            r[0]: int(r[1] or 0)
-            for r in conn.execute(
-                "SELECT application_name, notification_id FROM notification_tracking "
-                "WHERE application_name <> '__migration__'"
-            )
-        }
