@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,23 +37,20 @@ class Principal:
 
 
 class JwksKeys:
-    """Public keys from a JWKS URL, cached; refetched (at most once a second) on a miss."""
+    """Public keys from a JWKS URL, cached; refetched (at most once a second) on a miss.
+
+    PyJWKClient refetches the set when a token names a kid it does not hold, but by
+    default only once per 30 s, which would refuse a freshly rotated key for up to
+    half a minute: one second still spares the identity provider a flood.
+    """
 
     def __init__(self, url: str) -> None:
-        self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600)
-        self._lock = threading.Lock()
-        self._last_refresh = 0.0
+        self._client = jwt.PyJWKClient(
+            url, cache_keys=True, lifespan=3600, timeout=5, cooldown_duration=1.0
+        )
 
     def key_for(self, token: str) -> Any:
-        try:
-            return self._client.get_signing_key_from_jwt(token).key
-        except jwt.PyJWKClientError:
-            with self._lock:
-                if time.monotonic() - self._last_refresh < 1.0:
-                    raise
-                self._last_refresh = time.monotonic()
-            # PyJWKClient refetches the set when the kid is unknown; one more try.
-            return self._client.get_signing_key_from_jwt(token).key
+        return self._client.get_signing_key_from_jwt(token).key
 
 
 class TokenVerifier:
