@@ -106,8 +106,8 @@ class GroupCommitter:
                     [(r.event, r.attribution) for r in batch]
                 )
             except (OperationalError, InterfaceError) as exc:
-                # A pooled connection the database dropped (restart, failover): the pool
-                # discards it; one more try runs on a fresh connection.
+                # The connection died between the pool's check and its use (a restart,
+                # a failover): the pool discards it; one more try gets a fresh one.
                 log.info("append lost its connection (%s); retrying the batch once", exc)
                 outcomes = self.store.append_packing_events(
                     [(r.event, r.attribution) for r in batch]

@@ -64,10 +64,10 @@ def make_datastore(url: str, pool_size: int = 8, max_overflow: int = 8) -> Postg
         password=str(params.get("password", "")),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        # No ping per checkout: it cost a round trip per group commit. A connection
-        # broken by a database restart fails once, is discarded by the pool, and the
-        # group committer retries the batch on a fresh one.
-        pre_ping=False,
+        # Check each connection as it leaves the pool: after a database restart every
+        # pooled connection is dead, and without the check each would fail one request
+        # (tests/test_health.py). One round trip per checkout, i.e. per group commit.
+        pre_ping=True,
         lock_timeout=10,
     )
 

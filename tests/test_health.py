@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from ledger.database import start_embedded
-from tests.conftest import Service, start_service
+from tests.conftest import EXAMPLE_EVENT, Service, auth, start_service
 
 
 def test_health_answers(service: Service) -> None:
@@ -41,6 +41,23 @@ def test_ready_is_503_while_the_database_is_stopped_and_200_after(tmp_path: Path
             while client.get("/ready").status_code != 200:
                 assert time.monotonic() < deadline, "not ready after the database returned"
                 time.sleep(0.1)
+            # The pooled connections died with the server. A scanner retries until its
+            # event is taken (the pool reconnects with backoff): it is recorded once.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    posted = client.post(
+                        "/pick-pack/demo/events", json=EXAMPLE_EVENT, headers=auth()
+                    )
+                    if posted.status_code == 200:
+                        break
+                    assert posted.status_code == 500, posted.text
+                except httpx.TimeoutException:
+                    pass
+                assert time.monotonic() < deadline, "writes did not recover"
+                time.sleep(0.2)
+            feed = client.get("/pick-pack/demo/events", headers=auth())
+            assert [e["eventId"] for e in feed.json()] == ["123"]
     finally:
         server.should_exit = True
         thread.join(timeout=10)
