@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
+import orjson
 import psycopg
 
 from ledger.config import Settings
@@ -14,6 +18,7 @@ from ledger.database import provision
 from ledger.migrate import migrate
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
+from projections.runner import ProjectionRunner
 
 
 def _rebuild(args: argparse.Namespace) -> int:
@@ -93,10 +98,6 @@ def status_rows(url: str) -> list[dict[str, Any]]:
                     (position,),
                 ).fetchone()
                 if state:
-                    import datetime as dt
-
-                    import orjson
-
                     recorded = orjson.loads(bytes(state[0]))["timestamp"]["_data_"]
                     at = dt.datetime.fromisoformat(recorded)
                     lag_seconds = max(0.0, (dt.datetime.now(dt.UTC) - at).total_seconds())
@@ -160,11 +161,6 @@ def add_commands(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     """Run only the projection workers (no API) until SIGTERM or Ctrl-C."""
-    import signal
-    import threading
-
-    from projections.runner import ProjectionRunner
-
     database = provision(Settings.from_env())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
