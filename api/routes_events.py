@@ -89,7 +89,8 @@ def list_packing_events(
     after = None
     if timestamp is not None:
         try:
-            after = parse_event_time(timestamp)
+            # An offset's "+" arrives as a space when a client forgets to URL-encode it.
+            after = parse_event_time(_plus_restored(timestamp))
         except ValueError as exc:
             raise BadRequest(f"timestamp: not an ISO 8601 date-time ({exc})") from None
     size = pageSize or MAX_PAGE_SIZE
@@ -101,6 +102,12 @@ def list_packing_events(
         {(s["order_id"], s["product_id"]) for s in states if not is_piece_unit(s["unit"])},
     )
     return JSONBody([feed_item(s, entries) for s in states])
+
+
+def _plus_restored(timestamp: str) -> str:
+    """`2024-01-01T12:00:00 02:00` (an unencoded "+") back to `...+02:00`."""
+    date, sep, time_part = timestamp.partition("T")
+    return date + sep + time_part.replace(" ", "+") if sep else timestamp
 
 
 def feed_item(state: dict[str, Any], entries: dict[tuple[str, str], Any]) -> dict[str, Any]:

@@ -233,6 +233,11 @@ def test_timestamp_filter_is_strictly_after(service: Service) -> None:
     assert [e["eventId"] for e in after] == ["t2"]
     with_offset = service.events(timestamp="2024-01-01T11:00:00.500+01:00").json()
     assert [e["eventId"] for e in with_offset] == ["t1", "t2"]
+    # A client that forgets to URL-encode the offset's "+" sends a space: still understood.
+    unencoded = service.client.get(
+        "/pick-pack/demo/events?timestamp=2024-01-01T11:00:00.500+01:00", headers=auth()
+    )
+    assert [e["eventId"] for e in unencoded.json()] == ["t1", "t2"]
 
 
 def test_page_size_above_the_maximum_is_refused(service: Service) -> None:
