@@ -46,23 +46,28 @@ def on_recorded(curs: Any, event: DomainEvent, position: int) -> None:
         )
 
 
+JOB_CHUNK = 50  # orders queued per locked transaction
+
+
 def create_job(
     store: EventStore, tenant: str, job_type: str, order_ids: list[str], job_id: str
 ) -> None:
     """Record a job and queue one request per order with its current exact packed totals.
 
-    Runs under the store's write lock, like an order command: the totals read here and
-    the rows inserted form one consistent cut of the ledger (see module docstring).
-    AUTOMATIC ignores `order_ids` and takes every open order whose totals changed since
-    its last successful (or still queued) recalculation.
+    Each order's totals are read under the store's write lock, in the transaction that
+    queues its request, like an order command: per order, the queued rows form a
+    consistent sequence (see module docstring). Orders are taken in chunks of
+    JOB_CHUNK, one short transaction each, so that a job over thousands of orders does
+    not hold scanners' writes up for its whole length. AUTOMATIC ignores `order_ids`
+    and takes every open order whose totals changed since its last successful (or still
+    queued) recalculation.
     """
+    automatic = job_type == rc.AUTOMATIC
     with store.datastore.transaction(commit=True) as curs:
-        store.recorder._lock_table(curs)
         curs.execute(
             "INSERT INTO recalculation_jobs (tenant, job_id, job_type) VALUES (%s, %s, %s)",
             (tenant, job_id, job_type),
         )
-        automatic = job_type == rc.AUTOMATIC
         if automatic:
             order_ids = [
                 r["order_id"]
@@ -73,43 +78,67 @@ def create_job(
                     (tenant,),
                 )
             ]
-        known = _known_entries(curs, tenant, order_ids) if automatic else {}
-        queued = 0
-        for order_id in rc.unique(order_ids):
-            ctx = OrderContext(store, curs, tenant, order_id)
-            lines, units = ctx.lines()
-            body: dict[str, Any] | None = None
-            status, message = rc.PENDING, None
-            if ctx.state.status == CANCELLED:
-                status, message = rc.FAILURE, f"order '{order_id}' is CANCELLED"
-            elif not ctx.state.registered and not lines:
-                status, message = rc.FAILURE, f"order '{order_id}' is unknown to the ledger"
-            else:
-                entries = calculation_entries(ctx.state, lines, units)
-                if automatic and not any(
-                    rc.needs_recalculation(entries, seen) for seen in known.get(order_id, [None])
-                ):
-                    continue
-                body = {"entries": entries}
-                queued += 1
-            curs.execute(
-                _INSERT,
-                (
-                    uuid.uuid4().hex,
-                    tenant,
-                    order_id,
-                    job_id,
-                    Jsonb(body) if body is not None else None,
-                    status,
-                    message,
-                ),
-            )
-        if not queued:
-            curs.execute(
-                "UPDATE recalculation_jobs SET finished_at = now() "
-                "WHERE tenant = %s AND job_id = %s",
-                (tenant, job_id),
-            )
+    candidates = rc.unique(order_ids)
+    for start in range(0, len(candidates), JOB_CHUNK):
+        chunk = candidates[start : start + JOB_CHUNK]
+        with store.datastore.transaction(commit=True) as curs:
+            store.recorder._lock_table(curs)
+            known = _known_entries(curs, tenant, chunk) if automatic else {}
+            for order_id in chunk:
+                _queue_order(store, curs, tenant, job_id, order_id, automatic, known)
+    with store.datastore.transaction(commit=True) as curs:
+        # Lock the job first (as `settle` does): a dispatcher settling its last row
+        # commits before the next statement looks, or waits and then sees `complete`.
+        curs.execute(
+            "SELECT 1 FROM recalculation_jobs WHERE tenant = %s AND job_id = %s FOR UPDATE",
+            (tenant, job_id),
+        )
+        curs.execute(
+            "UPDATE recalculation_jobs j SET complete = true, finished_at = CASE WHEN "
+            "EXISTS (SELECT 1 FROM recalculation_outbox o WHERE o.tenant = j.tenant "
+            "AND o.job_id = j.job_id AND o.status = 'PENDING') THEN NULL ELSE now() END "
+            "WHERE j.tenant = %s AND j.job_id = %s",
+            (tenant, job_id),
+        )
+
+
+def _queue_order(
+    store: EventStore,
+    curs: Any,
+    tenant: str,
+    job_id: str,
+    order_id: str,
+    automatic: bool,
+    known: dict[str, list[list[dict[str, Any]]]],
+) -> None:
+    """Queue one order's request (or record why not), its totals read under the lock."""
+    ctx = OrderContext(store, curs, tenant, order_id)
+    lines, units = ctx.lines()
+    body: dict[str, Any] | None = None
+    status, message = rc.PENDING, None
+    if ctx.state.status == CANCELLED:
+        status, message = rc.FAILURE, f"order '{order_id}' is CANCELLED"
+    elif not ctx.state.registered and not lines:
+        status, message = rc.FAILURE, f"order '{order_id}' is unknown to the ledger"
+    else:
+        entries = calculation_entries(ctx.state, lines, units)
+        if automatic and not any(
+            rc.needs_recalculation(entries, seen) for seen in known.get(order_id, [None])
+        ):
+            return
+        body = {"entries": entries}
+    curs.execute(
+        _INSERT,
+        (
+            uuid.uuid4().hex,
+            tenant,
+            order_id,
+            job_id,
+            Jsonb(body) if body is not None else None,
+            status,
+            message,
+        ),
+    )
 
 
 def _known_entries(
@@ -139,7 +168,7 @@ def get_job(store: EventStore, tenant: str, job_id: str) -> dict[str, Any] | Non
             (tenant, job_id),
         ).fetchall()
         job = curs.execute(
-            "SELECT job_id, job_type, started_at, finished_at FROM recalculation_jobs "
+            "SELECT job_id, job_type, started_at, complete, finished_at FROM recalculation_jobs "
             "WHERE tenant = %s AND job_id = %s",
             (tenant, job_id),
         ).fetchone()
@@ -158,7 +187,10 @@ def get_job(store: EventStore, tenant: str, job_id: str) -> dict[str, Any] | Non
         "id": job["job_id"],
         "jobType": job["job_type"],
         "orders": orders,
-        "jobStatus": rc.job_status(o["jobOrderStatus"] for o in orders),
+        # Still queueing its orders: in progress whatever the rows queued so far say.
+        "jobStatus": rc.job_status(o["jobOrderStatus"] for o in orders)
+        if job["complete"]
+        else rc.IN_PROGRESS,
         "startedAt": format_event_time(job["started_at"]),
         "finishedAt": format_event_time(finished) if finished else None,
     }
@@ -234,7 +266,7 @@ def settle(curs: Any, row: OutboxRow, outcome: rc.Next, message: str, delay: flo
         )
         curs.execute(
             "UPDATE recalculation_jobs j SET finished_at = now() "
-            "WHERE j.tenant = %s AND j.job_id = %s AND j.finished_at IS NULL "
+            "WHERE j.tenant = %s AND j.job_id = %s AND j.complete AND j.finished_at IS NULL "
             "AND NOT EXISTS (SELECT 1 FROM recalculation_outbox o WHERE o.tenant = j.tenant "
             "AND o.job_id = j.job_id AND o.status = 'PENDING')",
             (row.tenant, row.job_id),

@@ -1,7 +1,7 @@
 -- Recalculation: the transactional outbox of calculations requests to the Order Service,
 -- the recalculation jobs that group them, and what was last delivered per order.
--- Outbox rows are inserted in the same transaction as the fact that asks for them
--- (OrderFinished, or a job's creation), under the event store's table lock, so `seq`
+-- Outbox rows are inserted under the event store's table lock in the transaction that
+-- read the totals they carry (OrderFinished's, or one chunk of a job's orders), so `seq`
 -- order is the order in which the totals were read: per order, rows are sent in `seq`
 -- order and the newest totals always arrive last.
 
@@ -10,7 +10,10 @@ CREATE TABLE recalculation_jobs (
     job_id text NOT NULL,
     job_type text NOT NULL CHECK (job_type IN ('MANUAL', 'AUTOMATIC')),
     started_at timestamptz NOT NULL DEFAULT now(),
-    finished_at timestamptz,  -- set when the job's last row leaves PENDING
+    -- Orders are queued in short transactions (scanners are not held up by a large job);
+    -- true once the last of them is queued. Until then the job is IN_PROGRESS.
+    complete boolean NOT NULL DEFAULT false,
+    finished_at timestamptz,  -- set when the job is complete and no row is PENDING
     PRIMARY KEY (tenant, job_id)
 );
 

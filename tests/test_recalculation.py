@@ -420,3 +420,29 @@ def test_many_dispatchers_send_each_request_once_and_in_order(
     for i in range(12):
         sent = [r.body["entries"][0]["deliveredAmount"] for r in fake.calculations(f"o{i}")]
         assert sent == [1, 2]
+
+
+def test_a_job_over_many_orders_queues_them_in_short_transactions(
+    svc: Service, fake: FakeOrderService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger import outbox
+
+    monkeypatch.setattr(outbox, "JOB_CHUNK", 4)  # 10 orders: three locked transactions
+    order_ids = [f"m{i}" for i in range(10)]
+    for oid in order_ids:
+        register(svc, oid)
+        pack(svc, f"ev-{oid}", oid, "p1", 1)
+    locks: list[int] = []
+    real_lock = svc.runtime.store.recorder._lock_table
+
+    def counting_lock(curs: Any) -> None:
+        locks.append(1)
+        real_lock(curs)
+
+    monkeypatch.setattr(svc.runtime.store.recorder, "_lock_table", counting_lock)
+    job_id = start_job(svc, {"jobType": "MANUAL", "orderIds": order_ids}).json()["jobId"]
+    j = wait_job(svc, job_id)
+    assert len(locks) == 3
+    assert j["jobStatus"] == "SUCCESS" and j["finishedAt"] is not None
+    assert sorted(o["orderId"] for o in j["orders"]) == sorted(order_ids)
+    assert all(len(fake.calculations(oid)) == 1 for oid in order_ids)
