@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.auth import VIEW, mint_token  # noqa: E402
-from bench.ingest import wait_ready  # noqa: E402
+from bench.ingest import start_serve, wait_ready  # noqa: E402
 from bench.seed import seeded_database  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
@@ -63,22 +62,7 @@ def main() -> None:
                 "PICKPACK_DATABASE_URL": feed_url,
                 "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-feed-data-"),
             }
-            service = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "api.cli",
-                    "serve",
-                    "--port",
-                    str(PORT),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            service = start_serve(PORT, env)
             base = f"http://127.0.0.1:{PORT}"
             wait_ready(base, "/ready")
             # Let the projections catch up with the seeded events first: their catch-up

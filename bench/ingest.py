@@ -49,6 +49,29 @@ def wait_ready(url: str, path: str, timeout: float = 90) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def start_serve(
+    port: int, env: dict[str, str], pin: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`pickpack serve` in a child process, quiet, optionally pinned to a core."""
+    return subprocess.Popen(
+        [
+            *(pin or []),
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def drive(url: str, seconds: float, connections: int) -> tuple[float, list[float]]:
     headers = {
         "Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW, MANAGE])}",
@@ -143,23 +166,7 @@ def main() -> None:
         "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-ingest-"),
     }
     env.pop("PICKPACK_DATABASE_URL", None)
-    service = subprocess.Popen(
-        [
-            *pin,
-            sys.executable,
-            "-m",
-            "api.cli",
-            "serve",
-            "--port",
-            "18231",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    service = start_serve(18231, env, pin)
     baseline = subprocess.Popen(
         [
             *pin,

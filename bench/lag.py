@@ -16,7 +16,6 @@ import argparse
 import http.client
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.auth import MANAGE, VIEW, mint_token  # noqa: E402
-from bench.ingest import wait_ready  # noqa: E402
+from bench.ingest import start_serve, wait_ready  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
 PORT = 18233
@@ -46,14 +45,7 @@ def main() -> None:
     data_dir = tempfile.mkdtemp(prefix="pp-lag-")
     env = {**os.environ, "PICKPACK_JWT_SECRET": SECRET, "PICKPACK_DATA_DIR": data_dir}
     env.pop("PICKPACK_DATABASE_URL", None)
-    service = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(PORT), "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    service = start_serve(PORT, env)
     try:
         base = f"http://127.0.0.1:{PORT}"
         wait_ready(base, "/ready")
