@@ -1,6 +1,6 @@
 """The spec's error bodies, and the exceptions that produce them.
 
-400/404/409/500 use the `errorMessage` schema ({code, message, detailInfo}); 401 uses
+400/404/409/500/503 use the `errorMessage` schema ({code, message, detailInfo}); 401 uses
 the Apigee-style `fault` body and 403 the scope-validation body, exactly as the
 Emporix spec's examples show them, so existing clients parse our errors unchanged.
 """
@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.responses import JSONBody
+from ledger.store import UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ INTERNAL_MESSAGE = (
     "A server-side exception occurred that prevented the system from correctly "
     "returning the result."
 )
+
+UNAVAILABLE_DETAIL = "The database is unavailable; retry the request later."
 
 
 class ApiError(Exception):
@@ -137,6 +140,19 @@ def install(app: FastAPI) -> None:
         return JSONBody(
             error_body(code, _TITLES.get(code, "Error"), str(exc.detail)), status_code=code
         )
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONBody:
+        log.warning("database unavailable: %s", str(exc).strip().splitlines()[:1])
+        return JSONBody(
+            error_body(503, "Service Unavailable", UNAVAILABLE_DETAIL),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    # The database is down, restarting or failing over, or no connection came free in
+    # time: a retryable 503 in the spec's errorMessage shape, not a 500.
+    for family in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(family, _unavailable)
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONBody:

@@ -8,7 +8,8 @@ event loop in one callback, one wake-up per batch rather than one per request. U
 light load a batch is one event and nothing waits; under heavy load the queue fills
 while a commit is in flight, so batches grow exactly when they pay off. If a batch
 fails as a whole, each of its events is retried alone, so one bad event cannot fail
-the others.
+the others; if it fails because the database is unavailable, it and everything queued
+behind it fail at once (503), so an outage is answered fast.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from typing import Any
 from eventsourcing.persistence import InterfaceError, OperationalError
 
 from ledger.packing import PackingEvent
-from ledger.store import Attribution, EventStore, Outcome
+from ledger.store import (
+    Attribution,
+    EventStore,
+    Outcome,
+    database_unavailable,
+    pool_exhausted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +113,8 @@ class GroupCommitter:
                     [(r.event, r.attribution) for r in batch]
                 )
             except (OperationalError, InterfaceError) as exc:
+                if pool_exhausted(exc):
+                    raise  # no connection at all: the database is down, not one connection
                 # The connection died between the pool's check and its use (a restart,
                 # a failover): the pool discards it; one more try gets a fresh one.
                 log.info("append lost its connection (%s); retrying the batch once", exc)
@@ -113,6 +122,16 @@ class GroupCommitter:
                     [(r.event, r.attribution) for r in batch]
                 )
         except Exception as exc:
+            if database_unavailable(exc):
+                # Not this batch's fault: every request waiting behind it would meet the
+                # same closed door, one checkout timeout after another. Answer them all
+                # now (503); the scanners retry with the same eventId. Nothing was
+                # acknowledged, so nothing acknowledged is lost.
+                waiting = self._take_waiting()
+                failed = len(batch) + len(waiting)
+                log.warning("database unavailable (%s); failing %d queued events", exc, failed)
+                self._deliver([(r, exc) for r in [*batch, *waiting]])
+                return
             if len(batch) == 1:
                 log.warning("append failed: %s", exc)
                 self._deliver([(batch[0], exc)])
@@ -124,6 +143,23 @@ class GroupCommitter:
         self.batches += 1
         self.events += len(batch)
         self._deliver(list(zip(batch, outcomes, strict=True)))
+
+    def _take_waiting(self) -> list[_Request]:
+        """Everything queued right now (a stop request stays queued)."""
+        taken: list[_Request] = []
+        stop = False
+        while True:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                stop = True
+            else:
+                taken.append(nxt)
+        if stop:
+            self._queue.put(None)
+        return taken
 
     @staticmethod
     def _deliver(results: list[tuple[_Request, Outcome | BaseException]]) -> None:

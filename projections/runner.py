@@ -154,7 +154,7 @@ class ProjectionRunner:
                     conn.close()
                 conn = None
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 1.0)
         if conn is not None:
             conn.close()
 
@@ -174,4 +174,4 @@ class ProjectionRunner:
                     "projection %s: LISTEN lost (%s); polling until it returns", self.name, exc
                 )
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 1.0)

@@ -1,0 +1,314 @@
+"""Fault-injection helpers shared by the reliability tests and bench/chaos.py.
+
+- :class:`OwnPostgres`: an embedded PostgreSQL a test owns, so it may crash and restart it
+  (never the shared server);
+- :class:`ServeProcess`: a real `pickpack serve` child process that can be SIGKILLed;
+- :func:`scan`: scanners posting packing events over HTTP the way real ones do: each
+  retries, with the same eventId and body, until it gets an answer that is not a
+  connection error or a 5xx;
+- readers of what the store holds, for comparing with the fold (tests/fold.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+
+from api.auth import MANAGE, VIEW, mint_token
+from ledger.database import Database, start_embedded
+from ledger.packing import PackingEvent
+from projections.registry import PROJECTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVE = [sys.executable, "-m", "api.cli", "serve"]
+SECRET = "test-secret-0123456789-0123456789-0123456789"  # the same as tests/conftest.py
+
+
+def headers(tenant: str = "demo") -> dict[str, str]:
+    token = mint_token(SECRET, tenant, [VIEW, MANAGE], subject="scanner", ttl_seconds=3600)
+    return {"Authorization": f"Bearer {token}", "saas-token": "saas-1"}
+
+
+# -- a PostgreSQL of the test's own ----------------------------------------------------------
+
+
+class OwnPostgres:
+    """An embedded PostgreSQL in `pgdata` that the test may crash and start again."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self.db: Database = start_embedded(pgdata)
+        self.url = self.db.url
+
+    def crash(self) -> None:
+        """`pg_ctl stop -m immediate`: every backend dies at once, no checkpoint (a crash)."""
+        from pgserver import _commands
+
+        server = self.db.embedded
+        _commands.pg_ctl(
+            ["-w", "-m", "immediate", "stop"], pgdata=self.pgdata, user=server.system_user
+        )
+        self.db.stop()  # forget the handle; its postmaster is gone already
+
+    def start(self) -> None:
+        """Start it again on the same data directory and socket (crash recovery runs)."""
+        self.db = start_embedded(self.pgdata)
+        assert self.db.url == self.url, "the restarted server must answer at the same address"
+
+    def answers(self) -> bool:
+        try:
+            with psycopg.connect(self.url, connect_timeout=1) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def stop(self) -> None:
+        self.db.stop()
+
+
+# -- `pickpack serve` as a child process -------------------------------------------------------
+
+
+class ServeProcess:
+    """`pickpack serve` on `port` over `database_url`; its output goes to `log`."""
+
+    def __init__(
+        self, database_url: str, port: int, data_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.database_url = database_url
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.data_dir = data_dir
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PICKPACK_")},
+            "PICKPACK_DATABASE_URL": database_url,
+            "PICKPACK_DATA_DIR": str(data_dir),
+            "PICKPACK_JWT_SECRET": SECRET,
+            **(env or {}),
+        }
+        self.log = data_dir / f"serve-{port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 60) -> float:
+        """Start it and wait until /ready answers 200; returns the seconds that took."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*SERVE, "--port", str(self.port), "--log-level", "warning"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.starts += 1
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"serve not ready within {timeout}s: {self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, in-flight requests get no answer."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+# -- scanners --------------------------------------------------------------------------------
+
+
+def make_events(count: int, prefix: str = "e", orders: int = 40) -> list[dict[str, Any]]:
+    """`count` distinct packing events (HTTP bodies) over `orders` orders and 7 products."""
+    return [
+        {
+            "eventId": f"{prefix}{i}",
+            "orderNumber": f"o{i % orders}",
+            "productId": f"p{i % 7}",
+            "pickedAmount": i % 3,
+            "packedAmount": i % 5,
+            "canceledAmount": i % 2,
+            "unit": "H87",
+            "timestamp": f"2024-05-01T10:{(i // 60) % 60:02d}:{i % 60:02d}.000Z",
+            "site": "main",
+        }
+        for i in range(count)
+    ]
+
+
+def as_packing_event(body: dict[str, Any], tenant: str = "demo") -> PackingEvent:
+    """An HTTP body as the domain event the fold takes."""
+    return PackingEvent(
+        tenant=tenant,
+        event_id=body["eventId"],
+        order_id=body["orderNumber"],
+        product_id=body["productId"],
+        unit=body["unit"],
+        event_time=body["timestamp"],
+        site=body["site"],
+        picked=body.get("pickedAmount") or 0,
+        packed=body.get("packedAmount") or 0,
+        canceled=body.get("canceledAmount") or 0,
+    )
+
+
+@dataclass
+class ScanReport:
+    """What the scanners saw."""
+
+    acked: dict[str, int] = field(default_factory=dict)  # eventId -> final status (2xx/4xx)
+    attempts: int = 0
+    retries: int = 0
+    connection_errors: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    answered_503: set[str] = field(default_factory=set)  # eventIds that once got a 503
+
+    @property
+    def ok(self) -> set[str]:
+        return {e for e, status in self.acked.items() if status == 200}
+
+
+async def scan(
+    bodies: Sequence[dict[str, Any]],
+    urls: Sequence[str],
+    clients: int = 16,
+    report: ScanReport | None = None,
+    deadline: float = 120.0,
+    on_answer: Callable[[ScanReport], Any] | None = None,
+) -> ScanReport:
+    """Post every body, `clients` at a time, spread over `urls`; retry each until answered.
+
+    A connection error, a timeout or a 5xx is retried after a short pause, with the same
+    eventId and body, against the same URL, as a scanner would after a lost answer.
+    Anything else is final and is recorded. `on_answer` runs after each final answer.
+    """
+    report = report or ScanReport()
+    pending: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
+    for i, body in enumerate(bodies):
+        pending.put_nowait((i, body))
+    give_up = time.monotonic() + deadline
+    hdrs = headers()
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while True:
+            try:
+                i, body = pending.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            url = f"{urls[i % len(urls)]}/pick-pack/demo/events"
+            while True:
+                assert time.monotonic() < give_up, "the scanners could not finish in time"
+                report.attempts += 1
+                try:
+                    answer = await http.post(url, json=body, headers=hdrs)
+                except httpx.TransportError:
+                    report.connection_errors += 1
+                    report.retries += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                report.statuses[answer.status_code] += 1
+                if answer.status_code >= 500:
+                    if answer.status_code == 503:
+                        report.answered_503.add(body["eventId"])
+                    report.retries += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                report.acked[body["eventId"]] = answer.status_code
+                if on_answer is not None:
+                    on_answer(report)
+                break
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=10, limits=limits) as http:
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+    return report
+
+
+# -- what the store holds --------------------------------------------------------------------
+
+
+def stored_packing_events(database_url: str) -> list[PackingEvent]:
+    """Every packing event in the library's stored_events table, decoded, in store order."""
+    with psycopg.connect(database_url) as conn, conn.cursor(binary=True) as curs:
+        rows = curs.execute(
+            "SELECT state FROM stored_events WHERE topic LIKE %s ORDER BY notification_id",
+            ("%PackingEventRecorded",),
+        ).fetchall()
+    out = []
+    for (state,) in rows:
+        d = orjson.loads(bytes(state))
+        out.append(
+            PackingEvent(
+                tenant=d["tenant"],
+                event_id=d["event_id"],
+                order_id=d["order_id"],
+                product_id=d["product_id"],
+                unit=d["unit"],
+                event_time=d["event_time"],
+                site=d["site"],
+                picked=d["picked"],
+                packed=d["packed"],
+                canceled=d["canceled"],
+            )
+        )
+    return out
+
+
+def indexed_event_ids(database_url: str) -> Counter[str]:
+    """eventIds in the ledger's packing_events index (tenant demo), with their counts."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT event_id FROM packing_events WHERE tenant = 'demo'")
+        return Counter(r[0] for r in rows)
+
+
+def store_head(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM stored_events")
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
+def wait_caught_up(database_url: str, timeout: float = 30.0) -> float:
+    """Wait until every projection has applied the store's head; returns the seconds."""
+    started = time.monotonic()
+    head = store_head(database_url)
+    while True:
+        with psycopg.connect(database_url) as conn:
+            behind = conn.execute(
+                "SELECT count(*) FROM unnest(%s::text[]) AS p(name) "
+                "LEFT JOIN notification_tracking t ON t.application_name = p.name "
+                "WHERE coalesce(t.notification_id, 0) < %s",
+                (list(PROJECTIONS), head),
+            ).fetchone()
+        if behind is not None and behind[0] == 0:
+            return time.monotonic() - started
+        assert time.monotonic() - started < timeout, "the projections did not catch up"
+        time.sleep(0.05)
