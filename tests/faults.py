@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -46,11 +48,18 @@ def headers(tenant: str = "demo") -> dict[str, str]:
 
 
 class OwnPostgres:
-    """An embedded PostgreSQL in `pgdata` that the test may crash and start again."""
+    """An embedded PostgreSQL that the test may crash and start again.
 
-    def __init__(self, pgdata: Path) -> None:
-        self.pgdata = pgdata
-        self.db: Database = start_embedded(pgdata)
+    Its data lives in a directory of its own under the system temp dir, not under
+    pytest's tmp_path: pgserver runs PostgreSQL as another user when started as root and
+    opens the path's prefix to it, and a concurrent pytest session resets the mode of
+    its own base temp directory (as tests/pg.py does for the session server).
+    """
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="pp-own-"))
+        self.pgdata = self.root / "pg"
+        self.db: Database = start_embedded(self.pgdata)
         self.url = self.db.url
 
     def crash(self) -> None:
@@ -78,6 +87,7 @@ class OwnPostgres:
 
     def stop(self) -> None:
         self.db.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 # -- `pickpack serve` as a child process -------------------------------------------------------

@@ -58,7 +58,7 @@ async def concurrent_posts(url: str, bodies: list[dict[str, Any]]) -> list[tuple
 def test_database_outage_answers_503_fast_recovers_within_5s_and_loses_no_acknowledged_event(
     tmp_path: Path,
 ) -> None:
-    pg = OwnPostgres(tmp_path / "pg")
+    pg = OwnPostgres()
     server, thread, runtime, url = start_service(pg.url, tmp_path)
     feed = f"{url}/pick-pack/demo/events"
     try:
