@@ -57,7 +57,9 @@ class OutboxDispatcher:
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(self.database_url, row_factory=dict_row)  # type: ignore[arg-type]
+                    conn = psycopg.connect(  # type: ignore[arg-type]
+                        self.database_url, row_factory=dict_row, connect_timeout=5
+                    )
                 if not self.dispatch_one(conn):
                     self._stop.wait(self.poll_seconds)
             except psycopg.Error as exc:

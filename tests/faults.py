@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -207,7 +208,7 @@ class ScanReport:
         return {e for e, status in self.acked.items() if status == 200}
 
 
-async def scan(
+def scan(
     bodies: Sequence[dict[str, Any]],
     urls: Sequence[str],
     clients: int = 16,
@@ -220,46 +221,65 @@ async def scan(
     A connection error, a timeout or a 5xx is retried after a short pause, with the same
     eventId and body, against the same URL, as a scanner would after a lost answer.
     Anything else is final and is recorded. `on_answer` runs after each final answer.
+    Scanners are threads with a blocking client each (httpx's async client re-tries a
+    failing `import sniffio` on every request, which made it the bottleneck here).
     """
     report = report or ScanReport()
-    pending: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
+    pending: queue.SimpleQueue[tuple[int, dict[str, Any]]] = queue.SimpleQueue()
     for i, body in enumerate(bodies):
-        pending.put_nowait((i, body))
+        pending.put((i, body))
     give_up = time.monotonic() + deadline
     hdrs = headers()
+    lock = threading.Lock()
+    failures: list[BaseException] = []
 
-    async def client(http: httpx.AsyncClient) -> None:
+    def post(http: httpx.Client, url: str, body: dict[str, Any]) -> None:
         while True:
-            try:
-                i, body = pending.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            url = f"{urls[i % len(urls)]}/pick-pack/demo/events"
-            while True:
-                assert time.monotonic() < give_up, "the scanners could not finish in time"
+            assert time.monotonic() < give_up, "the scanners could not finish in time"
+            with lock:
                 report.attempts += 1
-                try:
-                    answer = await http.post(url, json=body, headers=hdrs)
-                except httpx.TransportError:
+            try:
+                answer = http.post(url, json=body, headers=hdrs)
+            except httpx.TransportError:
+                with lock:
                     report.connection_errors += 1
                     report.retries += 1
-                    await asyncio.sleep(0.05)
-                    continue
+                time.sleep(0.05)
+                continue
+            with lock:
                 report.statuses[answer.status_code] += 1
                 if answer.status_code >= 500:
                     if answer.status_code == 503:
                         report.answered_503.add(body["eventId"])
                     report.retries += 1
-                    await asyncio.sleep(0.05)
-                    continue
-                report.acked[body["eventId"]] = answer.status_code
-                if on_answer is not None:
-                    on_answer(report)
-                break
+                else:
+                    report.acked[body["eventId"]] = answer.status_code
+            if answer.status_code >= 500:
+                time.sleep(0.05)
+                continue
+            if on_answer is not None:
+                on_answer(report)
+            return
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=10, limits=limits) as http:
-        await asyncio.gather(*(client(http) for _ in range(clients)))
+    def client() -> None:
+        try:
+            with httpx.Client(timeout=10) as http:
+                while True:
+                    try:
+                        i, body = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    post(http, f"{urls[i % len(urls)]}/pick-pack/demo/events", body)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
     return report
 
 

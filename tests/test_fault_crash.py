@@ -5,7 +5,6 @@ A heavier variant (20,000 events, several kills): `python -m bench.chaos crash`.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import Counter
@@ -54,15 +53,20 @@ def test_sigkill_mid_ingest_then_restart_keeps_every_acknowledged_event_exactly_
 
     restart: list[threading.Thread] = []
 
-    def on_answer(r: ScanReport) -> None:
+    once = threading.Lock()
+
+    def on_answer(r: ScanReport) -> None:  # runs in the scanner threads
         if len(r.acked) >= KILL_AFTER_ACKS and not killed.is_set():
-            killed.set()
-            restart.append(threading.Thread(target=kill_and_restart))
-            restart[0].start()
+            with once:
+                if killed.is_set():
+                    return
+                killed.set()
+                restart.append(threading.Thread(target=kill_and_restart))
+                restart[0].start()
 
     try:
         started = time.monotonic()
-        asyncio.run(scan(bodies, [serve.url], clients=CLIENTS, report=report, on_answer=on_answer))
+        scan(bodies, [serve.url], clients=CLIENTS, report=report, on_answer=on_answer)
         took = time.monotonic() - started
         assert restart, "the kill never happened"
         restart[0].join(timeout=60)

@@ -63,7 +63,7 @@ def test_database_outage_answers_503_fast_recovers_within_5s_and_loses_no_acknow
     feed = f"{url}/pick-pack/demo/events"
     try:
         before = make_events(300, prefix="before-")
-        assert asyncio.run(scan(before, [url], clients=8)).ok == {b["eventId"] for b in before}
+        assert scan(before, [url], clients=8).ok == {b["eventId"] for b in before}
 
         pg.crash()
         assert not pg.answers()
@@ -117,9 +117,9 @@ def test_database_outage_answers_503_fast_recovers_within_5s_and_loses_no_acknow
         assert first_200 < RECOVERY, f"first 200 only {first_200:.1f}s after the database"
 
         # Every event refused during the outage is taken when its scanner retries.
-        after = asyncio.run(scan(down, [url], clients=8))
+        after = scan(down, [url], clients=8)
         more = make_events(200, prefix="after-")
-        asyncio.run(scan(more, [url], clients=8))
+        scan(more, [url], clients=8)
         caught_up = wait_caught_up(pg.url, timeout=15)
         with httpx.Client(timeout=30) as http:
             listed = http.get(feed, headers=headers()).json()

@@ -7,7 +7,6 @@ both processes run a projection runner and an outbox dispatcher.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ from projections.registry import PROJECTIONS
 from tests import fold
 from tests.conftest import free_port
 from tests.faults import (
+    ScanReport,
     ServeProcess,
     as_packing_event,
     headers,
@@ -132,26 +132,41 @@ def test_two_processes_on_one_database_record_each_event_once_and_deliver_each_a
         distinct = make_events(800, prefix="d-", orders=ORDERS)
         twice = make_events(200, prefix="t-", orders=ORDERS)  # sent to both at the same time
 
-        async def load() -> list[Any]:
-            return list(
-                await asyncio.gather(
-                    scan(distinct, [a.url, b.url], clients=12),
-                    scan(twice, [a.url], clients=4),
-                    scan(twice, [b.url], clients=4),
-                )
-            )
+        def load() -> list[ScanReport]:
+            """Spread events over both; meanwhile send each of `twice` to both at once."""
+            runs = [
+                (distinct, [a.url, b.url], 12),
+                (twice, [a.url], 4),
+                (twice, [b.url], 4),
+            ]
+            reports = [ScanReport() for _ in runs]
+            threads = [
+                threading.Thread(target=scan, args=(bodies, urls, n, r))
+                for (bodies, urls, n), r in zip(runs, reports, strict=True)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return reports
 
         with LockWatcher(db_url) as locks:
             started = time.monotonic()
-            spread, twice_a, twice_b = asyncio.run(load())
+            spread, twice_a, twice_b = load()
             took = time.monotonic() - started
             caught_up = wait_caught_up(db_url)
 
         fake.fail(times=FAILURES, status=503)
 
+        finish_seconds: list[float] = []
+
         def finish(i: int) -> int:
             server = (a, b)[i % 2]
-            r = httpx.post(f"{server.url}/pick-pack/demo/orders/o{i}/finish", headers=headers())
+            started = time.monotonic()
+            r = httpx.post(
+                f"{server.url}/pick-pack/demo/orders/o{i}/finish", headers=headers(), timeout=30
+            )
+            finish_seconds.append(time.monotonic() - started)
             return r.status_code
 
         finishes: list[int] = []
@@ -187,7 +202,8 @@ def test_two_processes_on_one_database_record_each_event_once_and_deliver_each_a
         f"pg_locks sampled {locks.samples} times, projection locks held by "
         f"{len(runner_pids)} backends over time, at most "
         f"{max((locks.most_at_once[k] for k in projection_keys), default=0)} at once; "
-        f"{len(rows)} recalculations, {sum(attempts.values())} attempts "
+        f"{len(rows)} finishes (slowest {max(finish_seconds):.2f}s), "
+        f"{sum(attempts.values())} attempts "
         f"({FAILURES} refused with 503), {sum(delivered.values())} requests received"
     )
     # Every event answered 200 (the second of a pair as a duplicate), stored exactly once.

@@ -1,0 +1,247 @@
+"""Heavier fault runs than the test suite's: crashes of the service and of its database.
+
+    python -m bench.chaos crash  [--events 20000] [--kills 4] [--clients 16]
+    python -m bench.chaos outage [--events 6000] [--outages 3] [--down 3] [--clients 16]
+
+`crash` SIGKILLs `pickpack serve` --kills times during an ingest whose scanners retry with
+the same eventId and body, restarting it on the same database each time. `outage` crashes
+the service's PostgreSQL (`pg_ctl stop -m immediate`) --outages times during an ingest,
+for --down seconds each, while a probe times GET /events. Both then check that every
+eventId answered 200 is stored exactly once, that nothing else is, and that the
+projections (caught up) equal the fold of the stored events; they print what they tried
+and what they measured, and exit 1 if a check fails.
+
+Functional, not a throughput benchmark. The database is an embedded PostgreSQL of the
+run's own (tests/faults.py OwnPostgres); the shared server is never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import fold  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.faults import (  # noqa: E402
+    OwnPostgres,
+    ScanReport,
+    ServeProcess,
+    as_packing_event,
+    headers,
+    indexed_event_ids,
+    make_events,
+    scan,
+    stored_packing_events,
+    wait_caught_up,
+)
+from tests.test_projection_replay import view_totals  # noqa: E402
+
+
+def check(pg: OwnPostgres, bodies: list[dict[str, Any]], report: ScanReport) -> list[str]:
+    """What went wrong (empty when nothing did), after the projections caught up."""
+    problems = []
+    caught_up = wait_caught_up(pg.url, timeout=120)
+    stored = stored_packing_events(pg.url)
+    per_id = Counter(e.event_id for e in stored)
+    sent = {b["eventId"] for b in bodies}
+    twice = sorted(e for e, n in per_id.items() if n > 1)
+    print(
+        f"  stored {len(stored)} events, {len(per_id)} distinct eventIds; "
+        f"projections caught up {caught_up:.2f}s after the last answer"
+    )
+    if report.ok != sent:
+        problems.append(f"{len(sent - report.ok)} events never answered 200")
+    if twice:
+        problems.append(f"{len(twice)} eventIds stored more than once, e.g. {twice[:5]}")
+    if set(per_id) != report.ok:
+        problems.append(f"stored != acknowledged: {len(set(per_id) ^ report.ok)} differ")
+    if indexed_event_ids(pg.url) != Counter(per_id.keys()):
+        problems.append("the packing_events index disagrees with the stored events")
+    totals = view_totals(pg.url, "demo")
+    if totals != fold.line_totals(stored):
+        problems.append("line_totals != the fold of the stored events")
+    if totals != fold.line_totals(fold.accepted(as_packing_event(b) for b in bodies)):
+        problems.append("line_totals != the fold of the events sent")
+    return problems
+
+
+def crash(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
+    serve = ServeProcess(pg.url, free_port(), work / "serve")
+    serve.start()
+    bodies = make_events(args.events, orders=200)
+    report = ScanReport()
+    thresholds = [args.events * (k + 1) // (args.kills + 1) for k in range(args.kills)]
+    kills: list[tuple[int, int, float]] = []  # (acks at the kill, in flight, seconds down)
+    busy = threading.Lock()
+
+    def kill_and_restart() -> None:
+        with busy:
+            in_flight = report.attempts - report.retries - len(report.acked)
+            acks = len(report.acked)
+            serve.kill()
+            killed_at = time.monotonic()
+            serve.start()
+            kills.append((acks, in_flight, time.monotonic() - killed_at))
+
+    deciding = threading.Lock()
+
+    def on_answer(r: ScanReport) -> None:  # runs in the scanner threads
+        with deciding:
+            if not thresholds or len(r.acked) < thresholds[0] or busy.locked():
+                return
+            thresholds.pop(0)
+        threading.Thread(target=kill_and_restart).start()
+
+    started = time.monotonic()
+    try:
+        scan(bodies, [serve.url], args.clients, report, deadline=3600, on_answer=on_answer)
+        took = time.monotonic() - started
+        with busy:
+            pass  # a restart still under way finishes first
+        print(
+            f"crash: {args.events} events by {args.clients} clients retrying with the same "
+            f"eventId; {len(kills)} SIGKILLs (asked for {args.kills}) in {took:.1f}s"
+        )
+        for i, (acks, in_flight, down) in enumerate(kills, 1):
+            print(
+                f"  kill {i}: after {acks} answers, ~{in_flight} requests in flight, "
+                f"serve ready again {down:.1f}s later"
+            )
+        print(
+            f"  {report.attempts} attempts, {report.retries} retries "
+            f"({report.connection_errors} connection errors), {len(report.ok)} answered 200, "
+            f"statuses {dict(report.statuses)}"
+        )
+        problems = check(pg, bodies, report)
+        if len(kills) < args.kills:
+            problems.append(f"only {len(kills)} of {args.kills} kills happened")
+        return problems
+    finally:
+        serve.stop()
+
+
+def outage(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
+    serve = ServeProcess(pg.url, free_port(), work / "serve")
+    serve.start()
+    bodies = make_events(args.events, orders=200)
+    report = ScanReport()
+    probes: list[tuple[float, int, float]] = []  # (sent at, status, seconds)
+    stop = threading.Event()
+
+    def probe() -> None:
+        with httpx.Client(timeout=60) as http:
+            while not stop.is_set():
+                at = time.monotonic()
+                try:
+                    status = http.get(
+                        f"{serve.url}/pick-pack/demo/events",
+                        params={"pageSize": 10},
+                        headers=headers(),
+                    ).status_code
+                except httpx.TransportError:
+                    status = 0
+                probes.append((at, status, time.monotonic() - at))
+                stop.wait(0.1)
+
+    windows: list[tuple[float, float, float]] = []  # (crashed at, answering at, up at)
+
+    def chaos() -> None:
+        for _ in range(args.outages):
+            stop.wait(args.up)
+            crashed = time.monotonic()
+            pg.crash()
+            stop.wait(args.down)
+            restarting = threading.Thread(target=pg.start)
+            restarting.start()
+            while not pg.answers():
+                time.sleep(0.01)
+            answering = time.monotonic()
+            restarting.join()
+            windows.append((crashed, answering, time.monotonic()))
+
+    prober = threading.Thread(target=probe)
+    chaos_thread = threading.Thread(target=chaos)
+    prober.start()
+    chaos_thread.start()
+    started = time.monotonic()
+    try:
+        scan(bodies, [serve.url], args.clients, report, deadline=3600)
+        took = time.monotonic() - started
+        chaos_thread.join()
+        stop.set()
+        prober.join()
+        print(
+            f"outage: {args.events} events by {args.clients} clients retrying on 5xx; "
+            f"{len(windows)} database crashes (pg_ctl stop -m immediate) of {args.down:.0f}s, "
+            f"ingest took {took:.1f}s"
+        )
+        problems = []
+        for i, (crashed, answering, _) in enumerate(windows, 1):
+            during = [p for p in probes if crashed <= p[0] < answering]
+            refused = [p for p in during if p[1] == 503]
+            after = [p for p in probes if p[0] >= answering and p[1] == 200]
+            recovery = (after[0][0] + after[0][2] - answering) if after else float("inf")
+            slowest = max((p[2] for p in during), default=0.0)
+            print(
+                f"  outage {i}: {len(during)} probes while down, {len(refused)} answered 503, "
+                f"slowest {slowest:.2f}s (median "
+                f"{statistics.median([p[2] for p in during]) if during else 0:.2f}s); first "
+                f"200 {recovery:.2f}s after the database answered again"
+            )
+            if len(refused) != len(during):
+                problems.append(f"outage {i}: {len(during) - len(refused)} probes were not 503")
+            if slowest >= 2.0:
+                problems.append(f"outage {i}: a 503 took {slowest:.2f}s")
+            if recovery >= 5.0:
+                problems.append(f"outage {i}: recovery took {recovery:.2f}s")
+        print(
+            f"  scanners: {report.attempts} attempts, {report.retries} retries "
+            f"({len(report.answered_503)} events answered 503 at least once), "
+            f"{len(report.ok)} answered 200, statuses {dict(report.statuses)}"
+        )
+        return problems + check(pg, bodies, report)
+    finally:
+        stop.set()
+        serve.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("crash", help="SIGKILL serve during an ingest")
+    c.add_argument("--events", type=int, default=20_000)
+    c.add_argument("--kills", type=int, default=4)
+    c.add_argument("--clients", type=int, default=16)
+    o = sub.add_parser("outage", help="crash the database during an ingest")
+    o.add_argument("--events", type=int, default=6_000)
+    o.add_argument("--outages", type=int, default=3)
+    o.add_argument("--down", type=float, default=3.0, help="seconds the database stays down")
+    o.add_argument("--up", type=float, default=3.0, help="seconds between outages")
+    o.add_argument("--clients", type=int, default=16)
+    args = parser.parse_args()
+    pg = OwnPostgres()
+    work = pg.root / "work"
+    try:
+        run = crash if args.command == "crash" else outage
+        problems = run(args, pg, work)
+    finally:
+        pg.stop()
+    for p in problems:
+        print(f"FAILED: {p}")
+    print("OK" if not problems else f"{len(problems)} problem(s)")
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()
