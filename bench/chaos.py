@@ -154,21 +154,23 @@ def outage(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
                 probes.append((at, status, time.monotonic() - at))
                 stop.wait(0.1)
 
-    windows: list[tuple[float, float, float]] = []  # (crashed at, answering at, up at)
+    # (down: pg_ctl stop returned, restarting: start begins, answering: connections taken)
+    windows: list[tuple[float, float, float]] = []
 
     def chaos() -> None:
         for _ in range(args.outages):
             stop.wait(args.up)
-            crashed = time.monotonic()
             pg.crash()
+            down = time.monotonic()
             stop.wait(args.down)
             restarting = threading.Thread(target=pg.start)
+            restart_at = time.monotonic()
             restarting.start()
             while not pg.answers():
                 time.sleep(0.01)
             answering = time.monotonic()
             restarting.join()
-            windows.append((crashed, answering, time.monotonic()))
+            windows.append((down, restart_at, answering))
 
     prober = threading.Thread(target=probe)
     chaos_thread = threading.Thread(target=chaos)
@@ -187,8 +189,9 @@ def outage(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
             f"ingest took {took:.1f}s"
         )
         problems = []
-        for i, (crashed, answering, _) in enumerate(windows, 1):
-            during = [p for p in probes if crashed <= p[0] < answering]
+        for i, (down, restart_at, answering) in enumerate(windows, 1):
+            # Probes sent once the database was down and answered before its restart began.
+            during = [p for p in probes if down <= p[0] and p[0] + p[2] < restart_at]
             refused = [p for p in during if p[1] == 503]
             after = [p for p in probes if p[0] >= answering and p[1] == 200]
             recovery = (after[0][0] + after[0][2] - answering) if after else float("inf")
@@ -200,7 +203,8 @@ def outage(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
                 f"200 {recovery:.2f}s after the database answered again"
             )
             if len(refused) != len(during):
-                problems.append(f"outage {i}: {len(during) - len(refused)} probes were not 503")
+                others = Counter(p[1] for p in during if p[1] != 503)
+                problems.append(f"outage {i}: probes answered {dict(others)}, not 503")
             if slowest >= 2.0:
                 problems.append(f"outage {i}: a 503 took {slowest:.2f}s")
             if recovery >= 5.0:
