@@ -2,11 +2,15 @@
 
     python -m bench.chaos crash  [--events 20000] [--kills 4] [--clients 16]
     python -m bench.chaos outage [--events 6000] [--outages 3] [--down 3] [--clients 16]
+    python -m bench.chaos two    [--events 10000] [--kills 4] [--every 5] [--clients 16]
 
 `crash` SIGKILLs `pickpack serve` --kills times during an ingest whose scanners retry with
 the same eventId and body, restarting it on the same database each time. `outage` crashes
 the service's PostgreSQL (`pg_ctl stop -m immediate`) --outages times during an ingest,
-for --down seconds each, while a probe times GET /events. Both then check that every
+for --down seconds each, while a probe times GET /events. `two` runs two processes on
+one database, spreads the events over both (and sends a tenth of them to both at once),
+SIGKILLs and restarts each in turn while the scanners fail over to the other, then
+finishes every order with the Order Service refusing 10 calls. All then check that every
 eventId answered 200 is stored exactly once, that nothing else is, and that the
 projections (caught up) equal the fold of the stored events; they print what they tried
 and what they measured, and exit 1 if a check fails.
@@ -220,6 +224,135 @@ def outage(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
         serve.stop()
 
 
+def two(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
+    """Two processes on one database, one of them SIGKILLed and restarted now and then."""
+    from api.fake_order_service import FakeOrderService
+    from ledger.migrate import MIGRATION_LOCK_KEY
+    from projections.base import lock_key
+    from projections.registry import PROJECTIONS
+    from tests.faults import LockWatcher, order_document, outbox
+    from tests.test_recalculation import FAST
+
+    fake = FakeOrderService().start()
+    env = {**FAST, "PICKPACK_ORDER_SERVICE_URL": fake.url}
+    servers = [ServeProcess(pg.url, free_port(), work / name, env) for name in "ab"]
+    starting = [threading.Thread(target=s.start) for s in servers]
+    for t in starting:
+        t.start()
+    for t in starting:
+        t.join()
+    orders = 200
+    distinct = make_events(args.events, prefix="d-", orders=orders)
+    twice = make_events(args.events // 10, prefix="t-", orders=orders)
+    reports = [ScanReport(), ScanReport(), ScanReport()]
+    kills: list[tuple[str, int, float]] = []
+    stop = threading.Event()
+
+    def killer() -> None:
+        for k in range(args.kills):
+            if stop.wait(args.every):
+                return
+            victim = servers[k % 2]
+            acks = len(reports[0].acked)
+            victim.kill()
+            killed_at = time.monotonic()
+            victim.start()
+            kills.append(("ab"[k % 2], acks, time.monotonic() - killed_at))
+
+    try:
+        with httpx.Client(timeout=30) as http:
+            for i in range(orders):
+                r = http.put(
+                    f"{servers[i % 2].url}/pick-pack/demo/orders/o{i}",
+                    json=order_document(f"o{i}"),
+                    headers=headers(),
+                )
+                assert r.status_code == 200, r.text
+        urls = [s.url for s in servers]
+        runs = [
+            (distinct, urls, args.clients, reports[0]),
+            (twice, urls, args.clients // 4, reports[1]),
+            (twice, urls[::-1], args.clients // 4, reports[2]),  # the same event, both at once
+        ]
+        threads = [
+            threading.Thread(
+                target=scan, args=(b, u, n, r), kwargs={"deadline": 3600, "failover": True}
+            )
+            for b, u, n, r in runs
+        ]
+        chaos_thread = threading.Thread(target=killer)
+        started = time.monotonic()
+        with LockWatcher(pg.url) as locks:
+            chaos_thread.start()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            took = time.monotonic() - started
+            stop.set()
+            chaos_thread.join()
+            wait_caught_up(pg.url, timeout=120)
+        fake.fail(times=10, status=503)
+        with httpx.Client(timeout=60) as http:
+            for i in range(orders):
+                r = http.post(
+                    f"{servers[i % 2].url}/pick-pack/demo/orders/o{i}/finish", headers=headers()
+                )
+                assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 120
+        while not (rows := outbox(pg.url)) or any(st != "SUCCESS" for _, st, _ in rows):
+            assert time.monotonic() < deadline, "recalculations not delivered"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for s in servers:
+            s.stop()
+        fake.stop()
+    report = ScanReport()
+    for r in reports:
+        report.attempts += r.attempts
+        report.retries += r.retries
+        report.connection_errors += r.connection_errors
+        report.statuses.update(r.statuses)
+        report.acked.update(r.acked)
+    keys = {lock_key(name) for name in PROJECTIONS}
+    attempts: Counter[str] = Counter()
+    for order_id, _, n in rows:
+        attempts[order_id] += n
+    delivered = Counter(r.order_id for r in fake.calculations() if r.order_id)
+    print(
+        f"two: 2 processes on one database; {len(distinct)} events spread over both and "
+        f"{len(twice)} sent to both at once, {args.clients + 2 * (args.clients // 4)} "
+        f"scanners failing over to the other process; {len(kills)} SIGKILLs "
+        f"(asked for {args.kills}; the ingest may end first) in {took:.1f}s"
+    )
+    for name, acks, down in kills:
+        print(f"  killed {name} after {acks} answers, ready again {down:.1f}s later")
+    print(
+        f"  {report.attempts} attempts, {report.retries} retries "
+        f"({report.connection_errors} connection errors), statuses {dict(report.statuses)}"
+    )
+    print(
+        f"  pg_locks sampled {locks.samples} times: projection locks held by "
+        f"{len(set().union(*(locks.holders.get(k, set()) for k in keys)))} backends over "
+        f"time, at most {max(locks.most_at_once[k] for k in keys)} at once"
+    )
+    print(
+        f"  {len(rows)} recalculations, {sum(attempts.values())} attempts (10 refused "
+        f"with 503), {sum(delivered.values())} calculations requests received"
+    )
+    problems = check(pg, distinct + twice, report)
+    if reports[1].ok != reports[2].ok:
+        problems.append("a pair sent to both processes was not answered 200 by both")
+    if set(locks.holders) - {MIGRATION_LOCK_KEY} - keys:
+        problems.append("advisory locks other than the projections' were taken")
+    if any(locks.most_at_once[k] > 1 for k in keys):
+        problems.append("two backends held one projection lock at once")
+    if delivered != attempts or sum(attempts.values()) != orders + 10:
+        problems.append("calculations requests received != attempts recorded")
+    return problems
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,11 +366,16 @@ def main() -> None:
     o.add_argument("--down", type=float, default=3.0, help="seconds the database stays down")
     o.add_argument("--up", type=float, default=3.0, help="seconds between outages")
     o.add_argument("--clients", type=int, default=16)
+    t = sub.add_parser("two", help="two processes on one database, killed in turn")
+    t.add_argument("--events", type=int, default=10_000)
+    t.add_argument("--kills", type=int, default=4)
+    t.add_argument("--every", type=float, default=5.0, help="seconds between kills")
+    t.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
     pg = OwnPostgres()
     work = pg.root / "work"
     try:
-        run = crash if args.command == "crash" else outage
+        run = {"crash": crash, "outage": outage, "two": two}[args.command]
         problems = run(args, pg, work)
     finally:
         pg.stop()

@@ -215,11 +215,13 @@ def scan(
     report: ScanReport | None = None,
     deadline: float = 120.0,
     on_answer: Callable[[ScanReport], Any] | None = None,
+    failover: bool = False,
 ) -> ScanReport:
     """Post every body, `clients` at a time, spread over `urls`; retry each until answered.
 
     A connection error, a timeout or a 5xx is retried after a short pause, with the same
-    eventId and body, against the same URL, as a scanner would after a lost answer.
+    eventId and body, as a scanner would after a lost answer: against the same URL, or
+    with `failover` against the next one (a load balancer taking a dead replica out).
     Anything else is final and is recorded. `on_answer` runs after each final answer.
     Scanners are threads with a blocking client each (httpx's async client re-tries a
     failing `import sniffio` on every request, which made it the bottleneck here).
@@ -233,8 +235,9 @@ def scan(
     lock = threading.Lock()
     failures: list[BaseException] = []
 
-    def post(http: httpx.Client, url: str, body: dict[str, Any]) -> None:
+    def post(http: httpx.Client, target: int, body: dict[str, Any]) -> None:
         while True:
+            url = f"{urls[target % len(urls)]}/pick-pack/demo/events"
             assert time.monotonic() < give_up, "the scanners could not finish in time"
             with lock:
                 report.attempts += 1
@@ -244,6 +247,7 @@ def scan(
                 with lock:
                     report.connection_errors += 1
                     report.retries += 1
+                target += 1 if failover else 0
                 time.sleep(0.05)
                 continue
             with lock:
@@ -269,7 +273,7 @@ def scan(
                         i, body = pending.get_nowait()
                     except queue.Empty:
                         return
-                    post(http, f"{urls[i % len(urls)]}/pick-pack/demo/events", body)
+                    post(http, i, body)
         except BaseException as exc:
             failures.append(exc)
 
@@ -281,6 +285,71 @@ def scan(
     if failures:
         raise failures[0]
     return report
+
+
+# -- two processes ------------------------------------------------------------------------
+
+
+class LockWatcher:
+    """Samples pg_locks every ~2 ms: which backends hold which advisory locks, and how
+    many hold one key at once. Projection steps hold theirs for a transaction only, so
+    samples catch a fraction of the holds, enough to see who takes turns."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples = 0
+        self.holders: dict[int, set[int]] = {}  # key -> backend pids seen holding it
+        self.most_at_once: Counter[int] = Counter()  # key -> most holders in one sample
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LockWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                rows = conn.execute(
+                    "SELECT ((classid::bigint << 32) | objid::bigint), pid FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"
+                ).fetchall()
+                self.samples += 1
+                now: dict[int, set[int]] = {}
+                for raw, pid in rows:
+                    key = raw - (1 << 64) if raw >= (1 << 63) else raw  # as a signed bigint
+                    now.setdefault(key, set()).add(pid)
+                    self.holders.setdefault(key, set()).add(pid)
+                for key, pids in now.items():
+                    self.most_at_once[key] = max(self.most_at_once[key], len(pids))
+                self._stop.wait(0.002)  # leave the two cores to the service
+
+
+def order_document(order_id: str) -> dict[str, Any]:
+    """An order with one entry for each of make_events' products, p0..p6."""
+    return {
+        "id": order_id,
+        "siteCode": "main",
+        "entries": [
+            {"entryId": f"e{p}", "productId": f"p{p}", "totalCount": 100000, "orderUnit": "H87"}
+            for p in range(7)
+        ],
+    }
+
+
+def outbox(url: str) -> list[tuple[str, str, int]]:
+    """(order_id, status, attempts) of every recalculation request queued."""
+    with psycopg.connect(url) as conn:
+        return [
+            (r[0], r[1], r[2])
+            for r in conn.execute("SELECT order_id, status, attempts FROM recalculation_outbox")
+        ]
 
 
 # -- what the store holds --------------------------------------------------------------------

@@ -12,10 +12,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from api.fake_order_service import FakeOrderService
@@ -25,12 +23,15 @@ from projections.registry import PROJECTIONS
 from tests import fold
 from tests.conftest import free_port
 from tests.faults import (
+    LockWatcher,
     ScanReport,
     ServeProcess,
     as_packing_event,
     headers,
     indexed_event_ids,
     make_events,
+    order_document,
+    outbox,
     scan,
     stored_packing_events,
     wait_caught_up,
@@ -42,69 +43,11 @@ ORDERS = 20
 FAILURES = 6  # calculations calls the Order Service refuses with 503 first: retried
 
 
-class LockWatcher:
-    """Samples pg_locks in a tight loop: which backends hold which advisory locks."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.samples = 0
-        self.holders: dict[int, set[int]] = {}  # key -> backend pids seen holding it
-        self.most_at_once: Counter[int] = Counter()  # key -> most holders in one sample
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> LockWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self._stop.is_set():
-                rows = conn.execute(
-                    "SELECT ((classid::bigint << 32) | objid::bigint), pid FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
-                    "AND database = (SELECT oid FROM pg_database "
-                    "WHERE datname = current_database())"
-                ).fetchall()
-                self.samples += 1
-                now: dict[int, set[int]] = {}
-                for raw, pid in rows:
-                    key = raw - (1 << 64) if raw >= (1 << 63) else raw  # as a signed bigint
-                    now.setdefault(key, set()).add(pid)
-                    self.holders.setdefault(key, set()).add(pid)
-                for key, pids in now.items():
-                    self.most_at_once[key] = max(self.most_at_once[key], len(pids))
-                self._stop.wait(0.002)  # leave the two cores to the service
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeOrderService]:
     f = FakeOrderService().start()
     yield f
     f.stop()
-
-
-def order_document(order_id: str) -> dict[str, Any]:
-    return {
-        "id": order_id,
-        "siteCode": "main",
-        "entries": [
-            {"entryId": f"e{p}", "productId": f"p{p}", "totalCount": 100000, "orderUnit": "H87"}
-            for p in range(7)
-        ],
-    }
-
-
-def outbox(url: str) -> list[tuple[str, str, int]]:
-    with psycopg.connect(url) as conn:
-        return [
-            (r[0], r[1], r[2])
-            for r in conn.execute("SELECT order_id, status, attempts FROM recalculation_outbox")
-        ]
 
 
 def test_two_processes_on_one_database_record_each_event_once_and_deliver_each_attempt_once(
