@@ -34,10 +34,10 @@ from api.auth import MANAGE, VIEW, mint_token
 from ledger.database import Database, start_embedded
 from ledger.packing import PackingEvent
 from projections.registry import PROJECTIONS
+from tests.conftest import SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE = [sys.executable, "-m", "api.cli", "serve"]
-SECRET = "test-secret-0123456789-0123456789-0123456789"  # the same as tests/conftest.py
 
 
 def headers(tenant: str = "demo") -> dict[str, str]:
