@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -68,10 +69,13 @@ class OwnPostgres:
         from pgserver import _commands
 
         server = self.db.embedded
+        postmaster = server.get_postmaster_info().process  # a psutil.Process
         _commands.pg_ctl(
             ["-w", "-m", "immediate", "stop"], pgdata=self.pgdata, user=server.system_user
         )
-        self.db.stop()  # forget the handle; its postmaster is gone already
+        with contextlib.suppress(Exception):
+            postmaster.wait(timeout=10)
+        self.db.stop()  # forget the handle (its postmaster is gone: nothing to stop)
 
     def start(self) -> None:
         """Start it again on the same data directory and socket (crash recovery runs)."""
