@@ -28,7 +28,7 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.domain import DomainEvent
-from eventsourcing.persistence import JSONTranscoder, Mapper, Transcoder
+from eventsourcing.persistence import Mapper, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.conninfo import conninfo_to_dict
 
@@ -41,16 +41,12 @@ from ledger.events import (
 from ledger.orders import Fact
 from ledger.packing import Decision, PackingEvent, Verdict, decide
 from ledger.status import OrderState, apply, kind_of
+from ledger.transcoder import OrjsonTranscoder
 
 
 def make_transcoder() -> Transcoder:
-    """The library's JSON transcoder with its UUID and datetime transcodings."""
-    from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
-
-    transcoder = JSONTranscoder()
-    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
-        transcoder.register(transcoding)
-    return transcoder
+    """The library's JSON format with its UUID, Decimal and datetime transcodings."""
+    return OrjsonTranscoder()
 
 
 def make_datastore(url: str, pool_size: int = 8, max_overflow: int = 8) -> PostgresDatastore:
