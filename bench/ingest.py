@@ -13,6 +13,10 @@ missing and it may) runs wrk pinned to one core with the server processes on the
 `--tool python` uses N client threads posting sequentially (slower client, but needs
 nothing installed): with `--connections 1` it measures sequential posts per second.
 
+`--db-core 0` moves the embedded PostgreSQL (postmaster and every backend) onto core 0,
+beside wrk, so the server process has core 1 to itself, as it would with its database
+on another host; by default PostgreSQL shares core 1 with the server.
+
 The resident memory of the `pickpack serve` process is sampled once a second while it is
 driven, and printed as the median of the first and of the last tenth of the run, and the
 peak: `--seconds 300 --service-only` is the five-minute flatness check.
@@ -88,8 +92,27 @@ def find_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
+def pin_postgres(data_dir: str, core: int) -> int:
+    """Move the embedded PostgreSQL's processes to `core`; returns how many moved.
+
+    Backends forked later inherit the postmaster's affinity.
+    """
+    pid_file = Path(data_dir) / "pg" / "postmaster.pid"
+    postmaster = pid_file.read_text().split()[0]
+    children = subprocess.run(
+        ["pgrep", "-P", postmaster], capture_output=True, text=True
+    ).stdout.split()
+    for pid in [postmaster, *children]:
+        subprocess.run(["taskset", "-a", "-p", "-c", str(core), pid], capture_output=True)
+    return 1 + len(children)
+
+
 class RssSampler:
-    """The resident memory of one process, sampled once a second from /proc."""
+    """`--db-core 0` moves the embedded PostgreSQL (postmaster and every backend) onto core 0,
+    beside wrk, so the server process has core 1 to itself, as it would with its database
+    on another host; by default PostgreSQL shares core 1 with the server.
+
+    The resident memory of one process, sampled once a second from /proc."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -208,6 +231,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--tool", choices=["wrk", "python"], default="wrk")
     parser.add_argument(
+        "--db-core", type=int, help="pin the embedded PostgreSQL to this core (wrk's)"
+    )
+    parser.add_argument(
         "--service-only", action="store_true", help="skip the baseline (e.g. a long RSS run)"
     )
     args = parser.parse_args()
@@ -244,6 +270,9 @@ def main() -> None:
     try:
         wait_ready("http://127.0.0.1:18231", "/ready")
         wait_ready("http://127.0.0.1:18232", "/pick-pack/demo/events")
+        if args.db_core is not None:
+            moved = pin_postgres(env["PICKPACK_DATA_DIR"], args.db_core)
+            print(f"embedded PostgreSQL: {moved} processes pinned to core {args.db_core}")
         print(f"{args.tool}, {args.connections} connection(s), {args.seconds:.0f} s each")
         if args.tool == "wrk":
             run = uuid.uuid4().hex[:8]
