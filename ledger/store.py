@@ -20,6 +20,7 @@ changes its own verdict.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -146,6 +147,19 @@ class EventStore:
         )
         # Called inside the append transaction for each order fact (e.g. the outbox).
         self.on_recorded: list[Callable[[Any, DomainEvent, int], None]] = []
+        # Events this process appended (committed), by stream kind: for /metrics.
+        self._appended = {"packing": 0, "order": 0}
+        self._appended_lock = threading.Lock()
+
+    def appended_counts(self) -> dict[str, int]:
+        """Events committed by this store object so far, by kind (packing, order)."""
+        with self._appended_lock:
+            return dict(self._appended)
+
+    def _count_appended(self, kind: str, n: int) -> None:
+        if n:
+            with self._appended_lock:
+                self._appended[kind] += n
 
     @classmethod
     def from_url(cls, url: str, **pool: Any) -> EventStore:
@@ -184,6 +198,7 @@ class EventStore:
                 if d.verdict is Verdict.RECORD
             ]
             positions = self._record(curs, accepted, versions)
+        self._count_appended("packing", len(positions))  # committed: the block has exited
         outcomes = []
         for d in decisions:
             key = (d.event.tenant, d.event.event_id)
@@ -334,7 +349,8 @@ class EventStore:
                     )
                 for hook in self.on_recorded:
                     hook(curs, event, position)
-            return ids
+        self._count_appended("order", len(ids))  # committed: the block has exited
+        return ids
 
     # -- reading -----------------------------------------------------------------------
 
