@@ -15,6 +15,8 @@ from ledger.config import ConfigError, Settings
 from ledger.database import provision
 from ledger.migrate import MigrationError, migrate
 
+log = logging.getLogger("pickpack.serve")
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -26,7 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         applied = migrate(database.url)
         if applied:
-            print(f"migrations applied: {', '.join(applied)}", flush=True)
+            log.info("migrations applied: %s", ", ".join(applied))
         # Workers (and a single in-process app) find the database through the
         # environment, so they attach to the server this process provisioned.
         os.environ["PICKPACK_DATABASE_URL"] = database.url
@@ -40,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
                 f"  export TOKEN={token}\n",
                 flush=True,
             )
-        print(f"serving on http://{args.host}:{args.port}", flush=True)
+        log.info("serving on http://%s:%s", args.host, args.port)
         # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the
         # handler that was there before it. Make that handler an orderly exit, so the
         # `finally` below stops the embedded PostgreSQL instead of leaving it running.
