@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.config.dictConfig(logging_config("info", access_log=False))
+    if not logging.getLogger().handlers:  # as basicConfig: leave a host's logging alone
+        logging.config.dictConfig(logging_config("info", access_log=False))
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
