@@ -1,23 +1,47 @@
-"""The FastAPI application: routes, error bodies, and the runtime's lifespan."""
+"""The FastAPI application: routes, error bodies, metrics, and the runtime's lifespan."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from api import errors
 from api.health import router as health_router
+from api.metrics import Metrics
+from api.metrics import router as metrics_router
+from api.observability import AccessLog, RequestObserver, access_log_enabled
 from api.routes_events import router as events_router
 from api.routes_orders import router as orders_router
 from api.routes_recalculation import router as recalculation_router
 from api.runtime import Runtime
 
 
-def create_app(runtime: Runtime | None = None) -> FastAPI:
-    """An app bound to `runtime`, or one that starts its own from the environment."""
+class PickpackApp(FastAPI):
+    """FastAPI with the request observer outside every other layer.
+
+    Outermost, so it also sees (and stamps X-Request-Id on) the 500 that Starlette's
+    ServerErrorMiddleware answers for an unhandled exception; `add_middleware` would
+    place it inside that layer.
+    """
+
+    access_log: AccessLog | None = None
+
+    def build_middleware_stack(self) -> Any:
+        return RequestObserver(
+            super().build_middleware_stack(), self.state.metrics, self.access_log
+        )
+
+
+def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = None) -> FastAPI:
+    """An app bound to `runtime`, or one that starts its own from the environment.
+
+    Requests are logged to `access_log`; without one, to stdout when the
+    ``pickpack.access`` logger is enabled for INFO (`serve` sets it; tests leave it off).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,7 +59,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             if owned:
                 app.state.runtime.stop()
 
-    app = FastAPI(
+    app = PickpackApp(
         title="Pick-Pack Service (pickpack-ledger)",
         description="Manage the picking and packing process in-store or in a warehouse. "
         "An event-sourced, drop-in replacement for the Emporix Pick-Pack Service.",
@@ -44,8 +68,11 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     if runtime is not None:
         app.state.runtime = runtime
+    app.state.metrics = Metrics(lambda: getattr(app.state, "runtime", None))
+    app.access_log = access_log or (AccessLog() if access_log_enabled() else None)
     errors.install(app)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(events_router)
     app.include_router(orders_router)
     app.include_router(recalculation_router)

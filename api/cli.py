@@ -1,29 +1,34 @@
-"""The `pickpack` command line: serve, migrate, token, projections, orders, fakes."""
+"""The `pickpack` command line: serve, migrate, token, config, projections, orders, fakes."""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import logging.config
 import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from api.auth import MANAGE, VIEW, local_secret, mint_token
-from ledger.config import Settings
+from api.observability import logging_config
+from ledger.config import ConfigError, Settings
 from ledger.database import provision
 from ledger.migrate import MigrationError, migrate
+
+log = logging.getLogger("pickpack.serve")
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    settings = Settings.from_env()
+    settings = Settings.from_env()  # a wrong value stops here, before anything starts
+    log_config = logging_config(args.log_level, access_log=args.access_log)
+    logging.config.dictConfig(log_config)
     database = provision(settings)
     try:
         applied = migrate(database.url)
         if applied:
-            print(f"migrations applied: {', '.join(applied)}", flush=True)
+            log.info("migrations applied: %s", ", ".join(applied))
         # Workers (and a single in-process app) find the database through the
         # environment, so they attach to the server this process provisioned.
         os.environ["PICKPACK_DATABASE_URL"] = database.url
@@ -37,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
                 f"  export TOKEN={token}\n",
                 flush=True,
             )
-        print(f"serving on http://{args.host}:{args.port}", flush=True)
+        log.info("serving on http://%s:%s", args.host, args.port)
         # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the
         # handler that was there before it. Make that handler an orderly exit, so the
         # `finally` below stops the embedded PostgreSQL instead of leaving it running.
@@ -51,6 +56,10 @@ def _serve(args: argparse.Namespace) -> int:
             loop="uvloop",
             http="httptools",
             log_level=args.log_level,
+            # JSON lines; one request line per request is written by
+            # api.observability.RequestObserver, so uvicorn's own access log is off.
+            log_config=log_config,
+            access_log=False,
             timeout_graceful_shutdown=10,
         )
     finally:
@@ -85,6 +94,39 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    """Print the effective configuration, secrets and passwords masked."""
+    settings = Settings.from_env()
+    shown = settings.effective()
+    if args.json:
+        import orjson
+
+        print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    for name, value in shown.items():
+        if value is None:
+            print(f"# {name} is unset: {_unset_meaning(name, settings)}")
+        else:
+            print(f"{name}={value}")
+    return 0
+
+
+def _unset_meaning(name: str, settings: Settings) -> str:
+    dev_secret = settings.data_dir / "jwt-secret"
+    verification = settings.jwt_secret or settings.jwks_url
+    return {
+        "PICKPACK_DATABASE_URL": f"embedded PostgreSQL in {settings.data_dir / 'pg'}",
+        "PICKPACK_JWT_SECRET": "tokens are checked against PICKPACK_JWKS_URL"
+        if verification
+        else f"dev secret in {dev_secret}",
+        "PICKPACK_JWKS_URL": "HS256 tokens only (PICKPACK_JWT_SECRET)"
+        if verification
+        else f"dev secret in {dev_secret}",
+        "PICKPACK_ORDER_SERVICE_URL": "recalculation requests stay queued (PENDING)",
+        "PICKPACK_ORDER_SERVICE_TOKEN": "no Authorization header is sent to the Order Service",
+    }.get(name, "default")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pickpack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,7 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="no JSON line per request (metrics are still counted)",
+    )
     serve.set_defaults(func=_serve)
+
+    cfg = sub.add_parser("config", help="print the effective configuration, secrets masked")
+    cfg.add_argument("--json", action="store_true", help="as one JSON object (null: unset)")
+    cfg.set_defaults(func=_config)
 
     mig = sub.add_parser("migrate", help="apply pending schema migrations")
     mig.set_defaults(func=_migrate)
@@ -119,11 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if not logging.getLogger().handlers:  # as basicConfig: leave a host's logging alone
+        logging.config.dictConfig(logging_config("info", access_log=False))
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        # One line naming the variable, no traceback: the operator fixes the value.
+        print(f"pickpack: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

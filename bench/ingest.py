@@ -1,16 +1,25 @@
 """Ingest benchmark: POST /events with unique eventIds, against a no-database baseline.
 
     python bench/ingest.py [--seconds 10] [--connections 32] [--tool wrk|python]
+                           [--service-only]
 
 Starts `pickpack serve` on its embedded PostgreSQL (a fresh data dir) and, in the same
 run, the baseline app (same FastAPI, same body model, same token check, no database),
 both on uvicorn with uvloop and httptools, one worker. Drives each for T seconds over
 N keep-alive connections and prints requests/s, p50 and p99 latency, and the ratio.
 
-`--tool wrk` (default when wrk is installed; `apt-get install wrk`) runs wrk pinned to
-one core with the server processes on the other; `--tool python` uses N client threads
-posting sequentially (slower client, but needs nothing installed): with
-`--connections 1` it measures sequential posts per second.
+`--tool wrk` (the default; the script installs Debian's wrk with apt-get when it is
+missing and it may) runs wrk pinned to one core with the server processes on the other;
+`--tool python` uses N client threads posting sequentially (slower client, but needs
+nothing installed): with `--connections 1` it measures sequential posts per second.
+
+`--db-core 0` moves the embedded PostgreSQL (postmaster and every backend) onto core 0,
+beside wrk, so the server process has core 1 to itself, as it would with its database
+on another host; by default PostgreSQL shares core 1 with the server.
+
+The resident memory of the `pickpack serve` process is sampled once a second while it is
+driven, and printed as the median of the first and of the last tenth of the run, and the
+peak: `--seconds 300 --service-only` is the five-minute flatness check.
 """
 
 from __future__ import annotations
@@ -62,14 +71,81 @@ def start_serve(
             "serve",
             "--port",
             str(port),
+            # "info" keeps the JSON request log on, as in production (one line per
+            # request, written to /dev/null here): its cost is part of the figure.
             "--log-level",
-            "warning",
+            "info",
         ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def find_wrk() -> bool:
+    """wrk on the PATH, installed from Debian's packages first if it is missing."""
+    if not shutil.which("wrk") and shutil.which("apt-get") and os.geteuid() == 0:
+        print("wrk not found: installing it (apt-get install wrk)")
+        install = ["apt-get", "install", "-y", "-q", "wrk"]
+        if subprocess.run(install, capture_output=True).returncode:
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True)
+            subprocess.run(install, capture_output=True)
+    return shutil.which("wrk") is not None
+
+
+def pin_postgres(data_dir: str, core: int) -> int:
+    """Move the embedded PostgreSQL's processes to `core`; returns how many moved.
+
+    Backends forked later inherit the postmaster's affinity.
+    """
+    pid_file = Path(data_dir) / "pg" / "postmaster.pid"
+    postmaster = pid_file.read_text().split()[0]
+    children = subprocess.run(
+        ["pgrep", "-P", postmaster], capture_output=True, text=True
+    ).stdout.split()
+    for pid in [postmaster, *children]:
+        subprocess.run(["taskset", "-a", "-p", "-c", str(core), pid], capture_output=True)
+    return 1 + len(children)
+
+
+class RssSampler:
+    """`--db-core 0` moves the embedded PostgreSQL (postmaster and every backend) onto core 0,
+    beside wrk, so the server process has core 1 to itself, as it would with its database
+    on another host; by default PostgreSQL shares core 1 with the server.
+
+    The resident memory of one process, sampled once a second from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            with open(f"/proc/{self.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        self.samples.append(int(line.split()[1]) * 1024)
+
+    def summary(self) -> str:
+        n = max(1, len(self.samples) // 10)
+        first = statistics.median(self.samples[:n])
+        last = statistics.median(self.samples[-n:])
+        return (
+            f"serve RSS: first tenth {first / 2**20:.0f} MB, last tenth {last / 2**20:.0f} MB "
+            f"({(last - first) / first:+.1%}), peak {max(self.samples) / 2**20:.0f} MB, "
+            f"{len(self.samples)} samples"
+        )
 
 
 def drive(url: str, seconds: float, connections: int) -> tuple[float, list[float]]:
@@ -155,10 +231,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--tool", choices=["wrk", "python"], default="wrk")
     parser.add_argument(
-        "--tool", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python"
+        "--db-core", type=int, help="pin the embedded PostgreSQL to this core (wrk's)"
+    )
+    parser.add_argument(
+        "--service-only", action="store_true", help="skip the baseline (e.g. a long RSS run)"
     )
     args = parser.parse_args()
+    if args.tool == "wrk" and not find_wrk():
+        print("wrk is not installed and could not be installed: using --tool python")
+        args.tool = "python"
     pin = ["taskset", "-c", "1"] if args.tool == "wrk" else []
     env = {
         **os.environ,
@@ -189,29 +272,38 @@ def main() -> None:
     try:
         wait_ready("http://127.0.0.1:18231", "/ready")
         wait_ready("http://127.0.0.1:18232", "/pick-pack/demo/events")
+        if args.db_core is not None:
+            moved = pin_postgres(env["PICKPACK_DATA_DIR"], args.db_core)
+            print(f"embedded PostgreSQL: {moved} processes pinned to core {args.db_core}")
         print(f"{args.tool}, {args.connections} connection(s), {args.seconds:.0f} s each")
         if args.tool == "wrk":
             run = uuid.uuid4().hex[:8]
-            b_rate, b50, b99 = drive_wrk(
-                "http://127.0.0.1:18232", args.seconds, args.connections, run
-            )
-            s_rate, s50, s99 = drive_wrk(
-                "http://127.0.0.1:18231", args.seconds, args.connections, run
-            )
-            for name, rate, p50, p99 in (
-                ("baseline (no database)", b_rate, b50, b99),
-                ("pickpack serve (embedded)", s_rate, s50, s99),
-            ):
+            rows = []
+            if not args.service_only:
+                b_rate, b50, b99 = drive_wrk(
+                    "http://127.0.0.1:18232", args.seconds, args.connections, run
+                )
+                rows.append(("baseline (no database)", b_rate, b50, b99))
+            with RssSampler(service.pid) as rss:
+                s_rate, s50, s99 = drive_wrk(
+                    "http://127.0.0.1:18231", args.seconds, args.connections, run
+                )
+            rows.append(("pickpack serve (embedded)", s_rate, s50, s99))
+            for name, rate, p50, p99 in rows:
                 print(
                     f"{name:<28} {rate:>9,.0f} req/s   p50 {p50 * 1000:6.2f} ms   "
                     f"p99 {p99 * 1000:6.2f} ms"
                 )
         else:
-            b_rate, b_lat = drive("http://127.0.0.1:18232", args.seconds, args.connections)
-            s_rate, s_lat = drive("http://127.0.0.1:18231", args.seconds, args.connections)
-            report("baseline (no database)", b_rate, b_lat)
+            if not args.service_only:
+                b_rate, b_lat = drive("http://127.0.0.1:18232", args.seconds, args.connections)
+                report("baseline (no database)", b_rate, b_lat)
+            with RssSampler(service.pid) as rss:
+                s_rate, s_lat = drive("http://127.0.0.1:18231", args.seconds, args.connections)
             report("pickpack serve (embedded)", s_rate, s_lat)
-        print(f"ratio service/baseline: {s_rate / b_rate:.2f}")
+        if not args.service_only:
+            print(f"ratio service/baseline: {s_rate / b_rate:.2f}")
+        print(rss.summary())
     finally:
         for p in (service, baseline):
             p.terminate()

@@ -1,44 +1,230 @@
-"""Service configuration, read once from the fixed PICKPACK_* environment names."""
+"""Service configuration, read once from the fixed PICKPACK_* environment names.
+
+The names are DESIGN.md's (users and tests depend on them) plus a few documented extras
+for recalculation delivery (docs/recalculation.md, docs/operations.md). Values are
+validated by pydantic-settings when they are read, so a wrong value stops start-up with a
+message that names the variable, instead of failing later inside a worker thread.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+PREFIX = "PICKPACK_"
+
+# DESIGN.md's configuration table, in its order.
+DESIGN_NAMES = (
+    "PICKPACK_DATABASE_URL",
+    "PICKPACK_DATA_DIR",
+    "PICKPACK_JWT_SECRET",
+    "PICKPACK_JWKS_URL",
+    "PICKPACK_ORDER_SERVICE_URL",
+    "PICKPACK_ORDER_SERVICE_TOKEN",
+)
+# Names this service adds; documented in docs/operations.md and docs/recalculation.md.
+EXTRA_NAMES = (
+    "PICKPACK_ORDER_SERVICE_TIMEOUT_SECONDS",
+    "PICKPACK_RECALC_BACKOFF_SECONDS",
+    "PICKPACK_RECALC_MAX_BACKOFF_SECONDS",
+    "PICKPACK_RECALC_MAX_ATTEMPTS",
+    "PICKPACK_RECALC_POLL_SECONDS",
+)
+# Shown as **** by `pickpack config`; never printed or logged.
+SECRET_NAMES = frozenset({"PICKPACK_JWT_SECRET", "PICKPACK_ORDER_SERVICE_TOKEN"})
+MASK = "****"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """What the operator configured; every field has the default DESIGN.md gives."""
+class ConfigError(ValueError):
+    """A configured value is wrong; the message names the variable (and no secret)."""
 
-    database_url: str | None
-    data_dir: Path
-    jwt_secret: str | None
-    jwks_url: str | None
-    order_service_url: str | None
-    order_service_token: str | None
+
+# The environment `Settings.from_env` reads; None means os.environ.
+_environ: ContextVar[Mapping[str, str] | None] = ContextVar("pickpack_environ", default=None)
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source, reading the mapping `from_env` was given."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _environ.get()
+        if environ is None:
+            return super()._load_env_vars()
+        from pydantic_settings.sources.utils import parse_env_vars
+
+        return parse_env_vars(
+            environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+@contextmanager
+def _reading(env: Mapping[str, str] | None) -> Iterator[None]:
+    token = _environ.set(env)
+    try:
+        yield
+    finally:
+        _environ.reset(token)
+
+
+class Settings(BaseSettings):
+    """What the operator configured; every field has the default DESIGN.md gives.
+
+    Each field is read from ``PICKPACK_<FIELD NAME>``. An empty value counts as unset.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        case_sensitive=False,
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str | None = None
+    data_dir: Path = Path("./.pickpack")
+    jwt_secret: str | None = None
+    jwks_url: str | None = None
+    order_service_url: str | None = None
+    order_service_token: str | None = None
     # Recalculation delivery (docs/recalculation.md); tests shorten the backoff.
-    order_service_timeout_seconds: float = 30.0
-    recalc_backoff_seconds: float = 1.0
-    recalc_max_backoff_seconds: float = 300.0
-    recalc_max_attempts: int = 10
-    recalc_poll_seconds: float = 0.5
+    order_service_timeout_seconds: float = Field(default=30.0, gt=0)
+    recalc_backoff_seconds: float = Field(default=1.0, ge=0)
+    recalc_max_backoff_seconds: float = Field(default=300.0, ge=0)
+    recalc_max_attempts: int = Field(default=10, ge=1)
+    recalc_poll_seconds: float = Field(default=0.5, gt=0)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = os.environ if env is None else env
-        return cls(
-            database_url=e.get("PICKPACK_DATABASE_URL") or None,
-            data_dir=Path(e.get("PICKPACK_DATA_DIR") or "./.pickpack").resolve(),
-            jwt_secret=e.get("PICKPACK_JWT_SECRET") or None,
-            jwks_url=e.get("PICKPACK_JWKS_URL") or None,
-            order_service_url=(e.get("PICKPACK_ORDER_SERVICE_URL") or "").rstrip("/") or None,
-            order_service_token=e.get("PICKPACK_ORDER_SERVICE_TOKEN") or None,
-            order_service_timeout_seconds=float(
-                e.get("PICKPACK_ORDER_SERVICE_TIMEOUT_SECONDS") or 30.0
-            ),
-            recalc_backoff_seconds=float(e.get("PICKPACK_RECALC_BACKOFF_SECONDS") or 1.0),
-            recalc_max_backoff_seconds=float(e.get("PICKPACK_RECALC_MAX_BACKOFF_SECONDS") or 300.0),
-            recalc_max_attempts=int(e.get("PICKPACK_RECALC_MAX_ATTEMPTS") or 10),
-            recalc_poll_seconds=float(e.get("PICKPACK_RECALC_POLL_SECONDS") or 0.5),
-        )
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment only: no .env file or secrets directory is read implicitly.
+        return (init_settings, _Environment(settings_cls))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `env` (only it), or from os.environ; ConfigError if a value is wrong."""
+        try:
+            with _reading(env):
+                return cls()
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, os.environ if env is None else env)) from None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_database_url(value)
+
+    @field_validator("jwks_url", "order_service_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        try:
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError:
+            raise ValueError("the port is not a number") from None
+        return value.rstrip("/") or None
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Field name -> environment variable name, in declaration order."""
+        return {name: PREFIX + name.upper() for name in cls.model_fields}
+
+    def effective(self) -> dict[str, str | None]:
+        """Each variable's effective value, secrets and passwords masked (None: unset)."""
+        shown: dict[str, str | None] = {}
+        for name, var in self.env_names().items():
+            value = getattr(self, name)
+            if value is None:
+                shown[var] = None
+            elif var in SECRET_NAMES:
+                shown[var] = MASK
+            elif isinstance(value, str):
+                shown[var] = mask_password(value)
+            else:
+                shown[var] = str(value)
+        return shown
+
+
+def check_database_url(value: str) -> str:
+    """A PostgreSQL URL (or libpq key=value string) that libpq can parse, port numeric."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    if "://" in value and urlsplit(value).scheme not in ("postgresql", "postgres"):
+        raise ValueError("must be a postgresql:// URL")
+    try:
+        params = conninfo_to_dict(value)
+    except ProgrammingError:
+        raise ValueError("not a PostgreSQL connection URL") from None
+    port = str(params.get("port") or "")
+    if port and not all(p.isdigit() for p in port.split(",")):
+        raise ValueError("the port is not a number")
+    return value
+
+
+def mask_password(value: str) -> str:
+    """The URL (or key=value conninfo) with its password replaced by ****."""
+    if "://" in value:
+        parts = urlsplit(value)
+        if parts.password is None:
+            return value
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+    if "password" in value:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        try:
+            params = conninfo_to_dict(value)
+        except Exception:
+            return MASK
+        if "password" in params:
+            params["password"] = MASK
+        return make_conninfo("", **params)
+    return value
+
+
+def _describe(exc: ValidationError, env: Mapping[str, str]) -> str:
+    """One line naming each wrong variable, its value (unless secret) and what is wrong."""
+    fields: dict[str, FieldInfo] = Settings.model_fields
+    names = Settings.env_names()
+    problems = []
+    for err in exc.errors():
+        loc = err.get("loc") or ("?",)
+        field = str(loc[0])
+        var = names.get(field, field if field.startswith(PREFIX) else PREFIX + field.upper())
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        raw: Any = env.get(var)
+        if field in fields and var not in SECRET_NAMES and raw is not None:
+            problems.append(f"{var}={mask_password(str(raw))!r}: {msg}")
+        else:
+            problems.append(f"{var}: {msg}")
+    return "invalid configuration: " + "; ".join(problems)

@@ -10,6 +10,7 @@ is plain JSON that a DBA, a rebuild or another language can read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -18,6 +19,7 @@ from eventsourcing.domain import DomainEvent
 _NS = uuid5(NAMESPACE_URL, "urn:pickpack-ledger")
 
 
+@lru_cache(maxsize=16_384)  # the lines being packed now recur with every scan
 def line_stream_id(tenant: str, order_id: str, product_id: str) -> UUID:
     """The stream of one order line: every packing event of that product in that order."""
     return uuid5(_NS, f"line\x1f{tenant}\x1f{order_id}\x1f{product_id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +13,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from api.app import create_app
 from api.auth import MANAGE, VIEW, mint_token
+from api.observability import AccessLog
 from api.runtime import Runtime
 from ledger.config import Settings
 from ledger.database import Database
@@ -90,8 +92,15 @@ class Service:
 
 
 def start_service(
-    db_url: str, tmp_path: Path, env: dict[str, str] | None = None, run_workers: bool = True
+    db_url: str,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    run_workers: bool = True,
+    access_log: AccessLog | None = None,
+    configure: Callable[[FastAPI], None] | None = None,
 ) -> tuple[uvicorn.Server, threading.Thread, Runtime, str]:
+    """The app on uvicorn in a thread; `access_log` receives its request log lines and
+    `configure` may add routes before it serves."""
     settings = Settings.from_env(
         {
             "PICKPACK_DATABASE_URL": db_url,
@@ -102,9 +111,10 @@ def start_service(
     )
     runtime = Runtime.start(settings, Database(url=db_url), run_workers=run_workers)
     port = free_port()
-    config = uvicorn.Config(
-        create_app(runtime), host="127.0.0.1", port=port, log_level="warning", loop="asyncio"
-    )
+    app = create_app(runtime, access_log=access_log)
+    if configure is not None:
+        configure(app)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -1,0 +1,173 @@
+"""Request metrics and the request log: one pure ASGI middleware, and the JSON log format.
+
+The ingest path is the service's hot path, so per request this does only: read the
+clock twice (``time.perf_counter``), find or make a request id, bump one cached counter
+child (plus one histogram observation on the ingest route), and write one JSON line
+made by one ``orjson.dumps``. No Starlette ``BaseHTTPMiddleware`` (it runs the app in a
+task and copies the body through a stream), no ``logging`` call per request.
+
+Routes are labelled by their template (``/pick-pack/{tenant}/events``), never the raw
+path, so the metric's cardinality is bounded by the number of routes. The tenant in the
+log line comes from the path. Headers are never logged: only the request id, which
+comes from the ``X-Request-Id`` header when a client (or proxy) sent a sane one and is
+echoed back on every response.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from typing import Any, BinaryIO
+
+import orjson
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ACCESS_LOGGER = "pickpack.access"
+UNMATCHED = "unmatched"  # the route label of a request no route matched (404)
+_HEADER = b"x-request-id"
+_MAX_ID = 128
+
+# The current request's id, for log lines written while handling it (JsonFormatter).
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def _usable(value: bytes) -> bool:
+    """A client's request id is kept if short and printable ASCII (it is logged)."""
+    return 0 < len(value) <= _MAX_ID and all(33 <= b < 127 for b in value)
+
+
+class AccessLog:
+    """Writes one JSON line per request to a binary stream (stdout by default), flushed."""
+
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        self._stream = stream
+
+    def write(self, line: bytes) -> None:
+        stream = self._stream or sys.stdout.buffer
+        stream.write(line)
+        stream.flush()
+
+
+class RequestObserver:
+    """The ASGI middleware: request id, request metrics, one access-log line."""
+
+    def __init__(self, app: ASGIApp, metrics: Any, access_log: AccessLog | None) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = b""
+        for name, value in scope["headers"]:
+            if name == _HEADER:
+                rid = value
+                break
+        if not _usable(rid):
+            rid = os.urandom(8).hex().encode()
+        header = (_HEADER, rid)
+        status = 500  # what the client gets if the app fails before answering
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        token = request_id_var.set(rid.decode())
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED
+            method = scope["method"]
+            self.metrics.observe_request(template, method, status, elapsed)
+            if self.access_log is not None:
+                params = scope.get("path_params") or {}
+                self.access_log.write(
+                    orjson.dumps(
+                        {
+                            "ts": time.time(),
+                            "level": "info",
+                            "logger": ACCESS_LOGGER,
+                            "request_id": rid.decode(),
+                            "method": method,
+                            "route": template,
+                            "path": scope["path"],
+                            "tenant": params.get("tenant"),
+                            "status": status,
+                            "latency_ms": round(elapsed * 1000, 3),
+                        },
+                        option=orjson.OPT_APPEND_NEWLINE,
+                    )
+                )
+
+
+def access_log_enabled() -> bool:
+    """`serve` switches the request log with the ``pickpack.access`` logger's level."""
+    return logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
+
+
+class JsonFormatter(logging.Formatter):
+    """Every other log record as one JSON line: ts, level, logger, msg (+ request id)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": record.created,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        rid = request_id_var.get()
+        if rid is not None:
+            line["request_id"] = rid
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+def logging_config(level: str = "info", access_log: bool = True) -> dict[str, Any]:
+    """The dictConfig `serve` hands to uvicorn: JSON lines everywhere, our request log only.
+
+    uvicorn's own access log is off (`serve` passes access_log=False); ``pickpack.access``
+    only carries the level that switches our request log on or off.
+    """
+    lvl = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "api.observability.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": lvl},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": lvl, "propagate": False},
+            "uvicorn.error": {"level": lvl},
+            "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+            ACCESS_LOGGER: {
+                "handlers": [],
+                "level": lvl if access_log else "CRITICAL",
+                "propagate": False,
+            },
+        },
+    }
