@@ -142,7 +142,8 @@ def install(app: FastAPI) -> None:
         )
 
     async def _unavailable(_: Request, exc: Exception) -> JSONBody:
-        log.warning("database unavailable: %s", str(exc).strip().splitlines()[:1])
+        first_line = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+        log.warning("database unavailable: %s", first_line)
         return JSONBody(
             error_body(503, "Service Unavailable", UNAVAILABLE_DETAIL),
             status_code=503,
