@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api import errors
+from api.body_limit import BodyLimitMiddleware
 from api.health import router as health_router
 from api.metrics import Metrics
 from api.metrics import router as metrics_router
@@ -71,6 +72,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     app.state.metrics = Metrics(lambda: getattr(app.state, "runtime", None))
     app.access_log = access_log or (AccessLog() if access_log_enabled() else None)
     errors.install(app)
+    app.add_middleware(BodyLimitMiddleware)  # bodies over 1 MiB: 413 (api/body_limit.py)
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(events_router)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-NonEmpty = Annotated[str, Field(min_length=1)]
+from api.schemas import Identifier
+from ledger.inputs import MAX_AMOUNT, TEXT_MAX_LENGTH, check_name
+
+# A person's name is data ("O'Brien"): any text on one line, no control characters.
+Name = Annotated[str, Field(min_length=1, max_length=TEXT_MAX_LENGTH), AfterValidator(check_name)]
 
 
 class OrderStatusChange(BaseModel):
@@ -22,8 +26,8 @@ class PackagingProductsChange(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    entryId: NonEmpty
-    packedCount: Annotated[int, Field(ge=0, strict=True)]
+    entryId: Identifier
+    packedCount: Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True)]
 
 
 class Assignee(BaseModel):
@@ -31,7 +35,7 @@ class Assignee(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    id: NonEmpty
-    siteCode: NonEmpty
-    firstName: NonEmpty
-    lastName: NonEmpty
+    id: Identifier
+    siteCode: Identifier
+    firstName: Name
+    lastName: Name

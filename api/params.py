@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Header, Path
 
+from ledger.inputs import ID_MAX_LENGTH, ID_PATTERN, SAAS_TOKEN_MAX_LENGTH, SAAS_TOKEN_PATTERN
+
 Tenant = Annotated[
     str,
     Path(
@@ -19,7 +21,16 @@ SaasToken = Annotated[
     str,
     Header(
         alias="saas-token",
+        pattern=SAAS_TOKEN_PATTERN,
+        max_length=SAAS_TOKEN_MAX_LENGTH,
         description="Token provided by the Emporix system; kept with the event as metadata.",
     ),
 ]
-OrderId = Annotated[str, Path(description="Order's unique identifier.")]
+OrderId = Annotated[
+    str,
+    Path(
+        pattern=ID_PATTERN,
+        max_length=ID_MAX_LENGTH,
+        description="Order's unique identifier (see docs/semantics.md: identifiers).",
+    ),
+]

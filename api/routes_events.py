@@ -18,6 +18,7 @@ from ledger.units import is_piece_unit, packed_in_pieces
 router = APIRouter(tags=["Events"])
 
 MAX_PAGE_SIZE = 20_000
+MAX_OFFSET = 2**62
 
 
 @router.post(
@@ -77,8 +78,9 @@ def list_packing_events(
     timestamp: Annotated[
         str | None,
         Query(
+            max_length=64,
             description="Only events whose own timestamp is strictly after this one "
-            "(any ISO 8601 date-time with `Z` or an offset)."
+            "(any ISO 8601 date-time with `Z` or an offset).",
         ),
     ] = None,
     pageNumber: Annotated[int, Query(ge=0, description="Number of the page, from 1.")] = 1,
@@ -95,6 +97,9 @@ def list_packing_events(
             raise BadRequest(f"timestamp: not an ISO 8601 date-time ({exc})") from None
     size = pageSize or MAX_PAGE_SIZE
     page = max(pageNumber, 1)
+    if (page - 1) * size > MAX_OFFSET:
+        # Past any feed there can be; SQL's OFFSET is a bigint (a 500, found by fuzzing).
+        return JSONBody([])
     states = rt.store.events_after(tenant, after, (page - 1) * size, size)
     # Only events in non-piece units need their order entry's measure (decision 6).
     entries = rt.orders_lookup(
@@ -111,9 +116,14 @@ def _plus_restored(timestamp: str) -> str:
 
 
 def feed_item(state: dict[str, Any], entries: dict[tuple[str, str], Any]) -> dict[str, Any]:
-    """A stored PackingEventRecorded as the spec's OrderEntryEventResponse."""
+    """A stored PackingEventRecorded as the spec's OrderEntryEventResponse.
+
+    A field with no value (no deliveryCycle sent, packedAmountInPc unknown) is left out
+    rather than null: the spec's schema types them string/integer/boolean without
+    `nullable`, and the order documents already leave unknown figures out.
+    """
     entry = entries.get((state["order_id"], state["product_id"]))
-    return {
+    item = {
         "eventId": state["event_id"],
         "productId": state["product_id"],
         "deliveryCycle": state["delivery_cycle"],
@@ -129,3 +139,4 @@ def feed_item(state: dict[str, Any], entries: dict[tuple[str, str], Any]) -> dic
         "unit": state["unit"],
         "bookProduct": state["book_product"],
     }
+    return {key: value for key, value in item.items() if value is not None}

@@ -12,7 +12,7 @@ from api.deps import CanManage, CanView, RuntimeDep
 from api.errors import BadRequest, Conflict, NotFound
 from api.params import OrderId, SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody
-from api.schemas import ErrorMessage
+from api.schemas import ErrorMessage, Identifier
 from ledger import orders, outbox
 from ledger import recalculation as rc
 from ledger.store import OrderContext
@@ -26,9 +26,7 @@ class RecalculationJobCreation(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
     jobType: Annotated[str, Field(examples=["MANUAL"], description="MANUAL or AUTOMATIC")]
-    orderIds: Annotated[
-        list[Annotated[str, Field(min_length=1)]] | None, Field(examples=[["03DV9N3R", "5XS34VOB"]])
-    ] = None
+    orderIds: Annotated[list[Identifier] | None, Field(examples=[["03DV9N3R", "5XS34VOB"]])] = None
 
 
 JobId = Annotated[

@@ -10,9 +10,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ledger.inputs import ID_MAX_LENGTH, ID_PATTERN, MAX_AMOUNT
 from ledger.packing import format_event_time, parse_event_time
 
-NonNegative = Annotated[int, Field(ge=0, strict=True)]
+NonNegative = Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True)]
+# An identifier: see ledger/inputs.py for the rule and why (docs/semantics.md).
+Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
 class OrderEntryEventCreate(BaseModel):
@@ -20,24 +23,25 @@ class OrderEntryEventCreate(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    eventId: Annotated[str, Field(min_length=1, examples=["123"])]
-    orderNumber: Annotated[str, Field(min_length=1, examples=["123"])]
-    productId: Annotated[str, Field(min_length=1, examples=["123"])]
-    deliveryCycle: Annotated[str | None, Field(examples=["2023-10-13-11-test"])] = None
+    eventId: Annotated[Identifier, Field(examples=["123"])]
+    orderNumber: Annotated[Identifier, Field(examples=["123"])]
+    productId: Annotated[Identifier, Field(examples=["123"])]
+    deliveryCycle: Annotated[Identifier | None, Field(examples=["2023-10-13-11-test"])] = None
     pickedAmount: Annotated[NonNegative | None, Field(examples=[1])] = None
     packedAmount: Annotated[NonNegative | None, Field(examples=[1])] = None
     canceledAmount: Annotated[NonNegative | None, Field(examples=[0])] = None
-    supplierId: Annotated[str | None, Field(examples=["123"])] = None
-    unit: Annotated[str, Field(min_length=1, examples=["H87"])]
+    supplierId: Annotated[Identifier | None, Field(examples=["123"])] = None
+    unit: Annotated[Identifier, Field(examples=["H87"])]
     timestamp: Annotated[
         str,
         Field(
+            max_length=64,
             description="Timestamp of the packing event in ISO format",
             json_schema_extra={"format": "date-time"},
             examples=["2020-09-14T13:35:18.333Z"],
         ),
     ]
-    site: Annotated[str, Field(min_length=1, examples=["main"])]
+    site: Annotated[Identifier, Field(examples=["main"])]
     bookProduct: Annotated[bool | None, Field(examples=[True])] = None
 
     @field_validator("timestamp")

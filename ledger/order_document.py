@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ledger.inputs import MAX_AMOUNT, document_problem
 from ledger.units import packed_in_pieces
 
 SERVER_OWNED = ("packingStatus", "assignees", "holdingAreaNumber", "packagingProducts")
@@ -29,6 +30,10 @@ def normalize(document: Any, order_id: str) -> dict[str, Any]:
     """
     if not isinstance(document, dict):
         raise InvalidDocument("body: must be an Order object")
+    # Nothing hostile is stored: ids follow the identifier rule, texts the free-text rule.
+    problem = document_problem(document)
+    if problem:
+        raise InvalidDocument(problem)
     doc = {k: v for k, v in document.items() if k not in SERVER_OWNED}
     doc["id"] = order_id
     entries = doc.get("entries", [])
@@ -44,8 +49,10 @@ def normalize(document: Any, order_id: str) -> dict[str, Any]:
         if not isinstance(product, str) or not product:
             raise InvalidDocument(f"entries[{i}].productId: must be a non-empty string")
         total = entry.get("totalCount", 0)
-        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-            raise InvalidDocument(f"entries[{i}].totalCount: must be a non-negative integer")
+        if isinstance(total, bool) or not isinstance(total, int) or not 0 <= total <= MAX_AMOUNT:
+            raise InvalidDocument(
+                f"entries[{i}].totalCount: must be an integer from 0 to {MAX_AMOUNT}"
+            )
         entry_id = entry.get("entryId")
         if entry_id is not None and not isinstance(entry_id, str):
             raise InvalidDocument(f"entries[{i}].entryId: must be a string")

@@ -45,15 +45,25 @@ class PackingEvent:
 def format_event_time(moment: datetime) -> str:
     """UTC, millisecond precision, `Z` suffix: the one form times are stored and shown in."""
     utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # The year by hand: strftime's %Y does not pad years before 1000 ("76-03-10..."),
+    # which PostgreSQL then refused (a 500 found by fuzzing).
+    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def parse_event_time(text: str) -> datetime:
-    """Parse ISO 8601 with `Z` or an offset (fractions optional); naive times are refused."""
+    """Parse ISO 8601 with `Z` or an offset (fractions optional); naive times are refused.
+
+    The result is in UTC; a moment whose UTC form falls outside years 1-9999 (e.g.
+    0001-01-01T00:00+01:00) is refused as out of range rather than overflowing later.
+    """
     moment = datetime.fromisoformat(text.replace("z", "Z"))
     if moment.tzinfo is None:
         raise ValueError("timestamp needs a time zone: `Z` or an offset such as +02:00")
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp is out of range (years 1 to 9999 in UTC)") from None
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
 class Verdict(Enum):
