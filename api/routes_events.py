@@ -11,7 +11,7 @@ from api.errors import BadRequest, Conflict
 from api.params import SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, JSONBody
 from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
-from ledger.packing import PackingEvent, Verdict, parse_event_time
+from ledger.packing import Verdict, parse_event_time
 from ledger.store import Attribution
 from ledger.units import is_piece_unit, packed_in_pieces
 
@@ -41,21 +41,7 @@ async def create_packing_event(
     principal: CanManage,
     rt: RuntimeDep,
 ) -> JSONBody:
-    event = PackingEvent(
-        tenant=tenant,
-        event_id=body.eventId,
-        order_id=body.orderNumber,
-        product_id=body.productId,
-        unit=body.unit,
-        event_time=body.timestamp,
-        site=body.site,
-        picked=body.pickedAmount or 0,
-        packed=body.packedAmount or 0,
-        canceled=body.canceledAmount or 0,
-        delivery_cycle=body.deliveryCycle,
-        supplier_id=body.supplierId,
-        book_product=body.bookProduct,
-    )
+    event = body.to_event(tenant)
     outcome = await rt.committer.append(event, Attribution(principal.subject, saas_token))
     if outcome.verdict is Verdict.CONFLICT:
         raise Conflict(f"eventId: event '{event.event_id}' was already recorded with other content")

@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ledger.inputs import ID_MAX_LENGTH, ID_PATTERN, MAX_AMOUNT
-from ledger.packing import format_event_time, parse_event_time
+from ledger.packing import PackingEvent, format_event_time, parse_event_time
 
 NonNegative = Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True)]
 # An identifier: see ledger/inputs.py for the rule and why (docs/semantics.md).
@@ -51,6 +51,25 @@ class OrderEntryEventCreate(BaseModel):
             return format_event_time(parse_event_time(value))
         except ValueError as exc:
             raise ValueError(f"not an ISO 8601 date-time with `Z` or an offset ({exc})") from None
+
+
+    def to_event(self, tenant: str) -> PackingEvent:
+        """The validated body as the domain's PackingEvent (absent amounts are 0)."""
+        return PackingEvent(
+            tenant=tenant,
+            event_id=self.eventId,
+            order_id=self.orderNumber,
+            product_id=self.productId,
+            unit=self.unit,
+            event_time=self.timestamp,
+            site=self.site,
+            picked=self.pickedAmount or 0,
+            packed=self.packedAmount or 0,
+            canceled=self.canceledAmount or 0,
+            delivery_cycle=self.deliveryCycle,
+            supplier_id=self.supplierId,
+            book_product=self.bookProduct,
+        )
 
 
 class SuccessResponse(BaseModel):
