@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.schemas import Identifier
 from ledger.inputs import MAX_AMOUNT, TEXT_MAX_LENGTH, check_name
+from ledger.status import STATUSES
 
 # A person's name is data ("O'Brien"): any text on one line, no control characters.
 Name = Annotated[str, Field(min_length=1, max_length=TEXT_MAX_LENGTH), AfterValidator(check_name)]
@@ -18,7 +19,9 @@ class OrderStatusChange(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    packingStatus: Annotated[str, Field(examples=["IN_PROGRESS"])]
+    packingStatus: Annotated[
+        str, Field(examples=["IN_PROGRESS"], json_schema_extra={"enum": list(STATUSES)})
+    ]
 
 
 class PackagingProductsChange(BaseModel):

@@ -21,7 +21,9 @@ from __future__ import annotations
 import copy
 import functools
 import time
+import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,9 +103,15 @@ def fuzz_operation(
     mode: GenerationMode,
     lenient_errors: bool,
     tenant: str,
+    known_ids: dict[str, str] | None = None,
 ) -> OperationReport:
-    """Send up to `max_examples` generated cases; record statuses and check failures."""
-    report = OperationReport(spec_name, operation.label, mode.value)
+    """Send up to `max_examples` generated cases; record statuses and check failures.
+
+    With `known_ids`, those path parameters are fixed (an order and a job that exist),
+    so the cases reach the code behind the 404s.
+    """
+    label = mode.value + ("+ids" if known_ids else "")
+    report = OperationReport(spec_name, operation.label, label)
     error_schema = _error_message_schema(doc) if lenient_errors else {}
     session = requests.Session()
     declared = {str(code) for code in operation.responses.status_codes}
@@ -128,6 +136,9 @@ def fuzz_operation(
         except (Exception, BaseExceptionGroup) as exc:  # FailureGroup: its message says what
             report.failures.append(f"{type(exc).__name__}: {exc} {_describe(case, response)}")
 
+    # The token acts on one tenant: a generated tenant would only ever meet 400/403.
+    fixed = {"tenant": tenant, **(known_ids or {})}
+
     @settings(
         max_examples=max_examples,
         deadline=None,
@@ -136,8 +147,7 @@ def fuzz_operation(
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    # The token acts on one tenant: a generated tenant would only ever meet 400/403.
-    @given(operation.as_strategy(generation_mode=mode, path_parameters={"tenant": tenant}))
+    @given(operation.as_strategy(generation_mode=mode, path_parameters=fixed))
     def run(case: Any) -> None:
         response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
         report.examples += 1
@@ -207,8 +217,14 @@ def fuzz_spec(
     lenient_errors: bool = False,
     only: set[str] | None = None,
     tenant: str = "demo",
+    seed: Callable[[], dict[str, str]] | None = None,
 ) -> list[OperationReport]:
-    """Every operation of `doc` (or those in `only`, by operationId), in each mode."""
+    """Every operation of `doc` (or those in `only`, by operationId), in each mode.
+
+    With `seed` (see seed_known_ids), each operation with an orderId, assigneeId or jobId
+    path parameter gets one more positive run with them fixed to things that exist,
+    made afresh for that operation (a run that cancels its order spoils only its own).
+    """
     schema = load_schema(doc)
     reports = []
     for result in schema.get_all_operations():
@@ -235,4 +251,47 @@ def fuzz_spec(
                     tenant,
                 )
             )
+        path_names = {
+            _resolve(doc, p).get("name", "")
+            for p in operation.definition.raw.get("parameters", [])
+            if _resolve(doc, p).get("in") == "path"
+        }
+        wanted = path_names & {"orderId", "assigneeId", "jobId"}
+        if seed is not None and wanted:
+            fixed = {k: v for k, v in seed().items() if k in wanted}
+            reports.append(
+                fuzz_operation(
+                    spec_name,
+                    doc,
+                    operation,
+                    base_url,
+                    headers,
+                    max_examples,
+                    GenerationMode.POSITIVE,
+                    lenient_errors,
+                    tenant,
+                    fixed,
+                )
+            )
     return reports
+
+
+def seed_known_ids(base_url: str, headers: dict[str, str], tenant: str = "demo") -> dict[str, str]:
+    """A registered order with one entry and an assignee, and a MANUAL job for it."""
+    order_id = f"fz{uuid.uuid4().hex[:12]}"
+    document = {
+        "id": order_id,
+        "siteCode": "main",
+        "entries": [{"entryId": "e1", "productId": "p1", "totalCount": 3, "orderUnit": "H87"}],
+    }
+    assignee = {"id": "fuzz-a1", "siteCode": "main", "firstName": "Fuzz", "lastName": "O'Test"}
+    with requests.Session() as session:
+        base = f"{base_url}/pick-pack/{tenant}"
+        session.headers.update(headers)
+        session.put(f"{base}/orders/{order_id}", json=document).raise_for_status()
+        session.post(f"{base}/orders/{order_id}/assignees", json=assignee).raise_for_status()
+        job = session.post(
+            f"{base}/jobs/recalculations", json={"jobType": "MANUAL", "orderIds": [order_id]}
+        )
+        job.raise_for_status()
+    return {"orderId": order_id, "assigneeId": "fuzz-a1", "jobId": job.json()["jobId"]}

@@ -13,7 +13,7 @@ import jsonschema
 from schemathesis import GenerationMode
 
 from tests.conftest import EXAMPLE_EVENT, Service, auth
-from tests.fuzzing import fuzz_spec, reference_spec
+from tests.fuzzing import fuzz_spec, reference_spec, seed_known_ids
 
 EXAMPLES = 20  # per operation and mode: about 2 specs x 13 operations x 2 modes x 20 cases
 
@@ -27,6 +27,7 @@ def _fuzz(name: str, doc: dict[str, Any], service: Service, lenient: bool) -> No
         EXAMPLES,
         (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
         lenient_errors=lenient,
+        seed=lambda: seed_known_ids(service.url, auth("demo")),
     )
     for report in reports:
         print(report.line())
@@ -108,3 +109,21 @@ def test_a_page_number_past_any_feed_is_an_empty_page_not_a_500(service: Service
         assert resp.status_code == 200, resp.text
         assert resp.json() == []
     assert len(service.events(pageNumber=1).json()) == 1
+
+
+def test_a_job_in_progress_leaves_finished_at_out_rather_than_null(service: Service) -> None:
+    """Found by fuzzing with a known jobId: `"finishedAt": null` is not a date-time."""
+    h = auth("demo")
+    order = {"id": "o1", "entries": [{"entryId": "e1", "productId": "p1", "totalCount": 1}]}
+    assert service.client.put("/pick-pack/demo/orders/o1", json=order, headers=h).status_code == 200
+    job = service.client.post(
+        "/pick-pack/demo/jobs/recalculations",
+        json={"jobType": "MANUAL", "orderIds": ["o1"]},
+        headers=h,
+    ).json()["jobId"]
+    body = service.client.get(f"/pick-pack/demo/jobs/recalculations/{job}", headers=h).json()
+    assert body["jobStatus"] == "IN_PROGRESS" and "finishedAt" not in body
+    assert None not in body.values()
+    doc = reference_spec()
+    schema = {"$ref": "#/components/schemas/RecalculationJob", "components": doc["components"]}
+    jsonschema.validate(body, schema)
