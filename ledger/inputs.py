@@ -28,6 +28,8 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]*$"
 ID_MAX_LENGTH = 128
 TEXT_MAX_LENGTH = 1000
 MAX_AMOUNT = 2**31 - 1
+# How deep a registered Order document may nest (the spec's is 4 levels deep).
+MAX_DEPTH = 32
 # What a saas-token header may hold: visible ASCII (it is a signed token), at most 8 kB.
 SAAS_TOKEN_PATTERN = r"^[!-~]+$"
 SAAS_TOKEN_MAX_LENGTH = 8192
@@ -68,13 +70,17 @@ def check_name(value: str) -> str:
     return value
 
 
-def document_problem(value: Any, where: str = "") -> str | None:
+def document_problem(value: Any, where: str = "", depth: int = 0) -> str | None:
     """The first unacceptable value in a JSON document, as `field: why`, or None.
 
     Identifier keys (entryId, productId, siteCode) follow the identifier rule; every
     other string the free-text rule; keys are short one-line texts; integers fit in
-    64 bits (the stored JSON is written by orjson) and floats are finite.
+    64 bits and floats are finite; nesting is at most MAX_DEPTH deep (the read models
+    write documents with orjson, which refuses more than 255 levels and more than 64
+    bits: a document it refuses stopped the projection thread).
     """
+    if depth > MAX_DEPTH:
+        return f"{where or 'body'}: nested more than {MAX_DEPTH} levels deep"
     if isinstance(value, dict):
         for key, item in value.items():
             path = f"{where}.{key}" if where else str(key)
@@ -86,12 +92,12 @@ def document_problem(value: Any, where: str = "") -> str | None:
                 if problem:
                     return f"{path}: {problem}"
                 continue
-            found = document_problem(item, path)
+            found = document_problem(item, path, depth + 1)
             if found:
                 return found
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            found = document_problem(item, f"{where}[{i}]")
+            found = document_problem(item, f"{where}[{i}]", depth + 1)
             if found:
                 return found
     elif isinstance(value, str):

@@ -576,3 +576,23 @@ def test_no_read_returns_another_tenants_data_even_with_the_same_ids(seeded: Ser
     assert [p["productsPacked"] for p in mine["packlist"]] == [1]
     assert [p["productsPacked"] for p in theirs["packlist"]] == [2]
     assert mine["job"].status_code == 200 and theirs["job"].status_code == 404
+
+
+def test_a_deeply_nested_order_document_is_400_and_the_read_models_keep_working(
+    seeded: Service, db_url: str
+) -> None:
+    """Found while fuzzing by hand: 400 nested arrays were stored, and the read models'
+    JSON writer (orjson, at most 255 levels) then stopped the projection thread."""
+    before = settled(seeded, db_url)
+    h = {**auth("demo"), "content-type": "application/json"}
+    for depth in (33, 400, 900):
+        body = '{"entries": [], "x": ' + "[" * depth + "]" * depth + "}"
+        resp = seeded.client.put("/pick-pack/demo/orders/o2", content=body, headers=h)
+        assert resp.status_code == 400, resp.text[:200]
+        assert resp.json()["detailInfo"].startswith("x[0]")
+    assert snapshot(db_url) == before
+    # the projections still follow: a write is visible in the next read
+    assert (
+        seeded.client.put("/pick-pack/demo/orders/o2", json=ORDER_DOC, headers=h).status_code == 200
+    )
+    assert seeded.client.get("/pick-pack/demo/orders/o2", headers=h).json()["id"] == "o2"
