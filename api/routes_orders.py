@@ -234,7 +234,10 @@ def retrieve_order(
 def retrieve_packlist(
     tenant: Tenant,
     siteCode: SiteCode,
-    deliveryDate: Annotated[str, Query(description="Delivery date, YYYY-MM-DD.")],
+    deliveryDate: Annotated[
+        str,
+        Query(description="Delivery date, YYYY-MM-DD.", json_schema_extra={"format": "date"}),
+    ],
     principal: CanView,
     rt: RuntimeDep,
 ) -> JSONBody:
