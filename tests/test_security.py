@@ -11,6 +11,7 @@ ledger tables, the read models, the recalculation jobs and outbox).
 from __future__ import annotations
 
 import contextlib
+import copy
 import socket
 import time
 from collections.abc import Callable
@@ -214,11 +215,6 @@ def seeded(service: Service) -> Service:
     return service
 
 
-@pytest.fixture
-def db_of(db_url: str) -> str:
-    return db_url
-
-
 def test_the_matrix_covers_every_spec_operation_and_the_order_extension() -> None:
     spec_ids = {
         op["operationId"] for item in reference_spec()["paths"].values() for op in item.values()
@@ -301,8 +297,6 @@ HOSTILE_TEXT = ["a\x00b", "\x1b[31mred", "line\nbreak", "x" * 10_000]
 
 def _set(body: Any, dotted: str, value: Any) -> Any:
     """A deep copy of `body` with the field at `dotted` (e.g. `entries.0.productId`) set."""
-    import copy
-
     out = copy.deepcopy(body)
     node = out
     parts = dotted.split(".")
