@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import event as tally
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -66,17 +67,16 @@ near_values = st.sampled_from(
 
 @st.composite
 def event_bodies(draw: st.DrawFn) -> Any:
-    """Mostly event-shaped objects (each field kept, dropped, or replaced), sometimes any JSON."""
+    """Mostly the example event with up to four fields dropped or replaced (by a near miss
+    or any JSON), sometimes an unknown field more; one in ten is any JSON at all."""
     if draw(st.integers(0, 9)) == 0:
         return draw(json_values)
-    body: dict[str, Any] = {}
-    for name in FIELDS:
-        choice = draw(st.integers(0, 5))
-        if choice <= 2:
-            body[name] = EXAMPLE_EVENT[name]
-        elif choice == 3:
-            continue
-        elif choice == 4:
+    body: dict[str, Any] = dict(EXAMPLE_EVENT)
+    for name in draw(st.sets(st.sampled_from(FIELDS), max_size=4)):
+        choice = draw(st.integers(0, 2))
+        if choice == 0:
+            del body[name]
+        elif choice == 1:
             body[name] = draw(near_values)
         else:
             body[name] = draw(json_values)
@@ -98,6 +98,8 @@ def _judge(body: Any) -> PackingEvent | list[str]:
 @given(event_bodies())
 def test_any_json_body_is_a_valid_packing_event_or_errors_naming_fields(body: Any) -> None:
     verdict = _judge(body)
+    # What was tried: `pytest --hypothesis-show-statistics` prints these tallies.
+    tally("accepted" if not isinstance(verdict, list) else f"refused ({len(verdict)} fields)")
     if isinstance(verdict, list):
         assert verdict
         for message in verdict:
@@ -139,6 +141,7 @@ def test_any_json_body_over_http_is_200_409_or_a_400_naming_a_field(
     service: Service, body: Any
 ) -> None:
     resp = service.post_event(body)
+    tally(f"HTTP {resp.status_code}")
     assert resp.status_code in (200, 400, 409), resp.text
     verdict = _judge(body)
     if resp.status_code == 400:
