@@ -100,6 +100,7 @@ class ProjectionRunner:
         batch_size: int = 1000,
         poll_interval: float = 0.5,
         coalesce: float = 0.005,
+        max_failure_backoff: float = 30.0,
     ) -> None:
         self.url = url
         self.projections = (
@@ -109,6 +110,8 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.coalesce = coalesce
+        self.max_failure_backoff = max_failure_backoff
+        self.failures = 0  # steps that failed with an unexpected error
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._threads = [
@@ -131,13 +134,15 @@ class ProjectionRunner:
     def _run(self) -> None:
         conn: psycopg.Connection | None = None
         backoff = 0.1
+        first_slow = min(1.0, self.max_failure_backoff)
+        slow = first_slow  # the wait after an unexpected error, doubling to the maximum
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
                 self.wake.clear()
                 applied = step(conn, self.projections, self.batch_size)
-                backoff = 0.1
+                backoff, slow = 0.1, first_slow
                 if applied:
                     self.applied += applied
                     if applied < self.batch_size:
@@ -155,6 +160,18 @@ class ProjectionRunner:
                 conn = None
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 1.0)
+            except Exception:
+                # A bug or an event the views cannot take. The step rolled back, so
+                # nothing was half-applied; the thread must not die with it (the views
+                # would silently stop while every read waits for them). Retry slowly,
+                # loudly: the lag shows in /metrics and the error in the log.
+                self.failures += 1
+                log.exception("projection %s: step failed; retrying in %.0fs", self.name, slow)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._stop.wait(slow)
+                slow = min(slow * 2, self.max_failure_backoff)
         if conn is not None:
             conn.close()
 

@@ -168,3 +168,32 @@ def wait_until(condition: Any, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.02)
+
+
+def test_a_step_that_fails_unexpectedly_is_retried_and_the_runner_lives_on(
+    db_url: str,
+) -> None:
+    """A bug or an event the views cannot take must not kill the runner's thread."""
+    from projections.line_totals import LineTotals, LineTotalsAccumulator
+    from projections.runner import ProjectionRunner
+
+    class FailsTwice(LineTotals):
+        failed = 0
+
+        def accumulator(self, suffix: str = "") -> LineTotalsAccumulator:
+            if FailsTwice.failed < 2:
+                FailsTwice.failed += 1
+                raise RuntimeError("a projection bug")
+            return super().accumulator(suffix)
+
+    runner = ProjectionRunner(
+        db_url, FailsTwice(), poll_interval=0.05, max_failure_backoff=0.2
+    ).start()
+    try:
+        _append(db_url, 0, 20)
+        wait_until(lambda: _packed(db_url) == 20)
+        assert runner.failures == 2
+        _append(db_url, 20, 5)  # and it keeps following the store afterwards
+        wait_until(lambda: _packed(db_url) == 25)
+    finally:
+        runner.stop()
