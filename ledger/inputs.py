@@ -13,6 +13,9 @@ stored in PostgreSQL text, and wedged the projections when it was let in) and lo
 surrogates (not encodable as UTF-8), at most 1000 characters. An apostrophe is data:
 "O'Brien" is stored and returned exactly (every SQL parameter is bound, never spliced).
 Document texts may hold tab, CR and LF (a customer comment has lines); names may not.
+A document text may be longer (64 KiB: an imported order carries product descriptions,
+and refusing a real order would stop its packing); the request body limit (1 MiB)
+bounds the whole.
 
 Amounts and counts are at most 2**31 - 1: line totals are summed in bigint columns,
 and a few events near 2**63 would overflow them.
@@ -27,6 +30,7 @@ from typing import Any
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]*$"
 ID_MAX_LENGTH = 128
 TEXT_MAX_LENGTH = 1000
+DOCUMENT_TEXT_MAX_LENGTH = 65_536
 MAX_AMOUNT = 2**31 - 1
 # How deep a registered Order document may nest (the spec's is 4 levels deep).
 MAX_DEPTH = 32
@@ -54,9 +58,10 @@ def identifier_problem(value: str) -> str | None:
 
 
 def text_problem(value: str, multiline: bool = False) -> str | None:
-    """Why `value` is not an acceptable free text, or None."""
-    if len(value) > TEXT_MAX_LENGTH:
-        return f"must be at most {TEXT_MAX_LENGTH} characters"
+    """Why `value` is not an acceptable free text, or None (multiline: a document's)."""
+    limit = DOCUMENT_TEXT_MAX_LENGTH if multiline else TEXT_MAX_LENGTH
+    if len(value) > limit:
+        return f"must be at most {limit} characters"
     if (_BAD_IN_TEXT if multiline else _BAD_IN_LINE).search(value):
         return "must not contain control characters"
     return None
