@@ -106,23 +106,40 @@ def feed_item(state: dict[str, Any], entries: dict[tuple[str, str], Any]) -> dic
 
     A field with no value (no deliveryCycle sent, packedAmountInPc unknown) is left out
     rather than null: the spec's schema types them string/integer/boolean without
-    `nullable`, and the order documents already leave unknown figures out.
+    `nullable`, and the order documents already leave unknown figures out. Built field
+    by field (no second pass to drop the nulls): a feed page renders 20,000 of these.
     """
-    entry = entries.get((state["order_id"], state["product_id"]))
+    unit = state["unit"]
+    packed = state["packed"]
     item = {
         "eventId": state["event_id"],
         "productId": state["product_id"],
-        "deliveryCycle": state["delivery_cycle"],
         "orderNumber": state["order_id"],
         "timestamp": state["event_time"],
         "pickedAmount": state["picked"],
-        "packedAmount": state["packed"],
+        "packedAmount": packed,
         "canceledAmount": state["canceled"],
-        "packedAmountInPc": packed_in_pieces(state["packed"], state["unit"], entry),
-        "supplierId": state["supplier_id"],
-        "user": state["user"],
-        "site": state["site"],
-        "unit": state["unit"],
-        "bookProduct": state["book_product"],
     }
-    return {key: value for key, value in item.items() if value is not None}
+    if is_piece_unit(unit):
+        item["packedAmountInPc"] = packed
+    else:
+        pieces = packed_in_pieces(
+            packed, unit, entries.get((state["order_id"], state["product_id"]))
+        )
+        if pieces is not None:
+            item["packedAmountInPc"] = pieces
+    for key, field in _OPTIONAL_FIELDS:
+        value = state[field]
+        if value is not None:
+            item[key] = value
+    return item
+
+
+_OPTIONAL_FIELDS = (
+    ("deliveryCycle", "delivery_cycle"),
+    ("supplierId", "supplier_id"),
+    ("user", "user"),
+    ("site", "site"),
+    ("unit", "unit"),
+    ("bookProduct", "book_product"),
+)
