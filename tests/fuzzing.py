@@ -41,6 +41,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.test_openapi import resolve  # one $ref resolver for the spec tests
+
 REFERENCE_SPEC = Path(__file__).resolve().parent / "spec" / "emporix-pick-pack-api.yml"
 # Error codes the reference spec defines (errorMessage) but does not list on every operation.
 _UNDECLARED_ERRORS = {400, 404, 409}
@@ -177,15 +179,6 @@ def _describe(case: Any, response: Any) -> str:
     )
 
 
-def _resolve(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        target: Any = doc
-        for part in node["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
 def _negatable(doc: dict[str, Any], raw: dict[str, Any]) -> bool:
     """Whether a negative case exists: some input beyond the fixed tenant is constrained.
 
@@ -195,12 +188,12 @@ def _negatable(doc: dict[str, Any], raw: dict[str, Any]) -> bool:
     if raw.get("requestBody"):
         return True
     for param in raw.get("parameters", []):
-        param = _resolve(doc, param)
+        param = resolve(doc, param)
         if param.get("name") == "tenant":
             continue
         if param.get("required") and param.get("in") != "path":
             return True  # a negative case may leave it out
-        schema = _resolve(doc, param.get("schema", {}))
+        schema = resolve(doc, param.get("schema", {}))
         if set(schema) - {"type", "description", "title", "examples", "example"}:
             return True
         if schema.get("type") != "string":
@@ -253,9 +246,9 @@ def fuzz_spec(
                 )
             )
         path_names = {
-            _resolve(doc, p).get("name", "")
+            resolve(doc, p).get("name", "")
             for p in operation.definition.raw.get("parameters", [])
-            if _resolve(doc, p).get("in") == "path"
+            if resolve(doc, p).get("in") == "path"
         }
         wanted = path_names & {"orderId", "assigneeId", "jobId"}
         if seed is not None and wanted:
