@@ -3,7 +3,9 @@
 Identifiers (eventId, orderNumber/orderId, productId, entryId, assignee id, site,
 unit, supplierId, deliveryCycle, recalculation orderIds) are keys: they appear in URLs,
 stream names and index columns, and scanners generate them. They get a conservative
-pattern: ASCII letters and digits first, then letters, digits and `. _ : @ + -`, at
+pattern: an ASCII letter, digit or `_` first, then letters, digits and
+`. _ : @ + - = ~ ! * ( ) ,` (nothing SQL-special, no whitespace, nothing that ends or
+splits a URL path: existing scanners' codes, base64 padding and the like pass), at
 most 128 characters. So `'; DROP TABLE ...`, `%`, `\\`, a NUL, an escape sequence, a
 newline or a 10 kB value are a 400 naming the field, never stored.
 
@@ -27,7 +29,7 @@ import math
 import re
 from typing import Any
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]*$"
+ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:@+=~!*(),-]*$"
 ID_MAX_LENGTH = 128
 TEXT_MAX_LENGTH = 1000
 DOCUMENT_TEXT_MAX_LENGTH = 65_536

@@ -409,6 +409,17 @@ def test_hostile_strings_in_every_path_query_and_body_field_are_400_naming_it_an
     assert snapshot(db_url) == before
 
 
+def test_identifiers_existing_scanners_send_are_accepted_and_returned_exactly(
+    service: Service,
+) -> None:
+    """Base64, codes with parentheses or commas, a leading underscore: not SQL-special."""
+    ids = {"eventId": "c2Nhbi0x==", "orderNumber": "EON(7)", "productId": "_p,1~x!*"}
+    assert service.post_event({**EXAMPLE_EVENT, **ids}).status_code == 200
+    assert service.post_event({**EXAMPLE_EVENT, **ids}).status_code == 200  # a retry
+    [event] = service.events().json()
+    assert {k: event[k] for k in ids} == ids
+
+
 def test_an_oversized_or_spaced_saas_token_header_is_400_and_stored_nowhere(
     seeded: Service, db_url: str
 ) -> None:
