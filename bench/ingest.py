@@ -233,6 +233,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--tool", choices=["wrk", "python"], default="wrk")
     parser.add_argument(
+        "--baseline-app",
+        default="bench.baseline_app:app",
+        help="the no-database app to compare with (bench.starlette_baseline_app:app: "
+        "the same checks without FastAPI)",
+    )
+    parser.add_argument(
         "--db-core", type=int, help="pin the embedded PostgreSQL to this core (wrk's)"
     )
     parser.add_argument(
@@ -256,7 +262,7 @@ def main() -> None:
             sys.executable,
             "-m",
             "uvicorn",
-            "bench.baseline_app:app",
+            args.baseline_app,
             "--port",
             "18232",
             "--loop",
