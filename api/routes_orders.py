@@ -213,8 +213,7 @@ def remove_order_assignee(
 def retrieve_order(
     tenant: Tenant, orderId: OrderId, principal: CanView, rt: RuntimeDep
 ) -> JSONBody:
-    with rt.read_connection() as conn:
-        read.wait_for_head(conn)
+    with rt.read_connection(after=read.ORDER_VIEWS) as conn:
         row = read.order_row(conn, tenant, orderId)
         if row is None:
             raise NotFound(f"orderId: order '{orderId}' is not registered")
@@ -242,8 +241,7 @@ def retrieve_packlist(
     rt: RuntimeDep,
 ) -> JSONBody:
     day = _parse_date(deliveryDate)
-    with rt.read_connection() as conn:
-        read.wait_for_head(conn)
+    with rt.read_connection(after=read.ORDER_VIEWS) as conn:
         rows = read.packlist_rows(conn, tenant, siteCode, day)
         lines = read.line_totals(conn, tenant, [r["order_id"] for r in rows])
     return JSONBody([present_packlist_item(r, lines[r["order_id"]]) for r in rows])
@@ -260,8 +258,7 @@ def retrieve_packlist(
 def retrieve_order_cycles(
     tenant: Tenant, siteCode: SiteCode, principal: CanView, rt: RuntimeDep
 ) -> JSONBody:
-    with rt.read_connection() as conn:
-        read.wait_for_head(conn, ("order_status",))
+    with rt.read_connection(after=("order_status",)) as conn:
         days = read.order_cycles(conn, tenant, siteCode, datetime.now(UTC).date())
     return JSONBody(days)
 

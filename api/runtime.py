@@ -7,7 +7,7 @@ stay thin: they validate, call into the runtime, and shape the answer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,8 +61,17 @@ class Runtime:
             self.workers.append(dispatcher)
 
     @contextmanager
-    def read_connection(self) -> Iterator[Any]:
-        """A pooled autocommit connection (dict rows) for the read side."""
+    def read_connection(self, after: Sequence[str] = ()) -> Iterator[Any]:
+        """A pooled autocommit connection (dict rows) for the read side.
+
+        With `after` (view names), first wait until those views have applied the store's
+        head, read-your-writes (projections/read.py), holding no connection while
+        waiting.
+        """
+        if after:
+            from projections.read import wait_for_head
+
+            wait_for_head(self.store.datastore.get_connection, after)
         with self.store.datastore.get_connection() as conn:
             yield conn
 
@@ -70,12 +79,11 @@ class Runtime:
         self, tenant: str, pairs: set[tuple[str, str]]
     ) -> dict[tuple[str, str], dict[str, Any]]:
         """Registered order entries for (order, product) pairs, for packedAmountInPc."""
-        from projections.read import order_entries, wait_for_head
+        from projections.read import order_entries
 
         if not pairs:
             return {}
-        with self.read_connection() as conn:
-            wait_for_head(conn, ("order_status",))
+        with self.read_connection(after=("order_status",)) as conn:
             return order_entries(conn, tenant, pairs)
 
     def stop(self) -> None:

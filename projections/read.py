@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any
 
@@ -42,26 +43,35 @@ def _first(row: Any) -> Any:
 
 
 def wait_for_head(
-    conn: Connection[Any],
+    connect: Callable[[], AbstractContextManager[Connection[Any]]],
     names: Sequence[str] = ORDER_VIEWS,
     timeout: float = DEFAULT_TIMEOUT,
     head: int | None = None,
 ) -> bool:
-    """Wait until every view in `names` has applied the store's head; False on timeout."""
-    target = store_head(conn) if head is None else head
-    if target == 0:
+    """Wait until every view in `names` has applied the store's head; False on timeout.
+
+    Each look takes a connection from `connect` and gives it back before sleeping: a
+    wait can last the whole timeout when the views lag (a catch-up, a rebuild), and
+    readers holding pooled connections meanwhile would leave none for the scanners'
+    appends (tests/test_reads_never_starve_writes.py).
+    """
+    if head is None:
+        with connect() as conn:
+            head = store_head(conn)
+    if head == 0:
         return True
     deadline = time.monotonic() + timeout
     while True:
-        row = conn.execute(
-            "SELECT count(*) AS n FROM notification_tracking "
-            "WHERE application_name = ANY(%s) AND notification_id >= %s",
-            (list(names), target),
-        ).fetchone()
+        with connect() as conn:
+            row = conn.execute(
+                "SELECT count(*) AS n FROM notification_tracking "
+                "WHERE application_name = ANY(%s) AND notification_id >= %s",
+                (list(names), head),
+            ).fetchone()
         if int(_first(row) or 0) >= len(names):
             return True
         if time.monotonic() >= deadline:
-            log.warning("read models %s behind head %s after %.1fs", names, target, timeout)
+            log.warning("read models %s behind head %s after %.1fs", names, head, timeout)
             return False
         time.sleep(POLL_INTERVAL)
 

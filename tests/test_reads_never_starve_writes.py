@@ -1,0 +1,60 @@
+"""Pack stations waiting for lagging views must not take the scanners' connections.
+
+Order reads wait (up to 2 s) until the views have applied the store's head. If they held
+a pooled connection while waiting, a few dozen pack-station reads during a projection
+catch-up would hold the whole pool, and the scanners' appends, finding no connection
+within the checkout timeout, would be answered 503.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import EXAMPLE_EVENT, auth, start_service
+
+
+def test_scanners_keep_getting_200s_while_pack_stations_wait_for_lagging_views(
+    db_url: str, tmp_path: Path
+) -> None:
+    # No projection workers: the views never reach the head, so every order read waits
+    # its full read-your-writes timeout.
+    server, thread, runtime, url = start_service(db_url, tmp_path, run_workers=False)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            first = {**EXAMPLE_EVENT, "eventId": "before", "orderNumber": "o1"}
+            assert (
+                client.post("/pick-pack/demo/events", json=first, headers=auth()).status_code == 200
+            )
+
+            readers_started = threading.Event()
+
+            def pack_station(_: int) -> int:
+                readers_started.set()
+                with httpx.Client(base_url=url, timeout=30) as c:
+                    return c.get("/pick-pack/demo/orders/o1", headers=auth()).status_code
+
+            with ThreadPoolExecutor(max_workers=32) as pool:
+                reads = [pool.submit(pack_station, i) for i in range(32)]
+                readers_started.wait(5)
+                time.sleep(0.3)  # the readers are now waiting for the views
+                answers = []
+                for i in range(10):
+                    body = {**EXAMPLE_EVENT, "eventId": f"during-{i}", "orderNumber": "o1"}
+                    t0 = time.monotonic()
+                    r = client.post("/pick-pack/demo/events", json=body, headers=auth())
+                    answers.append((r.status_code, time.monotonic() - t0))
+                    time.sleep(0.1)
+                read_statuses = [f.result() for f in reads]
+        print(f"32 order reads waiting on lagging views; 10 posts meanwhile: {answers}")
+        assert [status for status, _ in answers] == [200] * 10
+        assert max(seconds for _, seconds in answers) < 0.5
+        assert all(status in (200, 404) for status in read_statuses), read_statuses
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        runtime.stop()
