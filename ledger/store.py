@@ -212,8 +212,14 @@ _BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
 class EventStore:
     """Appends ledger events with their invariants, and reads them back."""
 
-    def __init__(self, datastore: PostgresDatastore) -> None:
+    def __init__(
+        self, datastore: PostgresDatastore, scans: PostgresDatastore | None = None
+    ) -> None:
         self.datastore = datastore
+        # The scanners' appends draw from a pool of their own (one writer thread needs
+        # one connection), so pack-station reads and order commands, however many,
+        # can never leave a scan waiting for a connection.
+        self.scans = scans or datastore
         self.recorder = PostgresApplicationRecorder(datastore)
         self.mapper: Mapper[UUID] = Mapper(transcoder=make_transcoder())
         self._lock_statement = (
@@ -238,9 +244,11 @@ class EventStore:
 
     @classmethod
     def from_url(cls, url: str, **pool: Any) -> EventStore:
-        return cls(make_datastore(url, **pool))
+        return cls(make_datastore(url, **pool), make_datastore(url, pool_size=1, max_overflow=1))
 
     def close(self) -> None:
+        if self.scans is not self.datastore:
+            self.scans.close()
         self.datastore.close()
 
     # -- writing -----------------------------------------------------------------------
@@ -259,7 +267,7 @@ class EventStore:
         events = [ev for ev, _ in batch]
         hashes = [e.content_hash() for e in events]
         streams = [line_stream_id(e.tenant, e.order_id, e.product_id) for e in events]
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        with self.scans.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             curs.execute(self._lock_statement)
             recorded, closed, versions = self._read_for_decision(curs, events, streams)
             decisions = decide(
