@@ -26,6 +26,8 @@ INTERNAL_MESSAGE = (
 )
 
 UNAVAILABLE_DETAIL = "The database is unavailable; retry the request later."
+# What FastAPI says when a body cannot be decoded at all (not a JSON syntax error).
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
 class ApiError(Exception):
@@ -137,9 +139,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONBody:
         code = exc.status_code
-        return JSONBody(
-            error_body(code, _TITLES.get(code, "Error"), str(exc.detail)), status_code=code
-        )
+        detail = str(exc.detail)
+        if detail == _FASTAPI_BODY_ERROR:  # e.g. a body that is not UTF-8: name the field
+            detail = "body: the request body could not be read as JSON text"
+        return JSONBody(error_body(code, _TITLES.get(code, "Error"), detail), status_code=code)
 
     async def _unavailable(_: Request, exc: Exception) -> JSONBody:
         first_line = next(iter(str(exc).strip().splitlines()), type(exc).__name__)

@@ -143,6 +143,17 @@ def test_a_body_that_is_not_json_is_refused(service: Service) -> None:
     assert recorded_count(service) == 0
 
 
+def test_a_body_that_is_not_utf8_is_refused_naming_the_body(service: Service) -> None:
+    response = service.client.post(
+        "/pick-pack/demo/events",
+        content=b'{"eventId": "\xff"}',
+        headers={**auth(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["detailInfo"].startswith("body: ")
+    assert recorded_count(service) == 0
+
+
 def test_a_bad_tenant_is_refused(service: Service) -> None:
     response = service.client.post(
         "/pick-pack/De-mo/events", json=EXAMPLE_EVENT, headers=auth("De-mo")
