@@ -19,6 +19,7 @@ from typing import Any
 import jwt
 
 from api.errors import BadRequest, Forbidden, Unauthorized
+from ledger.inputs import text_problem
 
 VIEW = "pickpack.pickpack_view"
 MANAGE = "pickpack.pickpack_manage"
@@ -105,6 +106,10 @@ class TokenVerifier:
         scopes = scope.split() if isinstance(scope, str) else [str(s) for s in scope]
         tenant = claims.get("tenant")
         subject = claims.get("sub")
+        if subject is not None and text_problem(str(subject)):
+            # `sub` is written into every event as `user`: a control character (a NUL
+            # cannot even be stored) or a huge value makes the token unusable, not a 500.
+            raise Unauthorized()
         return Principal(
             subject=str(subject) if subject is not None else None,
             tenant=str(tenant) if tenant is not None else None,

@@ -154,6 +154,15 @@ def test_a_body_that_is_not_utf8_is_refused_naming_the_body(service: Service) ->
     assert recorded_count(service) == 0
 
 
+def test_a_token_whose_subject_holds_a_control_character_is_refused_with_401(
+    service: Service,
+) -> None:
+    """`sub` becomes each event's `user`: a NUL there could not be stored (it was a 500)."""
+    response = service.post_event(EXAMPLE_EVENT, sub="scanner\x00one")
+    assert response.status_code == 401
+    assert recorded_count(service) == 0
+
+
 def test_a_bad_tenant_is_refused(service: Service) -> None:
     response = service.client.post(
         "/pick-pack/De-mo/events", json=EXAMPLE_EVENT, headers=auth("De-mo")
