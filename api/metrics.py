@@ -4,7 +4,8 @@ Per request (from api.observability.RequestObserver): requests by route template
 and status, and the ingest latency histogram. Everything that needs the database is
 computed when Prometheus scrapes, by :class:`LedgerCollector`, never per request:
 
-- events appended since the process started (counted by the event store after commit);
+- events appended since the process started (counted by the event store after commit),
+  and the group-commit transactions that carried them (their ratio is the batch size);
 - projection lag per projection: the store's head notification id minus the position
   the projection has tracked;
 - recalculation outbox rows PENDING and FAILURE;
@@ -128,6 +129,13 @@ class LedgerCollector(Collector):
         for kind, count in rt.store.appended_counts().items():
             appended.add_metric([kind], count)
         yield appended
+        committer = rt.committer
+        yield CounterMetricFamily(
+            "pickpack_append_transactions",
+            "Group-commit transactions that recorded scanners' events: events appended "
+            "(kind packing) divided by this is the mean batch size.",
+            value=committer.batches,
+        )
 
         stats = rt.store.datastore.pool.get_stats()
         size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)

@@ -92,9 +92,10 @@ class OrderStatusAccumulator:
         rows = curs.execute(
             sql.SQL(
                 "SELECT o.tenant, o.order_id, o.document, o.packing_status, o.active, "
-                "o.assignees, o.packaging, o.holding_area_number, o.lines FROM {t} o "
-                "JOIN unnest(%b::text[], %b::text[]) AS k(t, o) "
-                "ON o.tenant = k.t AND o.order_id = k.o"
+                "o.assignees, o.packaging, o.holding_area_number, o.lines "
+                "FROM unnest(%b::text[], %b::text[]) AS k(t, o), "
+                # a lookup per key on the primary key, whatever the statistics say
+                "LATERAL (SELECT * FROM {t} WHERE tenant = k.t AND order_id = k.o OFFSET 0) o"
             ).format(t=table),
             ([k[0] for k in keys], [k[1] for k in keys]),
         ).fetchall()
