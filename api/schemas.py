@@ -52,7 +52,6 @@ class OrderEntryEventCreate(BaseModel):
         except ValueError as exc:
             raise ValueError(f"not an ISO 8601 date-time with `Z` or an offset ({exc})") from None
 
-
     def to_event(self, tenant: str) -> PackingEvent:
         """The validated body as the domain's PackingEvent (absent amounts are 0)."""
         return PackingEvent(
