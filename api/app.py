@@ -69,6 +69,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     )
     if runtime is not None:
         app.state.runtime = runtime
+    app.state.fast_ingest = True  # valid scans skip FastAPI's machinery (api/ingest_route.py)
     app.state.metrics = Metrics(lambda: getattr(app.state, "runtime", None))
     app.access_log = access_log or (AccessLog() if access_log_enabled() else None)
     errors.install(app)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from starlette.responses import Response
 
 from api.deps import CanManage, CanView, RuntimeDep
-from api.errors import BadRequest, Conflict
+from api.errors import BadRequest
+from api.ingest_route import IngestRoute, record_packing_event
 from api.params import SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, JSONBody
 from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
-from ledger.packing import Verdict, parse_event_time
-from ledger.store import Attribution
+from ledger.packing import parse_event_time
 from ledger.units import is_piece_unit, packed_in_pieces
 
 router = APIRouter(tags=["Events"])
@@ -21,8 +22,22 @@ MAX_PAGE_SIZE = 20_000
 MAX_OFFSET = 2**62
 
 
-@router.post(
+async def create_packing_event(
+    tenant: Tenant,
+    body: OrderEntryEventCreate,
+    saas_token: SaasToken,
+    principal: CanManage,
+    rt: RuntimeDep,
+) -> Response:
+    """The contract (and the answer to every request api/ingest_route.py leaves to it)."""
+    return await record_packing_event(rt, body.to_event(tenant), principal, saas_token)
+
+
+router.add_api_route(
     "/pick-pack/{tenant}/events",
+    create_packing_event,
+    methods=["POST"],
+    route_class_override=IngestRoute,  # a fast path for valid requests (api/ingest_route.py)
     operation_id="POST-pick-pack-create-packing-event",
     summary="Creating a new packing event",
     responses={
@@ -34,20 +49,6 @@ MAX_OFFSET = 2**62
         409: {"model": ErrorMessage, "description": "Conflict"},
     },
 )
-async def create_packing_event(
-    tenant: Tenant,
-    body: OrderEntryEventCreate,
-    saas_token: SaasToken,
-    principal: CanManage,
-    rt: RuntimeDep,
-) -> JSONBody:
-    event = body.to_event(tenant)
-    outcome = await rt.committer.append(event, Attribution(principal.subject, saas_token))
-    if outcome.verdict is Verdict.CONFLICT:
-        raise Conflict(f"eventId: event '{event.event_id}' was already recorded with other content")
-    if outcome.verdict is Verdict.ORDER_CLOSED:
-        raise Conflict(f"orderNumber: order '{event.order_id}' is CANCELLED and accepts no events")
-    return JSONBody(SUCCESS)
 
 
 @router.get(
