@@ -74,9 +74,10 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     app.access_log = access_log or (AccessLog() if access_log_enabled() else None)
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware)  # bodies over 1 MiB: 413 (api/body_limit.py)
+    # The scanners' route first: routes are matched in order, one regex each.
+    app.include_router(events_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
-    app.include_router(events_router)
     app.include_router(orders_router)
     app.include_router(recalculation_router)
     return app

@@ -44,10 +44,9 @@ class PackingEvent:
 
 def format_event_time(moment: datetime) -> str:
     """UTC, millisecond precision, `Z` suffix: the one form times are stored and shown in."""
-    utc = moment.astimezone(UTC)
-    # The year by hand: strftime's %Y does not pad years before 1000 ("76-03-10..."),
-    # which PostgreSQL then refused (a 500 found by fuzzing).
-    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat pads the year to four digits (strftime's %Y did not before 1000, which
+    # PostgreSQL then refused: a 500 found by fuzzing) and is several times faster.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_event_time(text: str) -> datetime:
