@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.body_limit import BodyLimitMiddleware
+from api.fast_ingest import FastIngest
 from api.health import router as health_router
 from api.metrics import Metrics
 from api.metrics import router as metrics_router
@@ -22,18 +23,21 @@ from api.runtime import Runtime
 
 
 class PickpackApp(FastAPI):
-    """FastAPI with the request observer outside every other layer.
+    """FastAPI with the request observer outside every other layer, then the fast path.
 
     Outermost, so it also sees (and stamps X-Request-Id on) the 500 that Starlette's
     ServerErrorMiddleware answers for an unhandled exception; `add_middleware` would
-    place it inside that layer.
+    place it inside that layer. Valid scans are answered just inside it
+    (api/fast_ingest.py); everything else goes on through FastAPI.
     """
 
     access_log: AccessLog | None = None
 
     def build_middleware_stack(self) -> Any:
         return RequestObserver(
-            super().build_middleware_stack(), self.state.metrics, self.access_log
+            FastIngest(super().build_middleware_stack(), self.state),
+            self.state.metrics,
+            self.access_log,
         )
 
 
@@ -69,7 +73,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     )
     if runtime is not None:
         app.state.runtime = runtime
-    app.state.fast_ingest = True  # valid scans skip FastAPI's machinery (api/ingest_route.py)
+    app.state.fast_ingest = True  # valid scans skip FastAPI's layers (api/fast_ingest.py)
     app.state.metrics = Metrics(lambda: getattr(app.state, "runtime", None))
     app.access_log = access_log or (AccessLog() if access_log_enabled() else None)
     errors.install(app)

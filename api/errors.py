@@ -115,12 +115,41 @@ def describe_validation_error(err: dict[str, Any]) -> str:
     return f"{field}: {msg}"
 
 
+def unavailable_response(exc: Exception) -> JSONBody:
+    """503 in the errorMessage shape, with Retry-After: the client retries the request."""
+    first_line = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+    log.warning("database unavailable: %s", first_line)
+    return JSONBody(
+        error_body(503, "Service Unavailable", UNAVAILABLE_DETAIL),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
+def internal_response(exc: Exception) -> JSONBody:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONBody(error_body(500, INTERNAL_MESSAGE), status_code=500)
+
+
+def api_error_response(exc: ApiError) -> JSONBody:
+    return JSONBody(error_body(exc.code, exc.message, exc.detail), status_code=exc.code)
+
+
+def response_for(exc: Exception) -> JSONBody:
+    """The answer the app's handlers give for an error raised while appending an event."""
+    if isinstance(exc, ApiError):
+        return api_error_response(exc)
+    if isinstance(exc, UNAVAILABLE_ERRORS):
+        return unavailable_response(exc)
+    return internal_response(exc)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into the spec's bodies."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONBody:
-        return JSONBody(error_body(exc.code, exc.message, exc.detail), status_code=exc.code)
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONBody:
@@ -145,13 +174,7 @@ def install(app: FastAPI) -> None:
         return JSONBody(error_body(code, _TITLES.get(code, "Error"), detail), status_code=code)
 
     async def _unavailable(_: Request, exc: Exception) -> JSONBody:
-        first_line = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
-        log.warning("database unavailable: %s", first_line)
-        return JSONBody(
-            error_body(503, "Service Unavailable", UNAVAILABLE_DETAIL),
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
+        return unavailable_response(exc)
 
     # The database is down, restarting or failing over, or no connection came free in
     # time: a retryable 503 in the spec's errorMessage shape, not a 500.
@@ -160,5 +183,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONBody:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONBody(error_body(500, INTERNAL_MESSAGE), status_code=500)
+        return internal_response(exc)

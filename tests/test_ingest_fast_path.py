@@ -1,7 +1,7 @@
 """The ingest fast path answers every request exactly as the declared endpoint does.
 
 Two services, each over its own fresh database: one built as `serve` builds it (valid
-requests take api/ingest_route.py's fast path), one whose POST /events route only runs
+requests take api/fast_ingest.py's fast path), one that never takes it and only runs
 the declared FastAPI endpoint. The same requests, in the same order, go to both: every
 answer (status, body, content type) and then the whole stored feed must be equal. The
 requests cover the valid case and each way a scanner's request can be wrong, including
@@ -19,8 +19,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-import api.ingest_route
+import api.fast_ingest
 from api.auth import MANAGE, VIEW
+from api.body_limit import MAX_BODY_BYTES
 from ledger.inputs import SAAS_TOKEN_MAX_LENGTH
 from tests.conftest import EXAMPLE_EVENT, start_service, token
 from tests.pg import DatabaseFactory
@@ -79,6 +80,10 @@ REQUESTS: list[tuple[str, str, dict[str, str], bytes]] = [
     ("other tenant's token", PATH, headers(Authorization=f"Bearer {token('other', [MANAGE])}"),
      js(event(eventId="b8"))),
     ("bad tenant in path", "/pick-pack/A/events", headers(), js(event(eventId="b9"))),
+    ("bad tenant, token for it", "/pick-pack/A/events",
+     headers(Authorization=f"Bearer {token('A')}"), js(event(eventId="b10"))),
+    ("over the body limit", PATH, headers(),
+     js(event(eventId="b11", padding="x" * (MAX_BODY_BYTES + 1)))),
     ("bad json", PATH, headers(), b'{"eventId": '),
     ("bad json, no token", PATH, headers(Authorization=None), b'{"eventId": '),
     ("not utf-8", PATH, headers(), b'{"eventId": "\xff\xfe"}'),
@@ -131,7 +136,7 @@ def test_every_request_is_answered_as_the_declared_endpoint_answers_it(
 ) -> None:
     fast_url, declared_url = both
     taken = []
-    record = api.ingest_route.record_packing_event
+    record = api.fast_ingest.record_packing_event
 
     async def counting(*args: Any) -> Any:
         taken.append(args[1].event_id)
@@ -139,7 +144,7 @@ def test_every_request_is_answered_as_the_declared_endpoint_answers_it(
 
     # Only the fast path calls it through this module's name; the declared endpoint
     # imported its own reference.
-    monkeypatch.setattr(api.ingest_route, "record_packing_event", counting)
+    monkeypatch.setattr(api.fast_ingest, "record_packing_event", counting)
     with httpx.Client(base_url=fast_url) as fast, httpx.Client(base_url=declared_url) as slow:
         for what, path, hdrs, body in REQUESTS:
             assert answer(fast, path, hdrs, body) == answer(slow, path, hdrs, body), what
