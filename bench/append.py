@@ -1,0 +1,75 @@
+"""The append's own cost: Python CPU and wall time per group-commit batch.
+
+    python bench/append.py [--batches 1500] [--batch-size 16] [--database-url URL]
+
+Calls EventStore.append_packing_events directly (what the group-commit thread does for
+each batch), on a fresh database of the embedded PostgreSQL (or on `--database-url`'s
+server), with the ingest benchmark's mix: 500 orders x 7 products, unique eventIds.
+The first 100 batches warm up (prepared statements, caches) and are not counted.
+Prints the process's CPU time per batch and per event (this Python process only;
+PostgreSQL's CPU is not in it) and the wall time per batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.seed import seeded_database  # noqa: E402
+from ledger.packing import PackingEvent  # noqa: E402
+from ledger.store import Attribution, EventStore  # noqa: E402
+
+
+def scan(i: int, run: str) -> PackingEvent:
+    return PackingEvent(
+        tenant="demo",
+        event_id=f"{run}-{i}",
+        order_id=f"o{i % 500}",
+        product_id=f"p{i % 7}",
+        unit="H87",
+        event_time="2024-05-01T10:00:00.000Z",
+        site="main",
+        packed=1,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    run = uuid.uuid4().hex[:8]
+    who = Attribution("bench", "bench")
+    batches = [
+        [(scan(b * args.batch_size + j, run), who) for j in range(args.batch_size)]
+        for b in range(args.batches)
+    ]
+    warm, counted = batches[:100], batches[100:]
+    with seeded_database(args.database_url, "pp_bench_append", 1) as (url, _):
+        store = EventStore.from_url(url)
+        try:
+            for batch in warm:
+                store.append_packing_events(batch)
+            cpu, wall = time.process_time(), time.perf_counter()
+            for batch in counted:
+                store.append_packing_events(batch)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        finally:
+            store.close()
+    n = len(counted)
+    print(
+        f"{n} batches of {args.batch_size}: Python CPU {cpu / n * 1e6:.0f} us per batch, "
+        f"{cpu / n / args.batch_size * 1e6:.1f} us per event; wall {wall / n * 1e6:.0f} us "
+        "per batch"
+    )
+
+
+if __name__ == "__main__":
+    main()
