@@ -32,6 +32,7 @@ from ledger.store import (
     database_unavailable,
     pool_exhausted,
 )
+from ledger.thread_names import name_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class GroupCommitter:
         return await future
 
     def _run(self) -> None:
+        name_this_thread("group-commit")
         while True:
             first = self._queue.get()
             if first is None:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import psycopg
 
+from ledger.thread_names import name_this_thread
 from projections.base import Projection, apply, decode_rows, lock_key
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ class ProjectionRunner:
             t.join(timeout=5)
 
     def _run(self) -> None:
+        name_this_thread("projections")
         conn: psycopg.Connection | None = None
         backoff = 0.1
         first_slow = min(1.0, self.max_failure_backoff)
@@ -185,6 +187,7 @@ class ProjectionRunner:
             conn.close()
 
     def _listen(self) -> None:
+        name_this_thread("listen")
         backoff = 0.1
         while not self._stop.is_set():
             try:

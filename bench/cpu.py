@@ -1,0 +1,115 @@
+"""Where the CPU goes per ingested event: `serve`'s threads and PostgreSQL.
+
+    python bench/cpu.py [--seconds 10] [--connections 32]
+
+Starts `pickpack serve` on its embedded PostgreSQL pinned to core 1 (as bench/ingest.py
+does), drives POST /events with wrk from core 0, and reads the CPU time (user + system,
+from /proc) that each thread of `serve` and all PostgreSQL processes used during the
+run. Prints microseconds of CPU per request for each: the event loop (the process's main
+thread), the group-commit writer, the projection runner, and the service's PostgreSQL
+(postmaster and backends); and the mean
+number of events per group-commit transaction (from /metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest import SECRET, drive_wrk, find_wrk, start_serve, wait_ready  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(stat_path: str, children: bool = False) -> float:
+    """utime + stime (and the reaped children's, for a process) in seconds."""
+    fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / TICK
+
+
+def threads(pid: int) -> dict[str, float]:
+    """CPU seconds by thread name (threads of one name summed)."""
+    out: dict[str, float] = {}
+    for task in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            name = "event loop" if task.endswith(f"/{pid}") else Path(task, "comm").read_text()
+            out[name.strip()] = out.get(name.strip(), 0.0) + _cpu(f"{task}/stat")
+        except OSError:
+            continue  # the thread ended
+    return out
+
+
+def postgres(data_dir: str) -> float:
+    """CPU seconds of this service's PostgreSQL: its postmaster (with the backends it
+    has reaped) and the processes it runs now."""
+    postmaster = Path(data_dir, "pg", "postmaster.pid").read_text().split()[0]
+    total = _cpu(f"/proc/{postmaster}/stat", children=True)
+    for proc in glob.glob("/proc/[0-9]*"):
+        try:
+            if Path(proc, "stat").read_text().rsplit(")", 1)[1].split()[1] == postmaster:
+                total += _cpu(f"{proc}/stat")
+        except OSError:
+            continue
+    return total
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if not find_wrk():
+        sys.exit("wrk is needed (apt-get install wrk)")
+    env = {
+        **os.environ,
+        "PICKPACK_JWT_SECRET": SECRET,
+        "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-cpu-"),
+    }
+    env.pop("PICKPACK_DATABASE_URL", None)
+    service = start_serve(18231, env, ["taskset", "-c", "1"])
+    try:
+        url = "http://127.0.0.1:18231"
+        wait_ready(url, "/ready")
+        data_dir = env["PICKPACK_DATA_DIR"]
+        before, pg_before = threads(service.pid), postgres(data_dir)
+        rate, p50, p99 = drive_wrk(url, args.seconds, args.connections, uuid.uuid4().hex[:8])
+        after, pg_after = threads(service.pid), postgres(data_dir)
+        scrape = httpx.get(url + "/metrics").text
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    requests = rate * args.seconds
+    print(f"{rate:,.0f} req/s, p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
+    rows = [(name, after[name] - before.get(name, 0.0)) for name in after]
+    rows.append(("postgresql (its processes)", pg_after - pg_before))
+    for name, seconds in sorted(rows, key=lambda row: -row[1]):
+        if seconds > 0.01:
+            print(f"  {name:<28} {seconds / requests * 1e6:7.1f} us CPU per request")
+    events = metric(scrape, 'pickpack_events_appended_total{kind="packing"}')
+    transactions = metric(scrape, "pickpack_append_transactions_total")
+    if transactions:
+        print(f"  {events / transactions:.1f} events per group-commit transaction")
+
+
+if __name__ == "__main__":
+    main()
