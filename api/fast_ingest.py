@@ -28,15 +28,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from starlette.responses import Response
 
-from api.auth import MANAGE, Principal, Unauthorized, authorize, check_tenant_path
+from api.auth import MANAGE, Principal, authorize, check_tenant_path
 from api.body_limit import MAX_BODY_BYTES
-from api.errors import ApiError, Conflict, Forbidden, response_for
+from api.errors import Conflict, response_for
 from api.observability import ASGIApp, Message, Receive, Scope, Send
 from api.params import SaasToken
 from api.responses import SUCCESS
+from api.runtime import Runtime
 from api.schemas import OrderEntryEventCreate
 from ledger.packing import PackingEvent, Verdict
 from ledger.store import Attribution
@@ -50,7 +51,7 @@ _SUCCESS_LENGTH = str(len(_SUCCESS)).encode()
 
 
 async def record_packing_event(
-    rt: Any, event: PackingEvent, principal: Principal, saas_token: str
+    rt: Runtime, event: PackingEvent, principal: Principal, saas_token: str
 ) -> None:
     """Append the event (group commit); returns once its transaction has committed.
 
@@ -104,14 +105,14 @@ class FastIngest:
         tenant = path[len(_PREFIX) : -len(_SUFFIX)]
         authorization = saas_token = content_type = length = None
         for name, value in scope["headers"]:  # the first of each, as Starlette reads them
-            if name == b"authorization":
-                authorization = authorization or value
-            elif name == b"saas-token":
-                saas_token = saas_token or value
-            elif name == b"content-type":
-                content_type = content_type or value
-            elif name == b"content-length":
-                length = length or value
+            if name == b"authorization" and authorization is None:
+                authorization = value
+            elif name == b"saas-token" and saas_token is None:
+                saas_token = value
+            elif name == b"content-type" and content_type is None:
+                content_type = value
+            elif name == b"content-length" and length is None:
+                length = value
         if (
             not tenant
             or "/" in tenant
@@ -126,15 +127,12 @@ class FastIngest:
             await self.app(scope, receive, send)
             return
         received: list[Message] = []
-        body = b""
         while True:
             message = await receive()
             received.append(message)
-            if message["type"] != "http.request":
-                break  # the client went away: let the app see it
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break  # the whole body, or the client went away (the app will see it)
+        body = b"".join(m.get("body", b"") for m in received if m["type"] == "http.request")
         accepted = self._accept(tenant, authorization, saas_token, body, received)
         if accepted is None:
             await self.app(scope, _replay(received, receive), send)
@@ -167,27 +165,27 @@ class FastIngest:
         saas_token: bytes,
         body: bytes,
         received: list[Message],
-    ) -> tuple[Any, PackingEvent, Principal, str] | None:
-        """The event, if the request passes every check the declared endpoint makes."""
+    ) -> tuple[Runtime, PackingEvent, Principal, str] | None:
+        """The event, if the request passes every check the declared endpoint makes.
+
+        None sends the request on to the app, which answers it in full. Nothing has
+        been done yet, so handing over is always safe, whatever went wrong here.
+        """
         if not body or received[-1]["type"] != "http.request":
             return None
+        rt: Runtime = self.state.runtime
+        header = authorization.decode("latin-1")
+        if rt.verifier.may_block(header):
+            return None  # the app fetches keys off the event loop
         try:
             model = OrderEntryEventCreate.model_validate_json(body)
             saas = _SAAS_TOKEN.validate_python(saas_token.decode("latin-1"))
-        except ValidationError:
-            return None
-        rt = self.state.runtime
-        verifier = rt.verifier
-        header = authorization.decode("latin-1")
-        if verifier.may_block(header):
-            return None  # the app fetches keys off the event loop
-        try:
-            principal = verifier.verify(header)
+            principal = rt.verifier.verify(header)
             check_tenant_path(tenant)
             authorize(principal, tenant, MANAGE)
-        except (Unauthorized, Forbidden, ApiError):
+            return rt, model.to_event(tenant), principal, saas
+        except Exception:  # a 400, 401 or 403 (or a bug): the app's to answer
             return None
-        return rt, model.to_event(tenant), principal, saas
 
 
 def _replay(received: list[Message], receive: Receive) -> Receive:

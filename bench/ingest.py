@@ -110,11 +110,7 @@ def pin_postgres(data_dir: str, core: int) -> int:
 
 
 class RssSampler:
-    """`--db-core 0` moves the embedded PostgreSQL (postmaster and every backend) onto core 0,
-    beside wrk, so the server process has core 1 to itself, as it would with its database
-    on another host; by default PostgreSQL shares core 1 with the server.
-
-    The resident memory of one process, sampled once a second from /proc."""
+    """The resident memory of one process, sampled once a second from /proc."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
