@@ -34,6 +34,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ledger.database import for_role
+
 log = logging.getLogger(__name__)
 
 INGEST_ROUTE = "/pick-pack/{tenant}/events"
@@ -164,7 +166,9 @@ class LedgerCollector(Collector):
         names = list(PROJECTIONS)
         try:
             with psycopg.connect(
-                rt.database.url, connect_timeout=2, options="-c statement_timeout=2000"
+                for_role(rt.database.url, "metrics"),
+                connect_timeout=2,
+                options="-c statement_timeout=2000",
             ) as conn:
                 rows: dict[str, Any] = dict(conn.execute(_SCRAPE, (names,)).fetchall())
         except psycopg.Error as exc:

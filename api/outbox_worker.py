@@ -18,6 +18,7 @@ from psycopg.rows import DictRow, dict_row
 
 from api.order_service import OrderServiceClient
 from ledger import outbox
+from ledger.database import for_role
 from ledger.recalculation import Next, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ class OutboxDispatcher:
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(  # type: ignore[arg-type]
-                        self.database_url, row_factory=dict_row, connect_timeout=5
+                        for_role(self.database_url, "outbox"),
+                        row_factory=dict_row,
+                        connect_timeout=5,
                     )
                 if not self.dispatch_one(conn):
                     self._stop.wait(self.poll_seconds)

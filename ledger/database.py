@@ -19,6 +19,19 @@ from ledger.config import Settings
 log = logging.getLogger(__name__)
 
 
+def for_role(url: str, role: str) -> str:
+    """`url` with application_name `pickpack-<role>`, unless the URL names one already.
+
+    Each kind of connection says what it is (api, writer, projections, listen, outbox,
+    metrics), so pg_stat_activity, the server log and bench/cpu.py tell them apart.
+    """
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    if "application_name" in conninfo_to_dict(url):
+        return url
+    return make_conninfo(url, application_name=f"pickpack-{role}")
+
+
 @dataclass
 class Database:
     """A reachable PostgreSQL: its URL, and the embedded server handle if we own one."""

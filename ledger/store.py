@@ -38,6 +38,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
 from psycopg_pool import PoolTimeout
 
+from ledger.database import for_role
 from ledger.events import (
     OrderCancelled,
     PackingEventRecorded,
@@ -87,10 +88,13 @@ def make_datastore(url: str, pool_size: int = 8, max_overflow: int = 8) -> Postg
     library_pool = datastore.pool
     library_kwargs = library_pool.kwargs
     assert isinstance(library_kwargs, dict)  # the library passes a plain dict
+    # The URL's other parameters (sslmode, application_name, options ...) were dropped
+    # by the library's five named ones: pass them on.
+    others = {k: v for k, v in params.items() if k not in library_kwargs}
     check = _CheckOrDrain()
     datastore.pool = check.pool = ConnectionPool(
         connection_class=Connection[DictRow],
-        kwargs={**library_kwargs, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        kwargs={**others, **library_kwargs, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
         min_size=library_pool.min_size,
         max_size=library_pool.max_size,
         open=False,
@@ -254,7 +258,10 @@ class EventStore:
 
     @classmethod
     def from_url(cls, url: str, **pool: Any) -> EventStore:
-        return cls(make_datastore(url, **pool), make_datastore(url, pool_size=1, max_overflow=1))
+        return cls(
+            make_datastore(for_role(url, "api"), **pool),
+            make_datastore(for_role(url, "writer"), pool_size=1, max_overflow=1),
+        )
 
     def close(self) -> None:
         if self.scans is not self.datastore:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import psycopg
 
+from ledger.database import for_role
 from ledger.thread_names import name_this_thread
 from projections.base import Projection, apply, decode_rows, lock_key
 
@@ -145,7 +146,9 @@ class ProjectionRunner:
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                    conn = psycopg.connect(
+                        for_role(self.url, "projections"), autocommit=True, connect_timeout=5
+                    )
                 self.wake.clear()
                 applied = step(conn, self.projections, self.batch_size)
                 backoff, slow = 0.1, first_slow
@@ -198,7 +201,9 @@ class ProjectionRunner:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(
+                    for_role(self.url, "listen"), autocommit=True, connect_timeout=5
+                ) as conn:
                     conn.execute("LISTEN stored_events")
                     backoff = 0.1
                     self.wake.set()  # we may have missed news while reconnecting
