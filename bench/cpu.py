@@ -6,8 +6,9 @@ Starts `pickpack serve` on its embedded PostgreSQL pinned to core 1 (as bench/in
 does), drives POST /events with wrk from core 0, and reads the CPU time (user + system,
 from /proc) that each thread of `serve` and all PostgreSQL processes used during the
 run. Prints microseconds of CPU per request for each: the event loop (the process's main
-thread), the group-commit writer, the projection runner, and the service's PostgreSQL
-(postmaster and backends); and the mean
+thread), the group-commit writer, the projection runner, and the service's PostgreSQL,
+by backend (each connection names its role: api, writer, projections, listen) and in
+all (with the postmaster, its background processes and reaped backends); and the mean
 number of events per group-commit transaction (from /metrics).
 """
 
@@ -22,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,18 +54,27 @@ def threads(pid: int) -> dict[str, float]:
     return out
 
 
-def postgres(data_dir: str) -> float:
-    """CPU seconds of this service's PostgreSQL: its postmaster (with the backends it
-    has reaped) and the processes it runs now."""
+def postgres(data_dir: str) -> dict[str, float]:
+    """CPU seconds of this service's PostgreSQL by process: the postmaster (with the
+    backends it has reaped) under "postmaster", and each process it runs now by pid."""
     postmaster = Path(data_dir, "pg", "postmaster.pid").read_text().split()[0]
-    total = _cpu(f"/proc/{postmaster}/stat", children=True)
+    out = {"postmaster": _cpu(f"/proc/{postmaster}/stat", children=True)}
     for proc in glob.glob("/proc/[0-9]*"):
         try:
             if Path(proc, "stat").read_text().rsplit(")", 1)[1].split()[1] == postmaster:
-                total += _cpu(f"{proc}/stat")
+                out[proc.rsplit("/", 1)[1]] = _cpu(f"{proc}/stat")
         except OSError:
             continue
-    return total
+    return out
+
+
+def roles(data_dir: str) -> dict[str, str]:
+    """Backend pid -> its connection's application_name (pickpack-api, -writer, ...)."""
+    lines = Path(data_dir, "pg", "postmaster.pid").read_text().splitlines()
+    port, socket_dir = lines[3], lines[4]
+    with psycopg.connect(host=socket_dir, port=port, dbname="postgres", user="postgres") as c:
+        rows = c.execute("SELECT pid, application_name FROM pg_stat_activity").fetchall()
+    return {str(pid): name for pid, name in rows if name}
 
 
 def metric(text: str, name: str) -> float:
@@ -95,13 +106,22 @@ def main() -> None:
         rate, p50, p99 = drive_wrk(url, args.seconds, args.connections, uuid.uuid4().hex[:8])
         after, pg_after = threads(service.pid), postgres(data_dir)
         scrape = httpx.get(url + "/metrics").text
+        names = roles(data_dir)
     finally:
         service.terminate()
         service.wait(timeout=30)
     requests = rate * args.seconds
     print(f"{rate:,.0f} req/s, p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
     rows = [(name, after[name] - before.get(name, 0.0)) for name in after]
-    rows.append(("postgresql (its processes)", pg_after - pg_before))
+    by_role: dict[str, float] = {}
+    for pid, seconds in pg_after.items():
+        role = names.get(pid, "other processes")
+        role = "postgresql, " + (
+            role.removeprefix("pickpack-") + " backend" if pid in names else role
+        )
+        by_role[role] = by_role.get(role, 0.0) + seconds - pg_before.get(pid, 0.0)
+    rows.extend(by_role.items())
+    rows.append(("postgresql, all", sum(pg_after.values()) - sum(pg_before.values())))
     for name, seconds in sorted(rows, key=lambda row: -row[1]):
         if seconds > 0.01:
             print(f"  {name:<28} {seconds / requests * 1e6:7.1f} us CPU per request")
