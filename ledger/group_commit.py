@@ -19,13 +19,16 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError
+from psycopg import Connection
+from psycopg.rows import DictRow
 
 from ledger.packing import PackingEvent
 from ledger.store import (
+    UNAVAILABLE_ERRORS,
     Attribution,
     EventStore,
     Outcome,
@@ -35,6 +38,11 @@ from ledger.store import (
 from ledger.thread_names import name_this_thread
 
 log = logging.getLogger(__name__)
+
+# The writer gives its connection back to the pool after this long without work, and
+# after holding it this long at most.
+IDLE_RELEASE_SECONDS = 1.0
+HOLD_SECONDS = 60.0
 
 
 @dataclass
@@ -66,6 +74,8 @@ class GroupCommitter:
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._held: tuple[Any, Connection[DictRow]] | None = None
+        self._held_since = 0.0
         self._started = False
         self.batches = 0
         self.events = 0
@@ -90,8 +100,13 @@ class GroupCommitter:
     def _run(self) -> None:
         name_this_thread("group-commit")
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=IDLE_RELEASE_SECONDS)
+            except queue.Empty:
+                self._release()  # idle: the pool may check it, or recycle it
+                first = self._queue.get()
             if first is None:
+                self._release()
                 return
             batch = [first]
             stopping = False
@@ -106,23 +121,52 @@ class GroupCommitter:
                 batch.append(nxt)
             self._commit(batch)
             if stopping:
+                self._release()
                 return
+
+    def _connection(self) -> Connection[DictRow]:
+        """The writer's connection: checked out (and checked) once, held while busy.
+
+        A checkout per batch cost a round trip for the pool's check and the pool's own
+        bookkeeping, about 40 us of this thread's CPU per batch (docs/BENCHMARKS.md).
+        It goes back to the pool after any error (the pool drops it if it is broken),
+        after a second without work, and at least once a minute (so the pool's
+        max_lifetime still applies).
+        """
+        if self._held is not None and time.monotonic() - self._held_since > HOLD_SECONDS:
+            self._release()
+        if self._held is None:
+            checkout = self.store.scans.get_connection()
+            self._held = (checkout, checkout.__enter__())
+            self._held_since = time.monotonic()
+        return self._held[1]
+
+    def _release(self) -> None:
+        if self._held is not None:
+            checkout, _ = self._held
+            self._held = None
+            with contextlib.suppress(Exception):  # a broken connection is simply dropped
+                checkout.__exit__(None, None, None)
+
+    def _append(self, batch: list[_Request]) -> list[Outcome]:
+        conn = self._connection()
+        try:
+            return self.store.append_packing_events([(r.event, r.attribution) for r in batch], conn)
+        except BaseException:
+            self._release()
+            raise
 
     def _commit(self, batch: list[_Request]) -> None:
         try:
             try:
-                outcomes = self.store.append_packing_events(
-                    [(r.event, r.attribution) for r in batch]
-                )
-            except (OperationalError, InterfaceError) as exc:
+                outcomes = self._append(batch)
+            except UNAVAILABLE_ERRORS as exc:
                 if pool_exhausted(exc):
                     raise  # no connection at all: the database is down, not one connection
-                # The connection died between the pool's check and its use (a restart,
-                # a failover): the pool discards it; one more try gets a fresh one.
+                # The connection died while held, or between the pool's check and its use
+                # (a restart, a failover): it is dropped; one more try gets a fresh one.
                 log.info("append lost its connection (%s); retrying the batch once", exc)
-                outcomes = self.store.append_packing_events(
-                    [(r.event, r.attribution) for r in batch]
-                )
+                outcomes = self._append(batch)
         except Exception as exc:
             if database_unavailable(exc):
                 # Not this batch's fault: every request waiting behind it would meet the

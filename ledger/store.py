@@ -271,20 +271,26 @@ class EventStore:
     # -- writing -----------------------------------------------------------------------
 
     def append_packing_events(
-        self, batch: Sequence[tuple[PackingEvent, Attribution]]
+        self,
+        batch: Sequence[tuple[PackingEvent, Attribution]],
+        conn: Connection[DictRow] | None = None,
     ) -> list[Outcome]:
         """Record each event unless it is a duplicate, a conflict, or for a closed order.
 
         Five round trips whatever the batch size: begin, lock, read what the store holds for the
         batch, one statement that inserts the events and their index rows (and notifies
-        the projections), commit.
+        the projections), commit. On `conn` (the group-commit writer holds one of the
+        scans pool's connections while busy), else on one checked out for this batch.
         """
         if not batch:
             return []
+        if conn is None:
+            with self.scans.get_connection() as conn:
+                return self.append_packing_events(batch, conn)
         events = [ev for ev, _ in batch]
         hashes = [e.content_hash() for e in events]
         streams = [line_stream_id(e.tenant, e.order_id, e.product_id) for e in events]
-        with self.scans.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        with conn.transaction(), conn.cursor() as curs:
             curs.execute(self._lock_statement)
             recorded, closed, versions = self._read_for_decision(curs, events, streams)
             decisions = decide(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import psycopg
 
 from ledger import orders
-from ledger.group_commit import GroupCommitter
+from ledger.group_commit import IDLE_RELEASE_SECONDS, GroupCommitter
 from ledger.packing import PackingEvent, Verdict
 from ledger.store import Attribution, EventStore
 
@@ -87,3 +88,41 @@ def test_concurrent_requests_share_transactions(db_url: str) -> None:
     assert verdicts == [Verdict.RECORD] * 200
     assert len(recorded_ids(db_url)) == 200
     assert committer.batches < 200, "requests that arrive together commit together"
+
+
+def test_the_writer_survives_the_loss_of_the_connection_it_holds(db_url: str) -> None:
+    """The writer keeps its connection between batches; if the server kills it (a
+    restart, an admin, a failover), the next scan is still recorded, not refused."""
+    store = EventStore.from_url(db_url, pool_size=1)
+    committer = GroupCommitter(store)
+    committer.start()
+    try:
+        first = asyncio.run(committer.append(scan("before"), Attribution()))
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            killed = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'pickpack-writer' AND datname = current_database()"
+            ).fetchone()
+        after = asyncio.run(committer.append(scan("after"), Attribution()))
+    finally:
+        committer.stop()
+        store.close()
+    assert killed is not None and killed[0] >= 1, "the writer had a connection to lose"
+    assert (first.verdict, after.verdict) == (Verdict.RECORD, Verdict.RECORD)
+    assert recorded_ids(db_url) == ["before", "after"]
+
+
+def test_an_idle_writer_gives_its_connection_back_to_the_pool(db_url: str) -> None:
+    store = EventStore.from_url(db_url, pool_size=1)
+    committer = GroupCommitter(store)
+    committer.start()
+    try:
+        asyncio.run(committer.append(scan("a"), Attribution()))
+        busy = store.scans.pool.get_stats()
+        time.sleep(IDLE_RELEASE_SECONDS + 0.5)
+        idle = store.scans.pool.get_stats()
+    finally:
+        committer.stop()
+        store.close()
+    assert busy.get("pool_available", 0) == busy["pool_size"] - 1  # held right after a batch
+    assert idle.get("pool_available", 0) == idle["pool_size"]
