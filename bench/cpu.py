@@ -9,7 +9,9 @@ run. Prints microseconds of CPU per request for each: the event loop (the proces
 thread), the group-commit writer, the projection runner, and the service's PostgreSQL,
 by backend (each connection names its role: api, writer, projections, listen) and in
 all (with the postmaster, its background processes and reaped backends); and the mean
-number of events per group-commit transaction (from /metrics).
+number of events per group-commit transaction (from /metrics), and how far the views
+trailed the store's head while it ran (sampled every 20 ms, in events and in time at the
+run's rate).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import statistics
 import sys
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -68,12 +72,47 @@ def postgres(data_dir: str) -> dict[str, float]:
     return out
 
 
+def connect(data_dir: str) -> psycopg.Connection:
+    """A connection to the service's embedded PostgreSQL, over its socket."""
+    lines = Path(data_dir, "pg", "postmaster.pid").read_text().splitlines()
+    return psycopg.connect(
+        host=lines[4], port=lines[3], dbname="postgres", user="postgres", autocommit=True
+    )
+
+
+class ViewLag:
+    """Samples, every 20 ms, how many events the slower projection is behind the head."""
+
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = data_dir
+        self.behind: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ViewLag:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with connect(self.data_dir) as conn:
+            while not self._stop.wait(0.02):
+                row = conn.execute(
+                    "SELECT (SELECT coalesce(max(notification_id), 0) FROM stored_events) - "
+                    "(SELECT coalesce(min(notification_id), 0) FROM notification_tracking "
+                    "WHERE application_name IN ('line_totals', 'order_status'))"
+                ).fetchone()
+                if row is not None:
+                    self.behind.append(int(row[0]))
+
+
 def roles(data_dir: str) -> dict[str, str]:
     """Backend pid -> its connection's application_name (pickpack-api, -writer, ...)."""
-    lines = Path(data_dir, "pg", "postmaster.pid").read_text().splitlines()
-    port, socket_dir = lines[3], lines[4]
-    with psycopg.connect(host=socket_dir, port=port, dbname="postgres", user="postgres") as c:
-        rows = c.execute("SELECT pid, application_name FROM pg_stat_activity").fetchall()
+    with connect(data_dir) as conn:
+        rows = conn.execute("SELECT pid, application_name FROM pg_stat_activity").fetchall()
     return {str(pid): name for pid, name in rows if name}
 
 
@@ -103,7 +142,8 @@ def main() -> None:
         wait_ready(url, "/ready")
         data_dir = env["PICKPACK_DATA_DIR"]
         before, pg_before = threads(service.pid), postgres(data_dir)
-        rate, p50, p99 = drive_wrk(url, args.seconds, args.connections, uuid.uuid4().hex[:8])
+        with ViewLag(data_dir) as lag:
+            rate, p50, p99 = drive_wrk(url, args.seconds, args.connections, uuid.uuid4().hex[:8])
         after, pg_after = threads(service.pid), postgres(data_dir)
         scrape = httpx.get(url + "/metrics").text
         names = roles(data_dir)
@@ -125,6 +165,14 @@ def main() -> None:
     for name, seconds in sorted(rows, key=lambda row: -row[1]):
         if seconds > 0.01:
             print(f"  {name:<28} {seconds / requests * 1e6:7.1f} us CPU per request")
+    if len(lag.behind) > 10:
+        q = statistics.quantiles(lag.behind, n=100)
+        print(
+            f"  views behind the head (sampled every 20 ms): p50 {q[49]:.0f} events "
+            f"({q[49] / rate * 1000:.0f} ms at this rate), p99 {q[98]:.0f} "
+            f"({q[98] / rate * 1000:.0f} ms), max {max(lag.behind)} "
+            f"({max(lag.behind) / rate * 1000:.0f} ms)"
+        )
     events = metric(scrape, 'pickpack_events_appended_total{kind="packing"}')
     transactions = metric(scrape, "pickpack_append_transactions_total")
     if transactions:

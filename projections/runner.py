@@ -191,8 +191,8 @@ class ProjectionRunner:
         milliseconds behind), heavy ingest up to `max_coalesce`, when saving CPU for the
         writers matters most. Against the fixed wait this replaces (25 ms once a step
         found 10 events, which locked in at 500 events/s already): ingest +10% on one
-        core, lag p99 at 500 events/s 11 ms (was 30), at 2,900 events/s 73 ms (was 55)
-        (docs/BENCHMARKS.md, third session).
+        core, lag p99 at 500 events/s 11 ms (was 30), at 2,900 events/s 73 ms (was 55),
+        at saturation 171 ms (was 62) (docs/BENCHMARKS.md, third session).
         """
         return min(self.max_coalesce, self.coalesce + self.max_coalesce * applied / self.full_step)
 
