@@ -22,7 +22,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 
@@ -32,7 +31,14 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import SECRET, drive_wrk, find_wrk, start_serve, wait_ready  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    SECRET,
+    Sampler,
+    drive_wrk,
+    find_wrk,
+    start_serve,
+    wait_ready,
+)
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -80,33 +86,31 @@ def connect(data_dir: str) -> psycopg.Connection:
     )
 
 
-class ViewLag:
+class ViewLag(Sampler):
     """Samples, every 20 ms, how many events the slower projection is behind the head."""
 
-    def __init__(self, data_dir: str) -> None:
-        self.data_dir = data_dir
-        self.behind: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    interval = 0.02
 
-    def __enter__(self) -> ViewLag:
-        self._thread.start()
-        return self
+    def __init__(self, data_dir: str) -> None:
+        super().__init__()
+        self.data_dir = data_dir
+        self._conn: psycopg.Connection | None = None
+
+    def sample(self) -> None:
+        if self._conn is None:
+            self._conn = connect(self.data_dir)
+        row = self._conn.execute(
+            "SELECT (SELECT coalesce(max(notification_id), 0) FROM stored_events) - "
+            "(SELECT coalesce(min(notification_id), 0) FROM notification_tracking "
+            "WHERE application_name IN ('line_totals', 'order_status'))"
+        ).fetchone()
+        if row is not None:
+            self.samples.append(int(row[0]))
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        with connect(self.data_dir) as conn:
-            while not self._stop.wait(0.02):
-                row = conn.execute(
-                    "SELECT (SELECT coalesce(max(notification_id), 0) FROM stored_events) - "
-                    "(SELECT coalesce(min(notification_id), 0) FROM notification_tracking "
-                    "WHERE application_name IN ('line_totals', 'order_status'))"
-                ).fetchone()
-                if row is not None:
-                    self.behind.append(int(row[0]))
+        super().__exit__(*exc)
+        if self._conn is not None:
+            self._conn.close()
 
 
 def roles(data_dir: str) -> dict[str, str]:
@@ -165,13 +169,13 @@ def main() -> None:
     for name, seconds in sorted(rows, key=lambda row: -row[1]):
         if seconds > 0.01:
             print(f"  {name:<28} {seconds / requests * 1e6:7.1f} us CPU per request")
-    if len(lag.behind) > 10:
-        q = statistics.quantiles(lag.behind, n=100)
+    if len(lag.samples) > 10:
+        q = statistics.quantiles(lag.samples, n=100)
         print(
             f"  views behind the head (sampled every 20 ms): p50 {q[49]:.0f} events "
             f"({q[49] / rate * 1000:.0f} ms at this rate), p99 {q[98]:.0f} "
-            f"({q[98] / rate * 1000:.0f} ms), max {max(lag.behind)} "
-            f"({max(lag.behind) / rate * 1000:.0f} ms)"
+            f"({q[98] / rate * 1000:.0f} ms), max {max(lag.samples)} "
+            f"({max(lag.samples) / rate * 1000:.0f} ms)"
         )
     events = metric(scrape, 'pickpack_events_appended_total{kind="packing"}')
     transactions = metric(scrape, "pickpack_append_transactions_total")

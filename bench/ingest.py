@@ -35,6 +35,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -109,16 +110,18 @@ def pin_postgres(data_dir: str, core: int) -> int:
     return 1 + len(children)
 
 
-class RssSampler:
-    """The resident memory of one process, sampled once a second from /proc."""
+class Sampler:
+    """Calls `sample()` every `interval` seconds on a thread while the block runs;
+    subclasses append what they read to `samples`."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
+    interval = 1.0
+
+    def __init__(self) -> None:
         self.samples: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -127,11 +130,25 @@ class RssSampler:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            with open(f"/proc/{self.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        self.samples.append(int(line.split()[1]) * 1024)
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+
+class RssSampler(Sampler):
+    """The resident memory of one process, sampled once a second from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self.pid = pid
+
+    def sample(self) -> None:
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    self.samples.append(int(line.split()[1]) * 1024)
 
     def summary(self) -> str:
         n = max(1, len(self.samples) // 10)
