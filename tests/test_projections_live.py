@@ -8,6 +8,8 @@ from typing import Any
 import psycopg
 
 from ledger import orders
+from projections.registry import PROJECTIONS
+from projections.runner import ProjectionRunner
 from tests.conftest import EXAMPLE_EVENT, Service
 
 
@@ -197,3 +199,12 @@ def test_a_step_that_fails_unexpectedly_is_retried_and_the_runner_lives_on(
         wait_until(lambda: _packed(db_url) == 25)
     finally:
         runner.stop()
+
+
+def test_the_pause_between_steps_grows_with_the_step_and_is_bounded() -> None:
+    """A trickle keeps the views milliseconds behind; heavy ingest buys CPU with a longer
+    pause, never more than the ceiling (docs/BENCHMARKS.md, third session)."""
+    runner = ProjectionRunner("postgresql://unused", list(PROJECTIONS.values()))
+    assert runner.pause_after(1) < 0.006  # 500 events/s: steps of a few events
+    assert runner.pause_after(1) < runner.pause_after(100) < runner.pause_after(400)
+    assert runner.pause_after(999) == runner.max_coalesce == 0.1
