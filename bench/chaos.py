@@ -6,8 +6,9 @@
 
 `crash` SIGKILLs `pickpack serve` --kills times during an ingest whose scanners retry with
 the same eventId and body, restarting it on the same database each time. `outage` crashes
-the service's PostgreSQL (`pg_ctl stop -m immediate`) --outages times during an ingest,
-for --down seconds each, while a probe times GET /events. `two` runs two processes on
+the service's PostgreSQL (`pg_ctl stop -m immediate`) --outages times during an ingest
+(each once a share of the events is answered, at least --up seconds apart), for --down
+seconds each, while a probe times GET /events. `two` runs two processes on
 one database, spreads the events over both (and sends a tenth of them to both at once),
 SIGKILLs and restarts each in turn while the scanners fail over to the other, then
 finishes every order with the Order Service refusing 10 calls. All then check that every
@@ -161,9 +162,16 @@ def outage(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
     # (down: pg_ctl stop returned, restarting: start begins, answering: connections taken)
     windows: list[tuple[float, float, float]] = []
 
+    # Each outage starts once a share of the events has been answered (as `crash` kills),
+    # so the scanners are mid-ingest however fast the service is; at least `--up` seconds
+    # apart.
+    thresholds = [args.events * (k + 1) // (args.outages + 1) for k in range(args.outages)]
+
     def chaos() -> None:
-        for _ in range(args.outages):
+        for threshold in thresholds:
             stop.wait(args.up)
+            while len(report.acked) < threshold and not stop.is_set():
+                time.sleep(0.005)
             pg.crash()
             down = time.monotonic()
             stop.wait(args.down)
@@ -185,6 +193,13 @@ def outage(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
         scan(bodies, [serve.url], args.clients, report, deadline=3600)
         took = time.monotonic() - started
         chaos_thread.join()
+        # Let the probe see the service answer again after the last outage (the bound
+        # checked below is 5 s) before it stops.
+        give_up = time.monotonic() + 6.0
+        while time.monotonic() < give_up and not (
+            windows and any(p[0] >= windows[-1][2] and p[1] == 200 for p in probes)
+        ):
+            time.sleep(0.05)
         stop.set()
         prober.join()
         print(
@@ -364,7 +379,7 @@ def main() -> None:
     o.add_argument("--events", type=int, default=6_000)
     o.add_argument("--outages", type=int, default=3)
     o.add_argument("--down", type=float, default=3.0, help="seconds the database stays down")
-    o.add_argument("--up", type=float, default=3.0, help="seconds between outages")
+    o.add_argument("--up", type=float, default=0.5, help="seconds between outages, at least")
     o.add_argument("--clients", type=int, default=16)
     t = sub.add_parser("two", help="two processes on one database, killed in turn")
     t.add_argument("--events", type=int, default=10_000)
