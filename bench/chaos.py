@@ -1,8 +1,8 @@
 """Heavier fault runs than the test suite's: crashes of the service and of its database.
 
     python -m bench.chaos crash  [--events 20000] [--kills 4] [--clients 16]
-    python -m bench.chaos outage [--events 6000] [--outages 3] [--down 3] [--clients 16]
-    python -m bench.chaos two    [--events 10000] [--kills 4] [--every 5] [--clients 16]
+    python -m bench.chaos outage [--events 6000] [--outages 3] [--down 3] [--up 0.5] [--clients 16]
+    python -m bench.chaos two    [--events 10000] [--kills 4] [--every 1] [--clients 16]
 
 `crash` SIGKILLs `pickpack serve` --kills times during an ingest whose scanners retry with
 the same eventId and body, restarting it on the same database each time. `outage` crashes
@@ -10,7 +10,8 @@ the service's PostgreSQL (`pg_ctl stop -m immediate`) --outages times during an 
 (each once a share of the events is answered, at least --up seconds apart), for --down
 seconds each, while a probe times GET /events. `two` runs two processes on
 one database, spreads the events over both (and sends a tenth of them to both at once),
-SIGKILLs and restarts each in turn while the scanners fail over to the other, then
+SIGKILLs and restarts each in turn (once a share of the events is answered, at least
+--every seconds apart) while the scanners fail over to the other, then
 finishes every order with the Order Service refusing 10 calls. All then check that every
 eventId answered 200 is stored exactly once, that nothing else is, and that the
 projections (caught up) equal the fold of the stored events; they print what they tried
@@ -263,10 +264,18 @@ def two(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
     kills: list[tuple[str, int, float]] = []
     stop = threading.Event()
 
+    # Each kill comes once a share of the distinct events has been answered (at least
+    # --every seconds after the previous one), so every kill lands mid-ingest however
+    # fast the service is.
+    thresholds = [args.events * (k + 1) // (args.kills + 1) for k in range(args.kills)]
+
     def killer() -> None:
-        for k in range(args.kills):
+        for k, threshold in enumerate(thresholds):
             if stop.wait(args.every):
                 return
+            while len(reports[0].acked) < threshold:
+                if stop.wait(0.005):
+                    return
             victim = servers[k % 2]
             acks = len(reports[0].acked)
             victim.kill()
@@ -384,7 +393,7 @@ def main() -> None:
     t = sub.add_parser("two", help="two processes on one database, killed in turn")
     t.add_argument("--events", type=int, default=10_000)
     t.add_argument("--kills", type=int, default=4)
-    t.add_argument("--every", type=float, default=5.0, help="seconds between kills")
+    t.add_argument("--every", type=float, default=1.0, help="seconds between kills, at least")
     t.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
     pg = OwnPostgres()
