@@ -173,11 +173,11 @@ class FastIngest:
         """
         if not body or received[-1]["type"] != "http.request":
             return None
-        rt: Runtime = self.state.runtime
-        header = authorization.decode("latin-1")
-        if rt.verifier.may_block(header):
-            return None  # the app fetches keys off the event loop
         try:
+            rt: Runtime = self.state.runtime
+            header = authorization.decode("latin-1")
+            if rt.verifier.may_block(header):
+                return None  # the app fetches keys off the event loop
             model = OrderEntryEventCreate.model_validate_json(body)
             saas = _SAAS_TOKEN.validate_python(saas_token.decode("latin-1"))
             principal = rt.verifier.verify(header)
