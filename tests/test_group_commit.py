@@ -126,3 +126,24 @@ def test_an_idle_writer_gives_its_connection_back_to_the_pool(db_url: str) -> No
         store.close()
     assert busy.get("pool_available", 0) == busy["pool_size"] - 1  # held right after a batch
     assert idle.get("pool_available", 0) == idle["pool_size"]
+
+
+def test_a_failed_append_leaves_the_connection_ready_for_the_next(db_url: str) -> None:
+    """The append begins and ends its transaction itself: one that fails mid-way (here a
+    NUL, which PostgreSQL's text refuses; the API refuses it long before) is rolled
+    back, and the same connection records the next batch."""
+    store = EventStore.from_url(db_url, pool_size=1)
+    try:
+        with store.scans.get_connection() as conn:
+            try:
+                store.append_packing_events([(scan("bad\x00id"), Attribution())], conn)
+            except Exception:
+                pass
+            else:
+                raise AssertionError("a NUL in an eventId was stored")
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            outcomes = store.append_packing_events([(scan("good"), Attribution())], conn)
+    finally:
+        store.close()
+    assert [o.verdict for o in outcomes] == [Verdict.RECORD]
+    assert recorded_ids(db_url) == ["good"]
