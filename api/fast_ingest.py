@@ -34,6 +34,7 @@ from starlette.responses import Response
 from api.auth import MANAGE, Principal, authorize, check_tenant_path
 from api.body_limit import MAX_BODY_BYTES
 from api.errors import Conflict, response_for
+from api.metrics import INGEST_ROUTE
 from api.observability import ASGIApp, Message, Receive, Scope, Send
 from api.params import SaasToken
 from api.responses import SUCCESS
@@ -42,7 +43,6 @@ from api.schemas import OrderEntryEventCreate
 from ledger.packing import PackingEvent, Verdict
 from ledger.store import Attribution
 
-INGEST_TEMPLATE = "/pick-pack/{tenant}/events"
 _PREFIX = "/pick-pack/"
 _SUFFIX = "/events"
 _SAAS_TOKEN: TypeAdapter[str] = TypeAdapter(SaasToken)
@@ -71,7 +71,7 @@ class _RouteLabel:
     path: str
 
 
-_ROUTE = _RouteLabel(INGEST_TEMPLATE)
+_ROUTE = _RouteLabel(INGEST_ROUTE)
 
 
 def _json_content_type(value: bytes) -> bool:
