@@ -174,13 +174,17 @@ class Attribution:
 # dumped element by element in Python (docs/BENCHMARKS.md). Each key is looked up on its
 # index (LATERAL ... OFFSET 0 keeps the lookup a nested index probe): as a plain join, a
 # store whose statistics lag behind its growth (any fresh one) was hash-joined against a
-# sequential scan of every recorded event, once per batch.
+# sequential scan of every recorded event, once per batch. The probe names only the
+# eventId, which leads the primary key and no other index, and the tenant is checked
+# outside it, so no plan made while the store was small can probe another index
+# (migrations/0006_key_lookups.sql).
 _READ_FOR_DECISION = """
 WITH batch AS MATERIALIZED (SELECT %s::json AS j)
 SELECT 'e' AS kind, k.t AS tenant, k.e AS ref, p.content_hash, p.position AS n
 FROM (SELECT DISTINCT x->>0, x->>1 FROM batch, json_array_elements(j->'e') x) AS k(t, e),
-LATERAL (SELECT content_hash, position FROM packing_events
-         WHERE tenant = k.t AND event_id = k.e OFFSET 0) p
+LATERAL (SELECT tenant, content_hash, position FROM packing_events
+         WHERE event_id = k.e OFFSET 0) p
+WHERE p.tenant = k.t
 UNION ALL
 SELECT 'c', k.t, k.o, NULL, NULL
 FROM (SELECT DISTINCT x->>0, x->>1 FROM batch, json_array_elements(j->'o') x) AS k(t, o)
@@ -238,9 +242,14 @@ class EventStore:
         self.scans = scans or datastore
         self.recorder = PostgresApplicationRecorder(datastore)
         self.mapper: Mapper[UUID] = Mapper(transcoder=make_transcoder())
+        # Every lookup an append makes is by key, on a table that only grows. Planned
+        # while the store was small (a prepared statement keeps its plan until the next
+        # ANALYZE), a sequential scan looked cheaper than the index and stayed, reading
+        # every recorded event once per batch: appends slowed as the store grew. No scan
+        # is ever right here, so none is planned (tests/test_query_plans.py).
         self._begin_and_lock = (
             f"BEGIN; SET LOCAL lock_timeout = '{datastore.lock_timeout}s'; "
-            "LOCK TABLE stored_events IN EXCLUSIVE MODE"
+            "SET LOCAL enable_seqscan = off; LOCK TABLE stored_events IN EXCLUSIVE MODE"
         )
         # Called inside the append transaction for each order fact (e.g. the outbox).
         self.on_recorded: list[Callable[[Any, DomainEvent, int], None]] = []

@@ -44,6 +44,23 @@ def delivery_facts(document: dict[str, Any] | None) -> tuple[str | None, str | N
     return document.get("siteCode"), date, end_at
 
 
+def load_query(table: sql.Identifier) -> sql.Composed:
+    """The stored states of the orders whose tenants and ids arrive as two arrays.
+
+    One nested lookup per key on the primary key (LATERAL ... OFFSET 0), whatever the
+    statistics say of the table's size: the probe names only the order id, which leads
+    the primary key and no other index, and the tenant is checked outside it
+    (migrations/0006_key_lookups.sql, tests/test_query_plans.py).
+    """
+    return sql.SQL(
+        "SELECT o.tenant, o.order_id, o.document, o.packing_status, o.active, "
+        "o.assignees, o.packaging, o.holding_area_number, o.lines "
+        "FROM unnest(%b::text[], %b::text[]) AS k(t, o), "
+        "LATERAL (SELECT * FROM {t} WHERE order_id = k.o OFFSET 0) o "
+        "WHERE o.tenant = k.t"
+    ).format(t=table)
+
+
 class OrderStatus:
     name: str = "order_status"
     tables: tuple[str, ...] = ("order_status",)
@@ -90,14 +107,7 @@ class OrderStatusAccumulator:
         self, curs: Any, table: sql.Identifier, keys: list[tuple[str, str]]
     ) -> dict[tuple[str, str], OrderState]:
         rows = curs.execute(
-            sql.SQL(
-                "SELECT o.tenant, o.order_id, o.document, o.packing_status, o.active, "
-                "o.assignees, o.packaging, o.holding_area_number, o.lines "
-                "FROM unnest(%b::text[], %b::text[]) AS k(t, o), "
-                # a lookup per key on the primary key, whatever the statistics say
-                "LATERAL (SELECT * FROM {t} WHERE tenant = k.t AND order_id = k.o OFFSET 0) o"
-            ).format(t=table),
-            ([k[0] for k in keys], [k[1] for k in keys]),
+            load_query(table), ([k[0] for k in keys], [k[1] for k in keys])
         ).fetchall()
         states = {}
         for r in rows:

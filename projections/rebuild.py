@@ -67,6 +67,7 @@ def _prepare(conn: psycopg.Connection, projections: list[Projection], head: int)
                     sql.Identifier(t + SUFFIX), sql.Identifier(t)
                 )
             )
+            _copy_column_statistics_settings(conn, t, t + SUFFIX)
         for name in names:
             conn.execute(
                 "INSERT INTO projection_rebuilds (projection, position, head) VALUES (%s, 0, %s) "
@@ -75,6 +76,30 @@ def _prepare(conn: psycopg.Connection, projections: list[Projection], head: int)
                 (name, head),
             )
     return 0
+
+
+def _copy_column_statistics_settings(conn: psycopg.Connection, live: str, fresh: str) -> None:
+    """Give `fresh` the n_distinct settings of `live` (LIKE ... INCLUDING ALL does not).
+
+    migrations/0006_key_lookups.sql sets them: tenants are few, whatever a small ANALYZE
+    saw.
+    """
+    rows = conn.execute(
+        "SELECT attname, option FROM pg_attribute, unnest(attoptions) AS option "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
+        "AND option ~ '^n_distinct(_inherited)?='",
+        (live,),
+    ).fetchall()
+    for column, option in rows:
+        name, value = option.split("=", 1)
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET ({} = {})").format(
+                sql.Identifier(fresh),
+                sql.Identifier(column),
+                sql.SQL(name),
+                sql.Literal(float(value)),
+            )
+        )
 
 
 def _read_chunk(conn: psycopg.Connection, position: int, chunk: int) -> list[Recorded]:

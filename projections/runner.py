@@ -53,8 +53,10 @@ def step(
     with conn.transaction():
         # Views are derived and their position commits with them: if a crash loses the
         # last commits, both are lost together and are simply applied again. So these
-        # commits need not wait for the WAL flush.
-        conn.execute("SET LOCAL synchronous_commit = off")
+        # commits need not wait for the WAL flush. Every read a step makes is by key (or
+        # by position range): a plan that scanned a view chosen while it was small would
+        # be kept by the prepared statement as it grew, so no scan is planned.
+        conn.execute("SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off")
         locked = conn.execute(
             "SELECT pg_try_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
             ([lock_key(p.name) for p in group],),
