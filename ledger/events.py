@@ -25,6 +25,12 @@ def line_stream_id(tenant: str, order_id: str, product_id: str) -> UUID:
     return uuid5(_NS, f"line\x1f{tenant}\x1f{order_id}\x1f{product_id}")
 
 
+@lru_cache(maxsize=16_384)
+def line_stream_key(tenant: str, order_id: str, product_id: str) -> str:
+    """:func:`line_stream_id` as text, the form an append sends and compares it in."""
+    return str(line_stream_id(tenant, order_id, product_id))
+
+
 def order_stream_id(tenant: str, order_id: str) -> UUID:
     """The stream of one order's own facts: registration, status, assignees, packaging."""
     return uuid5(_NS, f"order\x1f{tenant}\x1f{order_id}")

@@ -10,11 +10,14 @@ from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
     JSONTranscoder,
+    Mapper,
     UUIDAsHex,
 )
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.packing import PackingEvent
+from ledger.store import PACKING_EVENT_TOPIC, Attribution, recorded_event, stored_state
 from ledger.transcoder import OrjsonTranscoder
 
 
@@ -26,6 +29,7 @@ def library_transcoder() -> JSONTranscoder:
 
 
 LIBRARY = library_transcoder()
+LIBRARY_MAPPER: Mapper = Mapper(transcoder=LIBRARY)
 OURS = OrjsonTranscoder()
 
 flat_values = st.one_of(
@@ -59,3 +63,46 @@ def test_a_state_with_nested_or_other_values_is_left_to_the_librarys_encoder() -
     }
     assert OURS.encode(state) == LIBRARY.encode(state)
     assert OURS.decode(OURS.encode(state)) == state
+
+
+# -- the group commit's stored states ------------------------------------------------
+
+texts = st.text()  # unicode, control characters, quotes; lone surrogates too
+maybe_text = st.none() | texts
+amounts = st.integers(min_value=0)  # beyond 64 bits too: those go to the mapper
+
+
+@given(
+    event=st.builds(
+        PackingEvent,
+        tenant=texts,
+        event_id=texts,
+        order_id=texts,
+        product_id=texts,
+        unit=texts,
+        event_time=texts,
+        site=texts,
+        picked=amounts,
+        packed=amounts,
+        canceled=amounts,
+        delivery_cycle=maybe_text,
+        supplier_id=maybe_text,
+        book_product=st.none() | st.booleans(),
+    ),
+    who=st.builds(Attribution, user=maybe_text, saas_token=maybe_text),
+    at=st.datetimes(timezones=st.just(UTC)),
+)
+def test_a_recorded_scan_is_stored_as_the_librarys_mapper_would_store_it(
+    event: PackingEvent, who: Attribution, at: datetime
+) -> None:
+    stream, version = uuid4(), 7
+    try:
+        expected = LIBRARY_MAPPER.to_stored_event(recorded_event(event, who, stream, version, at))
+    except UnicodeEncodeError:  # a lone surrogate: the scan is refused before this
+        return
+    state = stored_state(event, who, {"_type_": "datetime_iso", "_data_": at.isoformat()})
+    if max(event.picked, event.packed, event.canceled) < 2**64:
+        assert state == expected.state
+    else:
+        assert state is None  # the store then asks the mapper
+    assert expected.topic == PACKING_EVENT_TOPIC
