@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from api import errors
 from api.body_limit import BodyLimitMiddleware
@@ -20,6 +21,9 @@ from api.routes_events import router as events_router
 from api.routes_orders import router as orders_router
 from api.routes_recalculation import router as recalculation_router
 from api.runtime import Runtime
+
+# FastAPI's native OpenTelemetry, off: the service reports through its own metrics and log.
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 class PickpackApp(FastAPI):
@@ -70,6 +74,11 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
         "An event-sourced, drop-in replacement for the Emporix Pick-Pack Service.",
         version="0.1.0",
         lifespan=lifespan,
+        # The service exports its own metrics and request log (/metrics, docs/operations.md).
+        # FastAPI's OpenTelemetry bridge would add nothing without a configured provider,
+        # yet it looks the global providers up on every request, ~3% of the event loop
+        # on POST /events (docs/BENCHMARKS.md).
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     if runtime is not None:
         app.state.runtime = runtime

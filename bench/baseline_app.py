@@ -6,12 +6,14 @@ import os
 
 from fastapi import FastAPI, Header
 
+from api.app import NO_FASTAPI_TELEMETRY
 from api.auth import MANAGE, TokenVerifier, authorize
 from api.responses import JSONBody
 from api.schemas import OrderEntryEventCreate
 
 verifier = TokenVerifier(secret=os.environ["PICKPACK_JWT_SECRET"])
-app = FastAPI()
+# Configured as the service is (api/app.py): without FastAPI's OpenTelemetry bridge.
+app = FastAPI(telemetry=NO_FASTAPI_TELEMETRY)
 
 
 @app.post("/pick-pack/{tenant}/events")
