@@ -48,10 +48,14 @@ from ledger.events import (
     line_stream_key,
     order_stream_id,
 )
+from ledger.json_columns import register as register_json_columns
 from ledger.orders import Fact
 from ledger.packing import Decision, PackingEvent, Verdict, decide
 from ledger.status import OrderState, apply, kind_of
 from ledger.transcoder import OrjsonTranscoder
+
+# Every process that stores or reads: json and jsonb columns come back through orjson.
+register_json_columns()
 
 
 def make_transcoder() -> Transcoder:

@@ -6,7 +6,11 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from ledger.json_columns import register as register_json_columns
 from ledger.status import kind_of
+
+# A rebuild may run without the store's module: json and jsonb columns through orjson.
+register_json_columns()
 
 
 class Recorded(NamedTuple):

@@ -465,3 +465,14 @@ def test_re_registration_re_derives_an_automatic_status(api: Api) -> None:
     bigger["entries"][0]["totalCount"] = 5
     api.register("o1", bigger)
     assert check(api.get("o1"), ORDER_PATH, "get", 200)["packingStatus"] == "IN_PROGRESS"
+
+
+def test_a_documents_numbers_are_shown_exactly_as_registered(api: Api) -> None:
+    numbers = {"erpKey": 2**63 - 1, "lowest": -(2**63), "weight": 0.1, "big": 1.5e300, "n": -7}
+    doc = order("o1", "12:00:00")
+    doc["mixins"] = numbers
+    api.register("o1", doc)
+    for i in range(3):  # each event: the state loaded from the view, folded and saved again
+        assert api.event(f"ev{i}", "o1", "p1", packedAmount=1).status_code == 200
+        body = check(api.get("o1"), ORDER_PATH, "get", 200)
+        assert body["mixins"] == numbers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from uuid import uuid4
@@ -16,6 +17,7 @@ from eventsourcing.persistence import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.json_columns import loads_json
 from ledger.packing import PackingEvent
 from ledger.store import PACKING_EVENT_TOPIC, Attribution, recorded_event, stored_state
 from ledger.transcoder import OrjsonTranscoder
@@ -106,3 +108,20 @@ def test_a_recorded_scan_is_stored_as_the_librarys_mapper_would_store_it(
     else:
         assert state is None  # the store then asks the mapper
     assert expected.topic == PACKING_EVENT_TOPIC
+
+
+# -- JSON read back from json and jsonb columns -------------------------------------
+
+
+def test_json_columns_read_back_as_the_numbers_the_api_accepted() -> None:
+    # jsonb prints 1e20 in full: it was a float (the API refuses larger integers)
+    assert loads_json(b'{"a": 100000000000000000000}') == {"a": 1e20}
+    assert isinstance(loads_json(b"100000000000000000000"), float)
+    assert loads_json(memoryview(b"[9223372036854775807, -9223372036854775808, 0.1]")) == [
+        2**63 - 1,
+        -(2**63),
+        0.1,
+    ]
+    # what orjson refuses goes to the standard library, as before
+    beyond_a_double = "1" + "0" * 400
+    assert loads_json(memoryview(beyond_a_double.encode())) == json.loads(beyond_a_double)
