@@ -1,0 +1,79 @@
+"""The projections' own cost: CPU per event of a projection step, Python and PostgreSQL.
+
+    python bench/views.py [--projections line_totals,order_status] [--events 60000]
+                          [--step 500] [--database-url URL]
+
+On a fresh database (embedded PostgreSQL, or `--database-url`'s server), appends the
+ingest benchmark's mix (500 orders x 7 products, unique eventIds) in batches of 400 and
+after each batch runs projection steps (at most `--step` events each, the named
+projections together, as the live runner does) until they have caught up. Prints the
+Python CPU of the steps and the CPU of the steps' PostgreSQL backend, per event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.append import scan  # noqa: E402
+from bench.seed import seeded_database  # noqa: E402
+from ledger.store import Attribution, EventStore  # noqa: E402
+from projections.registry import PROJECTIONS  # noqa: E402
+from projections.runner import step  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+BATCH = 400
+
+
+def backend_cpu(pid: int) -> float:
+    """utime + stime of a PostgreSQL backend (same machine), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--projections", default=",".join(PROJECTIONS))
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--step", type=int, default=500)
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    group = [PROJECTIONS[name] for name in args.projections.split(",")]
+    run = uuid.uuid4().hex[:8]
+    who = Attribution("bench", "bench")
+    batches = args.events // BATCH
+    with seeded_database(args.database_url, "pp_bench_views", 1) as (url, _):
+        store = EventStore.from_url(url)
+        views = psycopg.connect(url, autocommit=True)
+        try:
+            backend = views.info.backend_pid
+            python = 0.0
+            started = backend_cpu(backend)
+            for b in range(batches):
+                store.append_packing_events([(scan(b * BATCH + j, run), who) for j in range(BATCH)])
+                cpu = time.process_time()
+                while step(views, group, args.step):
+                    pass
+                python += time.process_time() - cpu
+            postgres = backend_cpu(backend) - started
+        finally:
+            views.close()
+            store.close()
+    n = batches * BATCH
+    print(
+        f"{args.projections}, {n:,} events: runner Python {python / n * 1e6:.1f} us/event, "
+        f"views backend {postgres / n * 1e6:.1f} us/event"
+    )
+
+
+if __name__ == "__main__":
+    main()
