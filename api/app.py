@@ -76,8 +76,8 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
         lifespan=lifespan,
         # The service exports its own metrics and request log (/metrics, docs/operations.md).
         # FastAPI's OpenTelemetry bridge would add nothing without a configured provider,
-        # yet it looks the global providers up on every request, ~3% of the event loop
-        # on POST /events (docs/BENCHMARKS.md).
+        # yet it looks the global providers up on every request, ~5% of the event loop's
+        # samples on POST /events (py-spy; docs/BENCHMARKS.md).
         telemetry=NO_FASTAPI_TELEMETRY,
     )
     if runtime is not None:

@@ -268,8 +268,8 @@ def stored_state(
     """The stored state of :func:`recorded_event`'s event, as the library's mapper writes it.
 
     Straight from the scan: the mapper builds the domain event, copies its attributes
-    and checks each value's type first, about half of the group-commit thread's Python
-    time per event (docs/BENCHMARKS.md). `recorded_at` is the timestamp in the
+    and checks each value's type first, about a fifth of the append's Python time per
+    batch (`python bench/append.py`, docs/BENCHMARKS.md). `recorded_at` is the timestamp in the
     library's datetime transcoding. tests/test_transcoder.py holds the two byte for
     byte equal. None if orjson cannot write a value (an integer beyond 64 bits): the
     mapper then decides, as it would have.
