@@ -37,14 +37,19 @@ def decode_rows(rows: list[tuple[int, str, bytes]]) -> list[Recorded]:
 class Accumulator(Protocol):
     """Folds events in memory; `flush` writes what changed since the last flush.
 
-    The live runner folds and flushes every batch. A rebuild folds many batches and
-    flushes rarely, so a row touched by thousands of events is written once, not once
-    per batch.
+    The live runner folds and flushes every step, and keeps the accumulator for its next
+    step while nobody else writes the view (projections/runner.py, `step`). A rebuild
+    folds many batches and flushes rarely, so a row touched by thousands of events is
+    written once, not once per batch.
     """
 
     def fold(self, curs: Any, events: list[Recorded]) -> None: ...
 
     def flush(self, curs: Any) -> None: ...
+
+    def held(self) -> int:
+        """How many rows' states it keeps in memory after a flush (a bound for keeping it)."""
+        ...
 
 
 class Projection(Protocol):
@@ -56,13 +61,6 @@ class Projection(Protocol):
     def accumulator(self, suffix: str = "") -> Accumulator:
         """An accumulator writing to the tables named `table + suffix`."""
         ...
-
-
-def apply(projection: Projection, curs: Any, events: list[Recorded], suffix: str = "") -> None:
-    """Fold `events` (in recording order) into the projection's tables, now."""
-    acc = projection.accumulator(suffix)
-    acc.fold(curs, events)
-    acc.flush(curs)
 
 
 def lock_key(name: str) -> int:

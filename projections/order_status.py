@@ -97,6 +97,9 @@ class OrderStatusAccumulator:
         if len(self.states) > self.MAX_CACHED:
             self.states = {}
 
+    def held(self) -> int:
+        return len(self.states)
+
     def _load(
         self, curs: Any, table: sql.Identifier, keys: list[tuple[str, str]]
     ) -> dict[tuple[str, str], OrderState]:
