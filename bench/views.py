@@ -1,14 +1,15 @@
 """The projections' own cost: CPU per event of a projection step, Python and PostgreSQL.
 
     python bench/views.py [--projections line_totals,order_status] [--events 60000]
-                          [--step 500] [--database-url URL]
+                          [--step 500] [--documents N] [--database-url URL]
 
 On a fresh database (embedded PostgreSQL, or `--database-url`'s server), appends the
 ingest benchmark's mix (500 orders x 7 products, unique eventIds) in batches of 400 and
 after each batch runs projection steps (at most `--step` events each, the named
 projections together, keeping accumulators between steps as the live runner does)
-until they have caught up. Prints the Python CPU of the steps and the CPU of the steps'
-PostgreSQL backend, per event.
+until they have caught up. With `--documents N`, each order is first registered with a
+document of N entries (as real orders are). Prints the Python CPU of the steps and the
+CPU of the steps' PostgreSQL backend, per event.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -27,12 +29,38 @@ sys.path.insert(0, str(ROOT))
 
 from bench.append import scan  # noqa: E402
 from bench.seed import seeded_database  # noqa: E402
+from ledger import orders  # noqa: E402
 from ledger.store import Attribution, EventStore  # noqa: E402
 from projections.registry import PROJECTIONS  # noqa: E402
 from projections.runner import Kept, step  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 BATCH = 400
+ORDERS = 500  # bench.append.scan's orders
+
+
+def document(order_id: str, entries: int) -> dict[str, Any]:
+    """An order document of the spec's shape, about 150 bytes per entry."""
+    return {
+        "id": order_id,
+        "siteCode": "main",
+        "currency": "EUR",
+        "customer": {"id": "c1", "firstName": "Ada", "lastName": "Lovelace"},
+        "delivery": {
+            "deliveryTimeModel": {"deliveryDate": "2024-05-01"},
+            "deliveryWindow": {"deliveryTimeTo": "2024-05-01T12:00:00Z"},
+        },
+        "entries": [
+            {
+                "entryId": f"e{i}",
+                "productId": f"p{i}",
+                "productName": f"Product number {i}",
+                "totalCount": 10,
+                "orderUnit": "H87",
+            }
+            for i in range(entries)
+        ],
+    }
 
 
 def backend_cpu(pid: int) -> float:
@@ -46,6 +74,12 @@ def main() -> None:
     parser.add_argument("--projections", default=",".join(PROJECTIONS))
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--step", type=int, default=500)
+    parser.add_argument(
+        "--documents",
+        type=int,
+        default=0,
+        help="register each order first, with a document of this many entries",
+    )
     parser.add_argument("--database-url")
     args = parser.parse_args()
     group = [PROJECTIONS[name] for name in args.projections.split(",")]
@@ -56,6 +90,14 @@ def main() -> None:
         store = EventStore.from_url(url)
         views = psycopg.connect(url, autocommit=True)
         try:
+            if args.documents:
+                for o in range(ORDERS):
+                    doc = document(f"o{o}", args.documents)
+                    store.run_order_command(
+                        "demo", f"o{o}", lambda c, doc=doc: orders.register(c.state, doc)
+                    )
+                while step(views, group, args.step):
+                    pass
             backend = views.info.backend_pid
             kept: dict[str, Kept] = {}  # as the live runner keeps its accumulators
             python = 0.0

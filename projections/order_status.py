@@ -68,6 +68,8 @@ class OrderStatusAccumulator:
 
     A cache bound keeps a rebuild over millions of orders within its memory budget:
     after a flush, clean states beyond the bound are dropped and reloaded if needed.
+    A row's document is written only by the flush after the order was (re-)registered:
+    it is the row's largest part, and a packing event never changes it.
     """
 
     MAX_CACHED = 200_000
@@ -76,6 +78,7 @@ class OrderStatusAccumulator:
         self.table = table
         self.states: dict[tuple[str, str], OrderState] = {}
         self.dirty: set[tuple[str, str]] = set()
+        self.registered: set[tuple[str, str]] = set()  # documents to write at the flush
 
     def fold(self, curs: Any, events: list[Recorded]) -> None:
         states = self.states
@@ -88,12 +91,15 @@ class OrderStatusAccumulator:
             if state is None:
                 state = states[key] = OrderState(tenant=key[0], order_id=key[1])
             apply(state, ev.kind, ev.data)
+            if ev.kind == "OrderRegistered":
+                self.registered.add(key)
         self.dirty.update(keys)
 
     def flush(self, curs: Any) -> None:
         if self.dirty:
             self._save(curs, self.table, [self.states[k] for k in sorted(self.dirty)])
             self.dirty = set()
+            self.registered = set()
         if len(self.states) > self.MAX_CACHED:
             self.states = {}
 
@@ -132,12 +138,13 @@ class OrderStatusAccumulator:
         for s in states:
             total, packed, canceled = s.counts()
             site, date, end = delivery_facts(s.document)
+            registered_now = (s.tenant, s.order_id) in self.registered
             rows.append(
                 (
                     s.tenant,
                     s.order_id,
                     s.registered,
-                    s.document,
+                    s.document if registered_now else None,  # None: keep the row's
                     s.status,
                     s.active,
                     s.assignees,
@@ -154,7 +161,7 @@ class OrderStatusAccumulator:
             )
         curs.execute(
             sql.SQL(
-                "INSERT INTO {t} (" + _COLUMNS + ") "
+                "INSERT INTO {t} AS o (" + _COLUMNS + ") "
                 "SELECT r->>0, r->>1, (r->>2)::boolean, "
                 # a document of JSON null is no document (SQL NULL), as before
                 "CASE WHEN jsonb_typeof(r->3) = 'null' THEN NULL ELSE r->3 END, "
@@ -163,7 +170,9 @@ class OrderStatusAccumulator:
                 "r->>13, (r->>14)::date, (r->>15)::timestamptz "
                 "FROM jsonb_array_elements(%s::jsonb) AS r "
                 "ON CONFLICT (tenant, order_id) DO UPDATE SET "
-                "registered = excluded.registered, document = excluded.document, "
+                "registered = excluded.registered, "
+                # only OrderRegistered sets a document, and never back to none
+                "document = coalesce(excluded.document, o.document), "
                 "packing_status = excluded.packing_status, active = excluded.active, "
                 "assignees = excluded.assignees, packaging = excluded.packaging, "
                 "holding_area_number = excluded.holding_area_number, lines = excluded.lines, "
