@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.auth import MANAGE, VIEW, mint_token  # noqa: E402
+from bench.seed import order_document  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
 
@@ -233,6 +234,19 @@ def drive_wrk(url: str, seconds: float, connections: int, run: str) -> tuple[flo
     return rate, int(fields["p50_us"]) / 1e6, int(fields["p99_us"]) / 1e6
 
 
+ORDERS = 500  # the orders bench/ingest.lua's scans go to: o0 ... o499
+
+
+def register_orders(base: str, entries: int) -> None:
+    """PUT each order the scans go to, with a document of `entries` entries."""
+    headers = {"Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW, MANAGE])}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        for o in range(ORDERS):
+            doc = order_document(f"o{o}", entries)
+            response = client.put(f"/pick-pack/demo/orders/o{o}", json=doc)
+            assert response.status_code in (200, 201, 204), response.text
+
+
 def report(name: str, rate: float, lat: list[float]) -> None:
     q = statistics.quantiles(lat, n=100)
     print(
@@ -256,6 +270,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--service-only", action="store_true", help="skip the baseline (e.g. a long RSS run)"
+    )
+    parser.add_argument(
+        "--documents",
+        type=int,
+        default=0,
+        help="first register the benchmark's 500 orders with documents of this many "
+        "entries (PUT, as an order import would): the views then fold into real orders",
     )
     args = parser.parse_args()
     if args.tool == "wrk" and not find_wrk():
@@ -294,6 +315,9 @@ def main() -> None:
         if args.db_core is not None:
             moved = pin_postgres(env["PICKPACK_DATA_DIR"], args.db_core)
             print(f"embedded PostgreSQL: {moved} processes pinned to core {args.db_core}")
+        if args.documents:
+            register_orders("http://127.0.0.1:18231", args.documents)
+            print(f"registered {ORDERS} orders with {args.documents}-entry documents")
         print(f"{args.tool}, {args.connections} connection(s), {args.seconds:.0f} s each")
         if args.tool == "wrk":
             run = uuid.uuid4().hex[:8]

@@ -130,6 +130,30 @@ def seed(
     return time.perf_counter() - started
 
 
+def order_document(order_id: str, entries: int) -> dict[str, Any]:
+    """An order document of the spec's shape, about 150 bytes per entry."""
+    return {
+        "id": order_id,
+        "siteCode": "main",
+        "currency": "EUR",
+        "customer": {"id": "c1", "firstName": "Ada", "lastName": "Lovelace"},
+        "delivery": {
+            "deliveryTimeModel": {"deliveryDate": "2024-05-01"},
+            "deliveryWindow": {"deliveryTimeTo": "2024-05-01T12:00:00Z"},
+        },
+        "entries": [
+            {
+                "entryId": f"e{i}",
+                "productId": f"p{i}",
+                "productName": f"Product number {i}",
+                "totalCount": 10,
+                "orderUnit": "H87",
+            }
+            for i in range(entries)
+        ],
+    }
+
+
 @contextmanager
 def seeded_database(
     server_url: str | None, name: str, events: int, **seed_options: Any

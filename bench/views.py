@@ -20,7 +20,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.append import scan  # noqa: E402
-from bench.seed import seeded_database  # noqa: E402
+from bench.seed import order_document, seeded_database  # noqa: E402
 from ledger import orders  # noqa: E402
 from ledger.store import Attribution, EventStore  # noqa: E402
 from projections.registry import PROJECTIONS  # noqa: E402
@@ -37,30 +36,6 @@ from projections.runner import Kept, step  # noqa: E402
 TICK = os.sysconf("SC_CLK_TCK")
 BATCH = 400
 ORDERS = 500  # bench.append.scan's orders
-
-
-def document(order_id: str, entries: int) -> dict[str, Any]:
-    """An order document of the spec's shape, about 150 bytes per entry."""
-    return {
-        "id": order_id,
-        "siteCode": "main",
-        "currency": "EUR",
-        "customer": {"id": "c1", "firstName": "Ada", "lastName": "Lovelace"},
-        "delivery": {
-            "deliveryTimeModel": {"deliveryDate": "2024-05-01"},
-            "deliveryWindow": {"deliveryTimeTo": "2024-05-01T12:00:00Z"},
-        },
-        "entries": [
-            {
-                "entryId": f"e{i}",
-                "productId": f"p{i}",
-                "productName": f"Product number {i}",
-                "totalCount": 10,
-                "orderUnit": "H87",
-            }
-            for i in range(entries)
-        ],
-    }
 
 
 def backend_cpu(pid: int) -> float:
@@ -92,7 +67,7 @@ def main() -> None:
         try:
             if args.documents:
                 for o in range(ORDERS):
-                    doc = document(f"o{o}", args.documents)
+                    doc = order_document(f"o{o}", args.documents)
                     store.run_order_command(
                         "demo", f"o{o}", lambda c, doc=doc: orders.register(c.state, doc)
                     )
