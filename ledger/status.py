@@ -26,6 +26,10 @@ STATUSES = (INITIAL, IN_PROGRESS, PRE_PACKED, PACKED, CANCELLED)
 AUTOMATIC = frozenset({INITIAL, IN_PROGRESS, PRE_PACKED})
 
 
+_EntryRule = tuple[str, int, bool]  # productId as text, totalCount, weightDependent
+_NOTHING = (0, 0)  # [packed, canceled] of a product with no events
+
+
 @dataclass
 class OrderState:
     """What the pack station sees of one order (without the per-line counts)."""
@@ -40,6 +44,11 @@ class OrderState:
     holding_area_number: int | None = None
     # per product: [packed, canceled], the sums the status rule needs
     lines: dict[str, list[int]] = field(default_factory=dict)
+    # What the rules read of the document's entries, worked out once per document: a
+    # projection step applies the rules to every order it touches, and walking a
+    # document's entries each time was most of a step's Python time (BENCHMARKS.md).
+    _rules_of: Any = field(default=None, repr=False, compare=False)
+    _rules: tuple[_EntryRule, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def registered(self) -> bool:
@@ -49,16 +58,31 @@ class OrderState:
         entries = (self.document or {}).get("entries") or []
         return [e for e in entries if isinstance(e, dict)]
 
+    def _entry_rules(self) -> tuple[_EntryRule, ...]:
+        """(productId as text, totalCount, weightDependent) per entry, of this document."""
+        if self._rules_of is not self.document:  # a document is replaced, never edited
+            self._rules = tuple(
+                (
+                    str(e.get("productId")),
+                    int(e.get("totalCount") or 0),
+                    bool(e.get("weightDependent")),
+                )
+                for e in self.entries()
+            )
+            self._rules_of = self.document
+        return self._rules
+
     def all_entries_resolved(self) -> bool:
-        entries = self.entries()
-        if not entries:
+        rules = self._entry_rules()
+        if not rules:
             return False
-        for entry in entries:
-            packed, canceled = self.lines.get(str(entry.get("productId")), [0, 0])
-            if entry.get("weightDependent"):
+        lines = self.lines
+        for product, total, weight_dependent in rules:
+            packed, canceled = lines.get(product, _NOTHING)
+            if weight_dependent:
                 if packed <= 0:
                     return False
-            elif packed + canceled < int(entry.get("totalCount") or 0):
+            elif packed + canceled < total:
                 return False
         return True
 
@@ -74,9 +98,10 @@ class OrderState:
     def counts(self) -> tuple[int, int, int]:
         """productsTotal, productsPacked, productsCanceled over the order's entries."""
         total = packed = canceled = 0
-        for entry in self.entries():
-            total += int(entry.get("totalCount") or 0)
-            p, c = self.lines.get(str(entry.get("productId")), [0, 0])
+        lines = self.lines
+        for product, count, _ in self._entry_rules():
+            total += count
+            p, c = lines.get(product, _NOTHING)
             packed += p
             canceled += c
         return total, packed, canceled
