@@ -46,7 +46,7 @@ class OrderState:
     lines: dict[str, list[int]] = field(default_factory=dict)
     # What the rules read of the document's entries, worked out once per document: a
     # projection step applies the rules to every order it touches, and walking a
-    # document's entries each time was most of a step's Python time (BENCHMARKS.md).
+    # document's entries each time was over half of a step's Python time (BENCHMARKS.md).
     _rules_of: Any = field(default=None, repr=False, compare=False)
     _rules: tuple[_EntryRule, ...] = field(default=(), repr=False, compare=False)
 
