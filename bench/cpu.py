@@ -43,7 +43,7 @@ from bench.ingest import (  # noqa: E402
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu(stat_path: str, children: bool = False) -> float:
+def cpu_seconds(stat_path: str, children: bool = False) -> float:
     """utime + stime (and the reaped children's, for a process) in seconds."""
     fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])
@@ -58,7 +58,7 @@ def threads(pid: int) -> dict[str, float]:
     for task in glob.glob(f"/proc/{pid}/task/*"):
         try:
             name = "event loop" if task.endswith(f"/{pid}") else Path(task, "comm").read_text()
-            out[name.strip()] = out.get(name.strip(), 0.0) + _cpu(f"{task}/stat")
+            out[name.strip()] = out.get(name.strip(), 0.0) + cpu_seconds(f"{task}/stat")
         except OSError:
             continue  # the thread ended
     return out
@@ -68,11 +68,11 @@ def postgres(data_dir: str) -> dict[str, float]:
     """CPU seconds of this service's PostgreSQL by process: the postmaster (with the
     backends it has reaped) under "postmaster", and each process it runs now by pid."""
     postmaster = Path(data_dir, "pg", "postmaster.pid").read_text().split()[0]
-    out = {"postmaster": _cpu(f"/proc/{postmaster}/stat", children=True)}
+    out = {"postmaster": cpu_seconds(f"/proc/{postmaster}/stat", children=True)}
     for proc in glob.glob("/proc/[0-9]*"):
         try:
             if Path(proc, "stat").read_text().rsplit(")", 1)[1].split()[1] == postmaster:
-                out[proc.rsplit("/", 1)[1]] = _cpu(f"{proc}/stat")
+                out[proc.rsplit("/", 1)[1]] = cpu_seconds(f"{proc}/stat")
         except OSError:
             continue
     return out

@@ -15,7 +15,6 @@ CPU of the steps' PostgreSQL backend, per event.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import uuid
@@ -27,21 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.append import scan  # noqa: E402
+from bench.cpu import cpu_seconds  # noqa: E402
 from bench.seed import order_document, seeded_database  # noqa: E402
 from ledger import orders  # noqa: E402
 from ledger.store import Attribution, EventStore  # noqa: E402
 from projections.registry import PROJECTIONS  # noqa: E402
 from projections.runner import Kept, step  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 BATCH = 400
 ORDERS = 500  # bench.append.scan's orders
-
-
-def backend_cpu(pid: int) -> float:
-    """utime + stime of a PostgreSQL backend (same machine), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def main() -> None:
@@ -76,14 +69,14 @@ def main() -> None:
             backend = views.info.backend_pid
             kept: dict[str, Kept] = {}  # as the live runner keeps its accumulators
             python = 0.0
-            started = backend_cpu(backend)
+            started = cpu_seconds(f"/proc/{backend}/stat")
             for b in range(batches):
                 store.append_packing_events([(scan(b * BATCH + j, run), who) for j in range(BATCH)])
                 cpu = time.process_time()
                 while step(views, group, args.step, kept):
                     pass
                 python += time.process_time() - cpu
-            postgres = backend_cpu(backend) - started
+            postgres = cpu_seconds(f"/proc/{backend}/stat") - started
         finally:
             views.close()
             store.close()
