@@ -68,8 +68,8 @@ class GroupCommitter:
 
     def __init__(self, store: EventStore, max_batch: int = 500) -> None:
         # 500 stays far below the batch size at which the library's pipelined insert
-        # path was seen to hang (NOTES-eventsourcing.md #1); we use a single unnest
-        # insert anyway, but keep transactions short for lock fairness.
+        # path was seen to hang (NOTES-eventsourcing.md #1); we insert with one
+        # statement of our own anyway, but keep transactions short for lock fairness.
         self.store = store
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()

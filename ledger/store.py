@@ -20,8 +20,10 @@ changes its own verdict.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +39,7 @@ from eventsourcing.postgres import ConnectionPool, PostgresApplicationRecorder, 
 from eventsourcing.utils import get_topic
 from psycopg import Connection
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus
+from psycopg.pq import Escaping, TransactionStatus
 from psycopg.rows import DictRow, tuple_row
 from psycopg_pool import PoolTimeout
 
@@ -172,19 +174,19 @@ class Attribution:
     saas_token: str | None = None
 
 
-# Everything the decision needs, in one round trip: which eventIds the tenant already
-# has (with their content hash), which orders are closed, each line stream's version.
-# The batch's keys arrive as one JSON document ({"e": [[tenant, eventId]...], "o":
-# [[tenant, order]...], "s": [stream...]}): one orjson call instead of five arrays
-# dumped element by element in Python (docs/BENCHMARKS.md). Each key is looked up on its
-# index (LATERAL ... OFFSET 0 keeps the lookup a nested index probe): as a plain join, a
-# store whose statistics lag behind its growth (any fresh one) was hash-joined against a
-# sequential scan of every recorded event, once per batch. The probe names only the
-# eventId, which leads the primary key and no other index, and the tenant is checked
-# outside it, so no plan made while the store was small can probe another index
-# (migrations/0006_key_lookups.sql).
+# Everything the decision needs: which eventIds the tenant already has (with their
+# content hash), which orders are closed, each line stream's version. The batch's keys
+# arrive as one JSON document ({"e": [[tenant, eventId]...], "o": [[tenant, order]...],
+# "s": [stream...]}): one orjson call instead of five arrays dumped element by element in
+# Python (docs/BENCHMARKS.md). Each key is looked up on its index (LATERAL ... OFFSET 0
+# keeps the lookup a nested index probe): as a plain join, a store whose statistics lag
+# behind its growth (any fresh one) was hash-joined against a sequential scan of every
+# recorded event, once per batch. The probe names only the eventId, which leads the
+# primary key and no other index, and the tenant is checked outside it, so no plan made
+# while the store was small can probe another index (migrations/0006_key_lookups.sql).
+# Prepared by name on each writer connection (`prepare_append`).
 _READ_FOR_DECISION = """
-WITH batch AS MATERIALIZED (SELECT %s::json AS j)
+WITH batch AS MATERIALIZED (SELECT $1::json AS j)
 SELECT 'e' AS kind, k.t AS tenant, k.e AS ref, p.content_hash, p.position AS n
 FROM (SELECT DISTINCT x->>0, x->>1 FROM batch, json_array_elements(j->'e') x) AS k(t, e),
 LATERAL (SELECT tenant, content_hash, position FROM packing_events
@@ -203,16 +205,19 @@ FROM batch, json_array_elements_text(j->'s') AS s(id)
 # The events (the library's table and columns) and their index rows in one statement;
 # index rows join on (stream, version), so positions can never be mismatched. The
 # NOTIFY wakes the projections once the transaction commits. Each event's fields arrive
-# as one row of a JSON document, its stored state (the library's bytes, unchanged) in a
-# bytea array beside it; events are inserted in batch order.
+# as one object of a JSON array, read by json_to_recordset in one pass (an accessor per
+# field would parse each element again); the stored states (the library's bytes,
+# unchanged) arrive as one bytea, each event naming where its own starts and its size.
+# Events are inserted in batch order. Prepared by name, like the read.
 _INSERT_PACKING_EVENTS = """
 WITH k AS MATERIALIZED (
-    SELECT r.i, (r.x->>0)::uuid AS stream, (r.x->>1)::bigint AS version, r.x->>2 AS topic,
-           s.state, r.x->>3 AS tenant, r.x->>4 AS event_id,
-           decode(r.x->>5, 'hex') AS content_hash, r.x->>6 AS order_id,
-           r.x->>7 AS product_id, (r.x->>8)::timestamptz AS event_time
-    FROM json_array_elements(%s::json) WITH ORDINALITY AS r(x, i)
-    JOIN unnest(%b::bytea[]) WITH ORDINALITY AS s(state, i) ON s.i = r.i
+    SELECT r.i, r.stream, r.version, r.topic, substring($2 FROM r.at FOR r.size) AS state,
+           r.tenant, r.event_id, decode(r.content_hash, 'hex') AS content_hash,
+           r.order_id, r.product_id, r.event_time
+    FROM json_to_recordset($1::json) AS r(
+        i int, stream uuid, version bigint, topic text, at int, size int, tenant text,
+        event_id text, content_hash text, order_id text, product_id text,
+        event_time timestamptz)
 ), new_events AS (
     INSERT INTO stored_events (originator_id, originator_version, topic, state)
     SELECT stream, version, topic, state FROM k ORDER BY i
@@ -299,6 +304,46 @@ def stored_state(
         return None
 
 
+READ_FOR_DECISION = "pickpack_read_for_decision"
+INSERT_PACKING_EVENTS = "pickpack_insert_packing_events"
+_APPEND_STATEMENTS = {
+    READ_FOR_DECISION: f"PREPARE {READ_FOR_DECISION}(json) AS {_READ_FOR_DECISION}",
+    INSERT_PACKING_EVENTS: f"PREPARE {INSERT_PACKING_EVENTS}(json, bytea) AS "
+    + _INSERT_PACKING_EVENTS,
+}
+# Connections whose session holds the append's prepared statements.
+_prepared: weakref.WeakSet[Connection[Any]] = weakref.WeakSet()
+
+
+def prepare_append(conn: Connection[Any]) -> None:
+    """Prepare the append's read and insert in `conn`'s session, unless they are there.
+
+    Named SQL prepared statements, run with EXECUTE, keep their plans as psycopg's own
+    do, yet can share one simple-protocol message with other statements: BEGIN, the
+    lock and the read travel together, then the insert and COMMIT, two round trips per
+    batch rather than four. Each round trip wakes the writer and its backend on a
+    core they share with the HTTP server, and the fewer there are the less of that
+    core they take (docs/BENCHMARKS.md, fifth session). The session's client encoding
+    is set to UTF8, the encoding of the JSON documents sent as literals.
+    """
+    if conn in _prepared:
+        return
+    with conn.cursor(row_factory=tuple_row) as curs:
+        curs.execute(
+            "SELECT name FROM pg_prepared_statements WHERE name = ANY(%s)",
+            (list(_APPEND_STATEMENTS),),
+        )
+        have = {str(name) for (name,) in curs.fetchall()}
+    missing = [sql for name, sql in _APPEND_STATEMENTS.items() if name not in have]
+    conn.execute("; ".join(["SET client_encoding = 'UTF8'", *missing]))
+    _prepared.add(conn)
+
+
+def _literal(conn: Connection[Any], data: bytes) -> bytes:
+    """`data` as an SQL string literal, quoted by libpq for this connection."""
+    return Escaping(conn.pgconn).escape_literal(data)
+
+
 class EventStore:
     """Appends ledger events with their invariants, and reads them back."""
 
@@ -317,10 +362,11 @@ class EventStore:
         # ANALYZE), a sequential scan looked cheaper than the index and stayed, reading
         # every recorded event once per batch: appends slowed as the store grew. No scan
         # is ever right here, so none is planned (tests/test_query_plans.py).
-        self._begin_and_lock = (
+        self._begin_lock_and_read = (
             f"BEGIN; SET LOCAL lock_timeout = '{datastore.lock_timeout}s'; "
-            "SET LOCAL enable_seqscan = off; LOCK TABLE stored_events IN EXCLUSIVE MODE"
-        )
+            "SET LOCAL enable_seqscan = off; LOCK TABLE stored_events IN EXCLUSIVE MODE; "
+            f"EXECUTE {READ_FOR_DECISION}("
+        ).encode()
         # Called inside the append transaction for each order fact (e.g. the outbox).
         self.on_recorded: list[Callable[[Any, DomainEvent, int], None]] = []
         # Events this process appended (committed), by stream kind: for /metrics.
@@ -358,9 +404,10 @@ class EventStore:
     ) -> list[Outcome]:
         """Record each event unless it is a duplicate, a conflict, or for a closed order.
 
-        Four round trips whatever the batch size: begin with the lock, read what the
-        store holds for the batch, one statement that inserts the events and their index
-        rows (and notifies the projections), commit. On `conn` (the group-commit writer
+        Two round trips whatever the batch size: begin, lock and read what the store
+        holds for the batch; one statement that inserts the events and their index rows
+        (and notifies the projections), and commit (`prepare_append`; a connection's
+        first batch prepares them first). On `conn` (the group-commit writer
         holds one of the scans pool's connections while busy), else on one checked out
         for this batch; either way an autocommit connection (the library's pool
         configures them so), on which the transaction is begun and ended here.
@@ -371,15 +418,26 @@ class EventStore:
             with self.scans.get_connection() as conn:
                 return self.append_packing_events(batch, conn)
         assert conn.autocommit, "the transaction is managed here"
+        try:
+            return self._append(batch, conn)
+        except psycopg.errors.InvalidSqlStatementName:
+            # The session lost its prepared statements (a DISCARD ALL, say); nothing
+            # was recorded: prepare them again and append.
+            _prepared.discard(conn)
+            return self._append(batch, conn)
+
+    def _append(
+        self, batch: Sequence[tuple[PackingEvent, Attribution]], conn: Connection[DictRow]
+    ) -> list[Outcome]:
+        prepare_append(conn)
         events = [ev for ev, _ in batch]
         hashes = [e.content_hash() for e in events]
         streams = [line_stream_key(e.tenant, e.order_id, e.product_id) for e in events]
-        # The transaction by hand, so that BEGIN travels with the lock (one round trip
-        # less per batch than conn.transaction(), which sends BEGIN alone); rows as tuples.
+        # The transaction by hand, in two round trips: BEGIN, the lock and the read travel
+        # as one message, the insert and COMMIT as another; rows as tuples.
         with conn.cursor(row_factory=tuple_row) as curs:
             try:
-                curs.execute(self._begin_and_lock)
-                recorded, closed, versions = self._read_for_decision(curs, events, streams)
+                recorded, closed, versions = self._lock_and_read(conn, curs, events, streams)
                 decisions = decide(
                     events, {k: v[0] for k, v in recorded.items()}, closed, hashes=hashes
                 )
@@ -390,8 +448,7 @@ class EventStore:
                     )
                     if d.verdict is Verdict.RECORD
                 ]
-                positions = self._record(curs, accepted, versions)
-                curs.execute("COMMIT")
+                positions = self._record_and_commit(conn, curs, accepted, versions)
             except BaseException:
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                     with contextlib.suppress(Exception):
@@ -405,10 +462,10 @@ class EventStore:
             outcomes.append(Outcome(d.event, d.verdict, position))
         return outcomes
 
-    def _read_for_decision(
-        self, curs: Any, events: list[PackingEvent], streams: list[str]
+    def _lock_and_read(
+        self, conn: Connection[DictRow], curs: Any, events: list[PackingEvent], streams: list[str]
     ) -> tuple[dict[tuple[str, str], tuple[bytes, int]], set[tuple[str, str]], dict[str, int]]:
-        """Recorded eventIds, closed orders and stream versions, in one query."""
+        """Begin, lock, and read recorded eventIds, closed orders and stream versions."""
         recorded: dict[tuple[str, str], tuple[bytes, int]] = {}
         closed: set[tuple[str, str]] = set()
         versions: dict[str, int] = {}
@@ -419,8 +476,10 @@ class EventStore:
                 "s": list(set(streams)),
             }
         )
-        rows = curs.execute(_READ_FOR_DECISION, (keys.decode(),)).fetchall()
-        for kind, tenant, ref, content_hash, n in rows:
+        curs.execute(self._begin_lock_and_read + _literal(conn, keys) + b")")
+        while curs.description is None and curs.nextset():
+            pass  # past BEGIN, SET and LOCK to the read's rows
+        for kind, tenant, ref, content_hash, n in curs.fetchall():
             if kind == "e":
                 recorded[(tenant, ref)] = (bytes(content_hash), n)
             elif kind == "c":
@@ -429,19 +488,22 @@ class EventStore:
                 versions[ref] = n
         return recorded, closed, versions
 
-    def _record(
+    def _record_and_commit(
         self,
+        conn: Connection[DictRow],
         curs: Any,
         accepted: list[tuple[Decision, Attribution, bytes, str]],
         versions: dict[str, int],
     ) -> dict[tuple[str, str], int]:
         if not accepted:
+            curs.execute("COMMIT")
             return {}
         now = DomainEvent.create_timestamp()
         recorded_at = {"_type_": "datetime_iso", "_data_": now.isoformat()}
         fields = []
         states = []
-        for d, who, digest, stream in accepted:
+        at = 1  # where the event's state starts in the batch's states, counted from 1
+        for i, (d, who, digest, stream) in enumerate(accepted):
             ev = d.event
             version = versions.get(stream, 0) + 1
             versions[stream] = version
@@ -452,20 +514,30 @@ class EventStore:
                 ).state
             states.append(state)
             fields.append(
-                (
-                    stream,
-                    version,
-                    PACKING_EVENT_TOPIC,
-                    ev.tenant,
-                    ev.event_id,
-                    digest.hex(),
-                    ev.order_id,
-                    ev.product_id,
-                    ev.event_time,
-                )
+                {
+                    "i": i,
+                    "stream": stream,
+                    "version": version,
+                    "topic": PACKING_EVENT_TOPIC,
+                    "at": at,
+                    "size": len(state),
+                    "tenant": ev.tenant,
+                    "event_id": ev.event_id,
+                    "content_hash": digest.hex(),
+                    "order_id": ev.order_id,
+                    "product_id": ev.product_id,
+                    "event_time": ev.event_time,
+                }
             )
+            at += len(state)
         rows = curs.execute(
-            _INSERT_PACKING_EVENTS, (orjson.dumps(fields).decode(), states)
+            b"EXECUTE "
+            + INSERT_PACKING_EVENTS.encode()
+            + b"("
+            + _literal(conn, orjson.dumps(fields))
+            + b", decode('"
+            + binascii.hexlify(b"".join(states))  # hex digits only: never needs escaping
+            + b"', 'hex')); COMMIT"
         ).fetchall()
         assert len(rows) == len(accepted)
         return {(tenant, event_id): position for tenant, event_id, position in rows}

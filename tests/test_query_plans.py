@@ -19,7 +19,7 @@ from psycopg.rows import dict_row, tuple_row
 
 from bench.seed import seed
 from ledger.packing import PackingEvent
-from ledger.store import _READ_FOR_DECISION, Attribution, EventStore
+from ledger.store import READ_FOR_DECISION, Attribution, EventStore, prepare_append
 from projections.order_status import OrderStatus, load_query
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
@@ -60,8 +60,11 @@ def test_the_duplicate_check_probes_the_primary_key_after_an_analyze_of_one_even
     finally:
         store.close()
     keys = orjson.dumps({"e": [["demo", "e5"], ["demo", "new"]], "o": [], "s": []}).decode()
-    with psycopg.connect(db_url) as conn:
-        explained = plan(conn, _READ_FOR_DECISION, (keys,))
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        prepare_append(conn)  # the statement the append runs, prepared as it prepares it
+        explained = plan(
+            conn, sql.SQL("EXECUTE {}({})").format(sql.Identifier(READ_FOR_DECISION), keys), ()
+        )
     assert "packing_events_pkey" in explained, explained
     assert "packing_events_order_idx" not in explained, explained
     assert "packing_events_feed_idx" not in explained, explained
