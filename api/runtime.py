@@ -55,7 +55,11 @@ class Runtime:
         """Projection and outbox workers that run inside `serve`."""
         from projections.workers import start_projection_workers
 
-        self.workers.extend(start_projection_workers(self))
+        for runner in start_projection_workers(self):
+            # This process's own appends wake its runner directly; NOTIFY (sent at most
+            # every few milliseconds) is for the other processes' runners.
+            self.committer.on_commit.append(runner.wake.set)
+            self.workers.append(runner)
         dispatcher = start_outbox_dispatcher(self.settings, self.database.url)
         if dispatcher is not None:
             self.workers.append(dispatcher)

@@ -10,6 +10,14 @@ while a commit is in flight, so batches grow exactly when they pay off. If a bat
 fails as a whole, each of its events is retried alone, so one bad event cannot fail
 the others; if it fails because the database is unavailable, it and everything queued
 behind it fail at once (503), so an outage is answered fast.
+
+After each commit that recorded events the writer calls `on_commit` (the local
+projection runner's wake, a thread's event set). The runners of other processes wake
+on NOTIFY, which is sent with a batch at most once per `notify_interval`; a batch
+that skipped it leaves one owed, sent alone as soon as the interval has passed with
+no batch to carry it. Under load one NOTIFY then serves many batches: each costs the
+writer's backend a signal to every listener, and wakes each listening connection and
+its thread, on the core the writer needs (docs/BENCHMARKS.md, fifth session).
 """
 
 from __future__ import annotations
@@ -20,19 +28,21 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import Connection
 from psycopg.rows import DictRow
 
-from ledger.packing import PackingEvent
+from ledger.packing import PackingEvent, Verdict
 from ledger.store import (
     UNAVAILABLE_ERRORS,
     Attribution,
     EventStore,
     Outcome,
     database_unavailable,
+    notify_runners,
     pool_exhausted,
 )
 from ledger.thread_names import name_this_thread
@@ -43,6 +53,9 @@ log = logging.getLogger(__name__)
 # after holding it this long at most.
 IDLE_RELEASE_SECONDS = 1.0
 HOLD_SECONDS = 60.0
+# At most one NOTIFY per this long; other processes' runners learn of a batch this much
+# later at worst (they also poll, twice a second).
+NOTIFY_INTERVAL_SECONDS = 0.02
 
 
 @dataclass
@@ -66,7 +79,12 @@ def _settle(results: list[tuple[asyncio.Future[Outcome], Outcome | BaseException
 class GroupCommitter:
     """Owns the writer thread; `append` is awaited from any event loop."""
 
-    def __init__(self, store: EventStore, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        max_batch: int = 500,
+        notify_interval: float = NOTIFY_INTERVAL_SECONDS,
+    ) -> None:
         # 500 stays far below the batch size at which the library's pipelined insert
         # path was seen to hang (NOTES-eventsourcing.md #1); we insert with one
         # statement of our own anyway, but keep transactions short for lock fairness.
@@ -77,6 +95,11 @@ class GroupCommitter:
         self._held: tuple[Any, Connection[DictRow]] | None = None
         self._held_since = 0.0
         self._started = False
+        self.notify_interval = notify_interval
+        self._notified_at = float("-inf")  # monotonic time of the last NOTIFY sent
+        self._notify_owed = False
+        # Called on the writer thread after each commit that recorded events.
+        self.on_commit: list[Callable[[], None]] = []
         self.batches = 0
         self.events = 0
 
@@ -100,13 +123,9 @@ class GroupCommitter:
     def _run(self) -> None:
         name_this_thread("group-commit")
         while True:
-            try:
-                first = self._queue.get(timeout=IDLE_RELEASE_SECONDS)
-            except queue.Empty:
-                self._release()  # idle: the pool may check it, or recycle it
-                first = self._queue.get()
+            first = self._next()
             if first is None:
-                self._release()
+                self._finish()
                 return
             batch = [first]
             stopping = False
@@ -121,8 +140,38 @@ class GroupCommitter:
                 batch.append(nxt)
             self._commit(batch)
             if stopping:
-                self._release()
+                self._finish()
                 return
+
+    def _finish(self) -> None:
+        """Stopping: send the NOTIFY still owed, give the connection back."""
+        if self._notify_owed:
+            self._send_notify()
+        self._release()
+
+    def _next(self) -> _Request | None:
+        """The next request. While none comes: the NOTIFY owed once its interval has
+        passed, and the connection back to the pool after a second."""
+        if self._notify_owed:
+            due = self._notified_at + self.notify_interval - time.monotonic()
+            try:
+                return self._queue.get(timeout=max(due, 0.0))
+            except queue.Empty:
+                self._send_notify()
+        try:
+            return self._queue.get(timeout=IDLE_RELEASE_SECONDS)
+        except queue.Empty:
+            self._release()  # idle: the pool may check it, or recycle it
+            return self._queue.get()
+
+    def _send_notify(self) -> None:
+        self._notify_owed = False
+        self._notified_at = time.monotonic()
+        try:
+            notify_runners(self._connection())
+        except Exception as exc:  # the runners poll as well: late, never lost
+            log.info("could not notify the projection runners (%s)", exc)
+            self._release()
 
     def _connection(self) -> Connection[DictRow]:
         """The writer's connection: checked out (and checked) once, held while busy.
@@ -150,11 +199,26 @@ class GroupCommitter:
 
     def _append(self, batch: list[_Request]) -> list[Outcome]:
         conn = self._connection()
+        now = time.monotonic()
+        notify = now - self._notified_at >= self.notify_interval
         try:
-            return self.store.append_packing_events([(r.event, r.attribution) for r in batch], conn)
+            outcomes = self.store.append_packing_events(
+                [(r.event, r.attribution) for r in batch], conn, notify
+            )
         except BaseException:
             self._release()
             raise
+        if any(o.verdict is Verdict.RECORD for o in outcomes):
+            if notify:
+                self._notified_at, self._notify_owed = now, False
+            else:
+                self._notify_owed = True
+            for hook in self.on_commit:
+                try:
+                    hook()
+                except Exception:  # committed already: a hook must not fail the batch
+                    log.exception("on_commit hook failed")
+        return outcomes
 
     def _commit(self, batch: list[_Request]) -> None:
         try:

@@ -203,12 +203,12 @@ FROM batch, json_array_elements_text(j->'s') AS s(id)
 """
 
 # The events (the library's table and columns) and their index rows in one statement;
-# index rows join on (stream, version), so positions can never be mismatched. The
-# NOTIFY wakes the projections once the transaction commits. Each event's fields arrive
-# as one object of a JSON array, read by json_to_recordset in one pass (an accessor per
-# field would parse each element again); the stored states (the library's bytes,
-# unchanged) arrive as one bytea, each event naming where its own starts and its size.
-# Events are inserted in batch order. Prepared by name, like the read.
+# index rows join on (stream, version), so positions can never be mismatched. Each
+# event's fields arrive as one object of a JSON array, read by json_to_recordset in one
+# pass (an accessor per field would parse each element again); the stored states (the
+# library's bytes, unchanged) arrive as one bytea, each event naming where its own
+# starts and its size. Events are inserted in batch order. Prepared by name, like the
+# read.
 _INSERT_PACKING_EVENTS = """
 WITH k AS MATERIALIZED (
     SELECT r.i, r.stream, r.version, r.topic, substring($2 FROM r.at FOR r.size) AS state,
@@ -231,8 +231,7 @@ WITH k AS MATERIALIZED (
     JOIN new_events e ON e.originator_id = k.stream AND e.originator_version = k.version
     RETURNING tenant, event_id, position
 )
-SELECT i.tenant, i.event_id, i.position FROM indexed i
-CROSS JOIN (SELECT pg_notify('stored_events', '')) AS notified
+SELECT tenant, event_id, position FROM indexed
 """
 
 
@@ -304,6 +303,9 @@ def stored_state(
         return None
 
 
+# The channel the library's recorder notifies (its table's name), and runners listen on.
+NOTIFY_CHANNEL = "stored_events"
+
 READ_FOR_DECISION = "pickpack_read_for_decision"
 INSERT_PACKING_EVENTS = "pickpack_insert_packing_events"
 _APPEND_STATEMENTS = {
@@ -337,6 +339,14 @@ def prepare_append(conn: Connection[Any]) -> None:
     missing = [sql for name, sql in _APPEND_STATEMENTS.items() if name not in have]
     conn.execute("; ".join(["SET client_encoding = 'UTF8'", *missing]))
     _prepared.add(conn)
+
+
+_NOTIFY_AND_COMMIT = f"; NOTIFY {NOTIFY_CHANNEL}; COMMIT".encode()
+
+
+def notify_runners(conn: Connection[Any]) -> None:
+    """Wake the projection runners listening in any process (see ProjectionRunner)."""
+    conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 def _literal(conn: Connection[Any], data: bytes) -> bytes:
@@ -401,13 +411,15 @@ class EventStore:
         self,
         batch: Sequence[tuple[PackingEvent, Attribution]],
         conn: Connection[DictRow] | None = None,
+        notify: bool = True,
     ) -> list[Outcome]:
         """Record each event unless it is a duplicate, a conflict, or for a closed order.
 
         Two round trips whatever the batch size: begin, lock and read what the store
-        holds for the batch; one statement that inserts the events and their index rows
-        (and notifies the projections), and commit (`prepare_append`; a connection's
-        first batch prepares them first). On `conn` (the group-commit writer
+        holds for the batch; one statement that inserts the events and their index rows,
+        NOTIFY (unless `notify` is false: the caller owes the runners one, see
+        ledger/group_commit.py) and commit (`prepare_append`; a connection's first
+        batch prepares them first). On `conn` (the group-commit writer
         holds one of the scans pool's connections while busy), else on one checked out
         for this batch; either way an autocommit connection (the library's pool
         configures them so), on which the transaction is begun and ended here.
@@ -416,18 +428,21 @@ class EventStore:
             return []
         if conn is None:
             with self.scans.get_connection() as conn:
-                return self.append_packing_events(batch, conn)
+                return self.append_packing_events(batch, conn, notify)
         assert conn.autocommit, "the transaction is managed here"
         try:
-            return self._append(batch, conn)
+            return self._append(batch, conn, notify)
         except psycopg.errors.InvalidSqlStatementName:
             # The session lost its prepared statements (a DISCARD ALL, say); nothing
             # was recorded: prepare them again and append.
             _prepared.discard(conn)
-            return self._append(batch, conn)
+            return self._append(batch, conn, notify)
 
     def _append(
-        self, batch: Sequence[tuple[PackingEvent, Attribution]], conn: Connection[DictRow]
+        self,
+        batch: Sequence[tuple[PackingEvent, Attribution]],
+        conn: Connection[DictRow],
+        notify: bool,
     ) -> list[Outcome]:
         prepare_append(conn)
         events = [ev for ev, _ in batch]
@@ -448,7 +463,7 @@ class EventStore:
                     )
                     if d.verdict is Verdict.RECORD
                 ]
-                positions = self._record_and_commit(conn, curs, accepted, versions)
+                positions = self._record_and_commit(conn, curs, accepted, versions, notify)
             except BaseException:
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                     with contextlib.suppress(Exception):
@@ -494,6 +509,7 @@ class EventStore:
         curs: Any,
         accepted: list[tuple[Decision, Attribution, bytes, str]],
         versions: dict[str, int],
+        notify: bool,
     ) -> dict[tuple[str, str], int]:
         if not accepted:
             curs.execute("COMMIT")
@@ -537,7 +553,8 @@ class EventStore:
             + _literal(conn, orjson.dumps(fields))
             + b", decode('"
             + binascii.hexlify(b"".join(states))  # hex digits only: never needs escaping
-            + b"', 'hex')); COMMIT"
+            + b"', 'hex'))"
+            + (_NOTIFY_AND_COMMIT if notify else b"; COMMIT")
         ).fetchall()
         assert len(rows) == len(accepted)
         return {(tenant, event_id): position for tenant, event_id, position in rows}

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import psycopg
 
 from ledger.database import for_role
+from ledger.store import NOTIFY_CHANNEL
 from ledger.thread_names import name_this_thread
 from projections.base import Accumulator, Projection, decode_rows, lock_key
 
@@ -283,7 +284,7 @@ class ProjectionRunner:
                 with psycopg.connect(
                     for_role(self.url, "listen"), autocommit=True, connect_timeout=5
                 ) as conn:
-                    conn.execute("LISTEN stored_events")
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     backoff = 0.1
                     self.wake.set()  # we may have missed news while reconnecting
                     while not self._stop.is_set():
