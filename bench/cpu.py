@@ -21,7 +21,6 @@ import glob
 import os
 import statistics
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from bench.ingest import (  # noqa: E402
     start_serve,
     wait_ready,
 )
+from bench.scratch import scratch_dir  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -137,7 +137,7 @@ def main() -> None:
     env = {
         **os.environ,
         "PICKPACK_JWT_SECRET": SECRET,
-        "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-cpu-"),
+        "PICKPACK_DATA_DIR": scratch_dir("pp-cpu-"),
     }
     env.pop("PICKPACK_DATABASE_URL", None)
     service = start_serve(18231, env, ["taskset", "-c", "1"])

@@ -15,7 +15,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.auth import VIEW, mint_token  # noqa: E402
 from bench.ingest import start_serve, wait_ready  # noqa: E402
+from bench.scratch import scratch_dir  # noqa: E402
 from bench.seed import seeded_database  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
@@ -60,7 +60,7 @@ def main() -> None:
                 **os.environ,
                 "PICKPACK_JWT_SECRET": SECRET,
                 "PICKPACK_DATABASE_URL": feed_url,
-                "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-feed-data-"),
+                "PICKPACK_DATA_DIR": scratch_dir("pp-feed-data-"),
             }
             service = start_serve(PORT, env)
             base = f"http://127.0.0.1:{PORT}"

@@ -30,7 +30,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -43,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.auth import MANAGE, VIEW, mint_token  # noqa: E402
+from bench.scratch import scratch_dir  # noqa: E402
 from bench.seed import order_document  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
@@ -286,7 +286,7 @@ def main() -> None:
     env = {
         **os.environ,
         "PICKPACK_JWT_SECRET": SECRET,
-        "PICKPACK_DATA_DIR": tempfile.mkdtemp(prefix="pp-ingest-"),
+        "PICKPACK_DATA_DIR": scratch_dir("pp-ingest-"),
     }
     env.pop("PICKPACK_DATABASE_URL", None)
     service = start_serve(18231, env, pin)

@@ -17,7 +17,6 @@ import http.client
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.auth import MANAGE, VIEW, mint_token  # noqa: E402
 from bench.ingest import start_serve, wait_ready  # noqa: E402
+from bench.scratch import scratch_dir  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
 PORT = 18233
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
-    data_dir = tempfile.mkdtemp(prefix="pp-lag-")
+    data_dir = scratch_dir("pp-lag-")
     env = {**os.environ, "PICKPACK_JWT_SECRET": SECRET, "PICKPACK_DATA_DIR": data_dir}
     env.pop("PICKPACK_DATABASE_URL", None)
     service = start_serve(PORT, env)

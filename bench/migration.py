@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_dir  # noqa: E402
 from bench.seed import seed  # noqa: E402
 from ledger.database import start_embedded  # noqa: E402
 from ledger.migrate import migrate, shipped_migrations  # noqa: E402
@@ -38,7 +38,7 @@ def main() -> None:
     db = None
     server_url = args.database_url
     if server_url is None:
-        db = start_embedded(Path(tempfile.mkdtemp(prefix="pp-migration-")) / "pg")
+        db = start_embedded(Path(scratch_dir("pp-migration-")) / "pg")
         server_url = db.url
     try:
         with psycopg.connect(server_url, autocommit=True) as conn:

@@ -9,7 +9,6 @@ packing_events index row with the same content hash.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from bench.scratch import scratch_dir
 from ledger.database import start_embedded
 from ledger.events import PackingEventRecorded, line_stream_id
 from ledger.migrate import migrate
@@ -165,7 +165,7 @@ def seeded_database(
     """
     db = None
     if server_url is None:
-        db = start_embedded(Path(tempfile.mkdtemp(prefix=f"pp-{name}-")) / "pg")
+        db = start_embedded(Path(scratch_dir(f"pp-{name}-")) / "pg")
         server_url = db.url
     try:
         with psycopg.connect(server_url, autocommit=True) as conn:
