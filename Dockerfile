@@ -17,6 +17,8 @@ COPY pyproject.toml README.md ./
 COPY ledger ./ledger
 COPY api ./api
 COPY projections ./projections
+COPY cli ./cli
+COPY devtools ./devtools
 COPY migrations ./migrations
 RUN /opt/venv/bin/pip install . \
     && /opt/venv/bin/python -m compileall -q /opt/venv

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from api import errors
+from api.auth import make_verifier
 from api.body_limit import BodyLimitMiddleware
 from api.fast_ingest import FastIngest
 from api.health import router as health_router
@@ -20,7 +21,7 @@ from api.observability import AccessLog, RequestObserver, access_log_enabled
 from api.routes_events import router as events_router
 from api.routes_orders import router as orders_router
 from api.routes_recalculation import router as recalculation_router
-from api.runtime import Runtime
+from ledger.services.bootstrap import Runtime
 
 # FastAPI's native OpenTelemetry, off: the service reports through its own metrics and log.
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -56,6 +57,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         app.state.runtime = runtime or Runtime.start()
+        app.state.verifier = make_verifier(app.state.runtime.settings)
         # Everything built so far lives as long as the process: move it out of the
         # collector's sight, and collect less often. Measured on the ingest path, where
         # each request allocates many short-lived objects and few cycles.
@@ -82,6 +84,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     )
     if runtime is not None:
         app.state.runtime = runtime
+        app.state.verifier = make_verifier(runtime.settings)
     app.state.fast_ingest = True  # valid scans skip FastAPI's layers (api/fast_ingest.py)
     app.state.metrics = Metrics(lambda: getattr(app.state, "runtime", None))
     app.access_log = access_log or (AccessLog() if access_log_enabled() else None)

@@ -19,7 +19,8 @@ from typing import Any
 import jwt
 
 from api.errors import BadRequest, Forbidden, Unauthorized
-from ledger.inputs import text_problem
+from ledger.config import Settings
+from ledger.domain.inputs import text_problem
 
 VIEW = "pickpack.pickpack_view"
 MANAGE = "pickpack.pickpack_manage"
@@ -152,6 +153,13 @@ def mint_token(
         "exp": now + ttl_seconds,
     }
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def make_verifier(settings: Settings) -> TokenVerifier:
+    """Configured verification, or the dev secret generated in the data dir."""
+    if settings.jwt_secret or settings.jwks_url:
+        return TokenVerifier(secret=settings.jwt_secret, jwks_url=settings.jwks_url)
+    return TokenVerifier(secret=local_secret(settings.data_dir))
 
 
 def local_secret(data_dir: Path, create: bool = True) -> str | None:

@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import MANAGE, VIEW, Principal, authorize, check_tenant_path
-from api.runtime import Runtime
+from ledger.services.bootstrap import Runtime
 
 
 async def runtime(request: Request) -> Runtime:
@@ -26,7 +26,7 @@ def _gate(scope: str) -> Callable[..., Awaitable[Principal]]:
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Principal:
         # Order matters: who are you (401), is the path well formed (400), may you (403).
-        verifier = request.app.state.runtime.verifier
+        verifier = request.app.state.verifier
         if verifier.may_block(authorization):
             # A JWKS key fetch does network I/O: keep it off the event loop.
             principal = await run_in_threadpool(verifier.verify, authorization)

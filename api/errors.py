@@ -15,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.responses import JSONBody
-from ledger.store import UNAVAILABLE_ERRORS
+from ledger.adapters.pool import UNAVAILABLE_ERRORS
+from ledger.domain import errors as domain
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,15 @@ class Forbidden(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+
+
+def for_domain_error(exc: domain.DomainError) -> ApiError:
+    """The one mapping of the domain's refusals to the spec's status codes."""
+    if isinstance(exc, domain.OrderClosed):
+        return Conflict(f"orderId: {exc}")
+    if isinstance(exc, domain.UnknownOrder):
+        return NotFound(f"orderId: {exc}")
+    return BadRequest(str(exc))  # an invalid document, a taken or unknown assignee ...
 
 
 def error_body(code: int, message: str, detail: str | None = None) -> dict[str, Any]:
@@ -139,6 +149,8 @@ def response_for(exc: Exception) -> JSONBody:
     """The answer the app's handlers give for an error raised while appending an event."""
     if isinstance(exc, ApiError):
         return api_error_response(exc)
+    if isinstance(exc, domain.DomainError):
+        return api_error_response(for_domain_error(exc))
     if isinstance(exc, UNAVAILABLE_ERRORS):
         return unavailable_response(exc)
     return internal_response(exc)
@@ -150,6 +162,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONBody:
         return api_error_response(exc)
+
+    @app.exception_handler(domain.DomainError)
+    async def _refused(_: Request, exc: domain.DomainError) -> JSONBody:
+        return api_error_response(for_domain_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONBody:

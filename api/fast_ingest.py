@@ -38,10 +38,9 @@ from api.metrics import INGEST_ROUTE
 from api.observability import ASGIApp, Message, Receive, Scope, Send
 from api.params import SaasToken
 from api.responses import SUCCESS
-from api.runtime import Runtime
 from api.schemas import OrderEntryEventCreate
-from ledger.packing import PackingEvent, Verdict
-from ledger.store import Attribution
+from ledger.domain.packing import Attribution, PackingEvent, Verdict
+from ledger.services.bootstrap import Runtime
 
 _PREFIX = "/pick-pack/"
 _SUFFIX = "/events"
@@ -176,11 +175,12 @@ class FastIngest:
         try:
             rt: Runtime = self.state.runtime
             header = authorization.decode("latin-1")
-            if rt.verifier.may_block(header):
+            verifier = self.state.verifier
+            if verifier.may_block(header):
                 return None  # the app fetches keys off the event loop
             model = OrderEntryEventCreate.model_validate_json(body)
             saas = _SAAS_TOKEN.validate_python(saas_token.decode("latin-1"))
-            principal = rt.verifier.verify(header)
+            principal = verifier.verify(header)
             check_tenant_path(tenant)
             authorize(principal, tenant, MANAGE)
             return rt, model.to_event(tenant), principal, saas

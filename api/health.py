@@ -8,7 +8,7 @@ import psycopg
 from fastapi import APIRouter, Request
 
 from api.responses import JSONBody
-from ledger.migrate import pending
+from ledger.adapters.migrate import pending
 
 router = APIRouter(tags=["Operations"])
 

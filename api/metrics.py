@@ -34,7 +34,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ledger.database import for_role
+from ledger.adapters.database import for_role
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,15 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.schemas import Identifier
-from ledger.inputs import MAX_AMOUNT, TEXT_MAX_LENGTH, check_name
-from ledger.status import STATUSES
+from ledger.domain.inputs import MAX_AMOUNT, TEXT_MAX_LENGTH, check_name
+from ledger.domain.status import STATUSES
 
 # A person's name is data ("O'Brien"): any text on one line, no control characters.
 Name = Annotated[str, Field(min_length=1, max_length=TEXT_MAX_LENGTH), AfterValidator(check_name)]
 
 
 class OrderStatusChange(BaseModel):
-    """The spec's OrderStatusChange; the value is checked by ledger.orders.change_status."""
+    """The spec's OrderStatusChange; the value is checked by ledger.domain.orders.change_status."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
 

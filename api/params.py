@@ -6,7 +6,12 @@ from typing import Annotated
 
 from fastapi import Header, Path
 
-from ledger.inputs import ID_MAX_LENGTH, ID_PATTERN, SAAS_TOKEN_MAX_LENGTH, SAAS_TOKEN_PATTERN
+from ledger.domain.inputs import (
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    SAAS_TOKEN_MAX_LENGTH,
+    SAAS_TOKEN_PATTERN,
+)
 
 Tenant = Annotated[
     str,

@@ -12,8 +12,8 @@ from api.fast_ingest import record_packing_event
 from api.params import SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, JSONBody
 from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
-from ledger.packing import parse_event_time
-from ledger.units import is_piece_unit, packed_in_pieces
+from ledger.domain.packing import parse_event_time
+from ledger.domain.units import is_piece_unit, packed_in_pieces
 
 router = APIRouter(tags=["Events"])
 

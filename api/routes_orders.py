@@ -1,36 +1,31 @@
 """Orders, assignees and order cycles: the pack station's view of an order.
 
-Writes run a pure decision of ledger.orders under the store's write lock
-(EventStore.run_order_command), so a cancellation and any other write never interleave.
+Writes call the order use cases (ledger.services.order_commands), which run a pure
+decision of ledger.domain.orders under the store's write lock; the domain's refusals
+become status codes in api/errors.py.
 Reads come from the projections (projections.read), after waiting for them to reach the
 store's head: a write acknowledged before a read is visible in it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
 from api.deps import CanManage, CanView, RuntimeDep
-from api.errors import BadRequest, Conflict, NotFound
+from api.errors import BadRequest, NotFound
 from api.order_schemas import Assignee, OrderStatusChange, PackagingProductsChange
 from api.params import OrderId, SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody
-from api.runtime import Runtime
 from api.schemas import ErrorMessage
-from ledger import orders
-from ledger.order_document import (
-    InvalidDocument,
+from ledger.domain.order_document import (
     normalize,
     present_order,
     present_packlist_item,
 )
-from ledger.status import PACKED
-from ledger.store import OrderContext
+from ledger.services import order_commands
 from projections import read
 
 router = APIRouter()
@@ -49,25 +44,6 @@ SiteCode = Annotated[
         description="site code for the tenant",
     ),
 ]
-Decision = Callable[[OrderContext], list[orders.Fact]]
-
-
-@contextmanager
-def _domain_errors() -> Iterator[None]:
-    """Map the domain's refusals to the spec's status codes (errorMessage bodies)."""
-    try:
-        yield
-    except orders.OrderClosed as exc:
-        raise Conflict(f"orderId: {exc}") from None
-    except orders.UnknownOrder as exc:
-        raise NotFound(f"orderId: {exc}") from None
-    except (orders.AssigneeTaken, orders.InvalidCommand) as exc:
-        raise BadRequest(str(exc)) from None
-
-
-def _run(rt: Runtime, tenant: str, order_id: str, decide: Decision) -> None:
-    with _domain_errors():
-        rt.store.run_order_command(tenant, order_id, decide)
 
 
 # -- writes ------------------------------------------------------------------------------
@@ -90,11 +66,7 @@ def register_order(
     rt: RuntimeDep,
     document: Annotated[Any, Body(description="The spec's Order document.")],
 ) -> JSONBody:
-    try:
-        doc = normalize(document, orderId)
-    except InvalidDocument as exc:
-        raise BadRequest(str(exc)) from None
-    _run(rt, tenant, orderId, lambda ctx: orders.register(ctx.state, doc))
+    order_commands.register(rt.store, tenant, orderId, normalize(document, orderId))
     return JSONBody(SUCCESS)
 
 
@@ -113,17 +85,7 @@ def update_order_status(
     principal: CanManage,
     rt: RuntimeDep,
 ) -> JSONBody:
-    status = body.packingStatus
-
-    def decide(ctx: OrderContext) -> list[orders.Fact]:
-        # Take a holding area number only when this PATCH is the order's first PACKED; the
-        # sequence row is updated in the same transaction, so a refusal gives it back.
-        state = ctx.state
-        needs_area = status == PACKED and state.registered and state.holding_area_number is None
-        area = ctx.next_holding_area() if needs_area else None
-        return orders.change_status(state, status, principal.subject, area)
-
-    _run(rt, tenant, orderId, decide)
+    order_commands.change_status(rt.store, tenant, orderId, body.packingStatus, principal.subject)
     return JSONBody(SUCCESS)
 
 
@@ -143,7 +105,7 @@ def update_order_packaging(
     rt: RuntimeDep,
 ) -> JSONBody:
     packaging = [p.model_dump() for p in body]
-    _run(rt, tenant, orderId, lambda ctx: orders.change_packaging(ctx.state, packaging))
+    order_commands.change_packaging(rt.store, tenant, orderId, packaging)
     return JSONBody(SUCCESS)
 
 
@@ -169,7 +131,7 @@ def add_order_assignee(
     ] = True,
 ) -> JSONBody:
     assignee = body.model_dump()
-    _run(rt, tenant, orderId, lambda ctx: orders.add_assignee(ctx.state, assignee, force))
+    order_commands.add_assignee(rt.store, tenant, orderId, assignee, force)
     return JSONBody(SUCCESS)
 
 
@@ -196,7 +158,7 @@ def remove_order_assignee(
     principal: CanManage,
     rt: RuntimeDep,
 ) -> Response:
-    _run(rt, tenant, orderId, lambda ctx: orders.remove_assignee(ctx.state, assigneeId))
+    order_commands.remove_assignee(rt.store, tenant, orderId, assigneeId)
     return Response(status_code=204)
 
 

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CanManage, CanView, RuntimeDep
-from api.errors import BadRequest, Conflict, NotFound
+from api.errors import BadRequest, NotFound
 from api.params import OrderId, SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody
 from api.schemas import ErrorMessage, Identifier
-from ledger import orders, outbox
-from ledger import recalculation as rc
-from ledger.store import OrderContext
+from ledger.domain import recalculation as rc
+from ledger.services import order_commands
+from ledger.services import recalculation as jobs
 
 router = APIRouter()
 
@@ -58,20 +57,7 @@ JobId = Annotated[
 def finish_order(
     tenant: Tenant, orderId: OrderId, saas_token: SaasToken, principal: CanManage, rt: RuntimeDep
 ) -> JSONBody:
-    recalculation_id = uuid.uuid4().hex
-
-    def decide(ctx: OrderContext) -> list[orders.Fact]:
-        lines, units = ctx.lines()
-        # Only an open, registered order without a number takes one; a refusal rolls back.
-        area = ctx.next_holding_area() if ctx.state.holding_area_number is None else None
-        return orders.finish(ctx.state, lines, units, recalculation_id, principal.subject, area)
-
-    try:
-        rt.store.run_order_command(tenant, orderId, decide)
-    except orders.UnknownOrder as exc:
-        raise NotFound(f"orderId: {exc}") from None
-    except orders.OrderClosed as exc:
-        raise Conflict(f"orderId: {exc}") from None
+    order_commands.finish(rt.store, tenant, orderId, principal.subject)
     return JSONBody(SUCCESS)
 
 
@@ -97,7 +83,7 @@ def create_recalculation_job(
     if body.jobType == rc.MANUAL and not order_ids:
         raise BadRequest("orderIds: a MANUAL job needs at least one order id")
     job_id = rc.new_job_id()
-    outbox.create_job(rt.store, tenant, body.jobType, order_ids, job_id)
+    jobs.create_job(rt.store, tenant, body.jobType, order_ids, job_id)
     return JSONBody({"jobId": job_id})
 
 
@@ -111,7 +97,7 @@ def create_recalculation_job(
 def get_recalculation_job(
     tenant: Tenant, jobId: JobId, principal: CanView, rt: RuntimeDep
 ) -> JSONBody:
-    job = outbox.get_job(rt.store, tenant, jobId)
+    job = jobs.get_job(rt.store, tenant, jobId)
     if job is None:
         raise NotFound(f"jobId: no recalculation job '{jobId}'")
     return JSONBody(job)

@@ -10,8 +10,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ledger.inputs import ID_MAX_LENGTH, ID_PATTERN, MAX_AMOUNT
-from ledger.packing import PackingEvent, format_event_time, parse_event_time
+from ledger.domain.inputs import ID_MAX_LENGTH, ID_PATTERN, MAX_AMOUNT
+from ledger.domain.packing import PackingEvent, format_event_time, parse_event_time
 
 NonNegative = Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True)]
 # An identifier: see ledger/inputs.py for the rule and why (docs/semantics.md).

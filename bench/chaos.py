@@ -242,8 +242,8 @@ def outage(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
 
 def two(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
     """Two processes on one database, one of them SIGKILLed and restarted now and then."""
-    from api.fake_order_service import FakeOrderService
-    from ledger.migrate import MIGRATION_LOCK_KEY
+    from devtools.fake_order_service import FakeOrderService
+    from ledger.adapters.migrate import MIGRATION_LOCK_KEY
     from projections.base import lock_key
     from projections.registry import PROJECTIONS
     from tests.faults import LockWatcher, order_document, outbox

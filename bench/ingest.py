@@ -69,7 +69,7 @@ def start_serve(
             *(pin or []),
             sys.executable,
             "-m",
-            "api.cli",
+            "cli.main",
             "serve",
             "--port",
             str(port),

@@ -145,7 +145,7 @@ def main() -> None:
 
 
 def _database_url(data_dir: str) -> str:
-    from ledger.database import start_embedded
+    from ledger.adapters.database import start_embedded
 
     # Attaches to the server `serve` started in this data dir (pgserver shares it).
     return start_embedded(Path(data_dir) / "pg").url

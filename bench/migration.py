@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.scratch import scratch_dir  # noqa: E402
 from bench.seed import seed  # noqa: E402
-from ledger.database import start_embedded  # noqa: E402
-from ledger.migrate import migrate, shipped_migrations  # noqa: E402
+from ledger.adapters.database import start_embedded  # noqa: E402
+from ledger.adapters.migrate import migrate, shipped_migrations  # noqa: E402
 
 
 def main() -> None:

@@ -21,11 +21,11 @@ import psycopg
 from psycopg import sql
 
 from bench.scratch import scratch_dir
-from ledger.database import start_embedded
-from ledger.events import PackingEventRecorded, line_stream_id
-from ledger.migrate import migrate
-from ledger.packing import PackingEvent
-from ledger.store import EventStore
+from ledger.adapters.database import start_embedded
+from ledger.adapters.event_store import EventStore
+from ledger.adapters.migrate import migrate
+from ledger.domain.events import PackingEventRecorded, line_stream_id
+from ledger.domain.packing import PackingEvent
 
 TOPIC = "ledger.events:PackingEventRecorded"
 

@@ -6,8 +6,8 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from ledger.json_columns import register as register_json_columns
-from ledger.status import kind_of
+from ledger.adapters.json_columns import register as register_json_columns
+from ledger.domain.status import kind_of
 
 # A rebuild may run without the store's module: json and jsonb columns through orjson.
 register_json_columns()

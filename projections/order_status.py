@@ -1,4 +1,4 @@
-"""Projection "order_status": each order's packing state, folded by ledger.status."""
+"""Projection "order_status": each order's packing state, folded by ledger.domain.status."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from psycopg import sql
 
-from ledger.status import OrderState, apply
+from ledger.domain.status import OrderState, apply
 from projections.base import Recorded
 
 _COLUMNS = (

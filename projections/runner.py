@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from ledger.database import for_role
-from ledger.store import NOTIFY_CHANNEL
+from ledger.adapters.database import for_role
+from ledger.adapters.prepared import NOTIFY_CHANNEL
 from ledger.thread_names import name_this_thread
 from projections.base import Accumulator, Projection, decode_rows, lock_key
 

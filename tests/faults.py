@@ -32,13 +32,13 @@ import orjson
 import psycopg
 
 from api.auth import MANAGE, VIEW, mint_token
-from ledger.database import Database, start_embedded
-from ledger.packing import PackingEvent
+from ledger.adapters.database import Database, start_embedded
+from ledger.domain.packing import PackingEvent
 from projections.registry import PROJECTIONS
 from tests.conftest import SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVE = [sys.executable, "-m", "api.cli", "serve"]
+SERVE = [sys.executable, "-m", "cli.main", "serve"]
 
 
 def headers(tenant: str = "demo") -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ledger.packing import PackingEvent
+from ledger.domain.packing import PackingEvent
 
 
 def accepted(

@@ -50,7 +50,7 @@ class ServerSource:
             self.kind, self.url = "testcontainers", container.get_connection_url()
             self._cleanup = container.stop
         else:
-            from ledger.database import start_embedded
+            from ledger.adapters.database import start_embedded
 
             root = Path(tempfile.mkdtemp(prefix="pp-"))
             db = start_embedded(root / "pg")
@@ -68,7 +68,7 @@ class DatabaseFactory:
         self.server_url = server_url
         self.template = f"pp_tpl_{uuid.uuid4().hex[:10]}"
         self.created: list[str] = []
-        from ledger.migrate import migrate
+        from ledger.adapters.migrate import migrate
 
         self._admin(f'CREATE DATABASE "{self.template}"')
         migrate(with_dbname(server_url, self.template))

@@ -14,9 +14,11 @@ import psycopg
 from eventsourcing.persistence import Mapper, StoredEvent
 from psycopg.rows import dict_row
 
-from ledger.events import PackingEventRecorded
-from ledger.packing import PackingEvent, Verdict
-from ledger.store import INSERT_PACKING_EVENTS, Attribution, EventStore, make_transcoder
+from ledger.adapters.encoding import make_transcoder
+from ledger.adapters.event_store import EventStore
+from ledger.adapters.prepared import INSERT_PACKING_EVENTS
+from ledger.domain.events import PackingEventRecorded
+from ledger.domain.packing import Attribution, PackingEvent, Verdict
 
 AWKWARD = [
     "it's",

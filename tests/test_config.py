@@ -23,7 +23,7 @@ def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.Comp
     """`pickpack ...` in a child process with exactly the PICKPACK_* variables given."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PICKPACK_")}
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         env={**clean, **env},
         cwd=ROOT,
         capture_output=True,
@@ -159,7 +159,7 @@ def test_serve_logs_json_lines_one_per_request_without_tokens(db_url: str, tmp_p
         "PICKPACK_JWT_SECRET": SECRET,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

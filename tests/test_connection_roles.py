@@ -6,8 +6,8 @@ import time
 
 import psycopg
 
-from ledger.database import for_role
-from ledger.store import make_datastore
+from ledger.adapters.database import for_role
+from ledger.adapters.pool import make_datastore
 from tests.conftest import EXAMPLE_EVENT, Service
 
 

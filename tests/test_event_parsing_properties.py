@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from api.errors import describe_validation_error
 from api.schemas import OrderEntryEventCreate
-from ledger.inputs import ID_MAX_LENGTH, MAX_AMOUNT, identifier_problem
-from ledger.packing import PackingEvent, format_event_time, parse_event_time
+from ledger.domain.inputs import ID_MAX_LENGTH, MAX_AMOUNT, identifier_problem
+from ledger.domain.packing import PackingEvent, format_event_time, parse_event_time
 from tests.conftest import EXAMPLE_EVENT, Service
 
 FIELDS = list(EXAMPLE_EVENT)

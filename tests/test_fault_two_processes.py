@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.fake_order_service import FakeOrderService
-from ledger.migrate import MIGRATION_LOCK_KEY
+from devtools.fake_order_service import FakeOrderService
+from ledger.adapters.migrate import MIGRATION_LOCK_KEY
 from projections.base import lock_key
 from projections.registry import PROJECTIONS
 from tests import fold

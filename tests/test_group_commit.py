@@ -7,10 +7,10 @@ import time
 
 import psycopg
 
-from ledger import orders
-from ledger.group_commit import IDLE_RELEASE_SECONDS, GroupCommitter
-from ledger.packing import PackingEvent, Verdict
-from ledger.store import Attribution, EventStore
+from ledger.adapters.event_store import EventStore
+from ledger.domain import orders
+from ledger.domain.packing import Attribution, PackingEvent, Verdict
+from ledger.services.group_commit import IDLE_RELEASE_SECONDS, GroupCommitter
 
 
 def scan(event_id: str, order: str = "o1", packed: int = 1) -> PackingEvent:

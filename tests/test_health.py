@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from ledger.database import start_embedded
+from ledger.adapters.database import start_embedded
 from tests.conftest import EXAMPLE_EVENT, Service, auth, start_service
 
 

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 import api.fast_ingest
 from api.auth import MANAGE, VIEW
 from api.body_limit import MAX_BODY_BYTES
-from ledger.inputs import SAAS_TOKEN_MAX_LENGTH
+from ledger.domain.inputs import SAAS_TOKEN_MAX_LENGTH
 from tests.conftest import EXAMPLE_EVENT, start_service, token
 from tests.pg import DatabaseFactory
 

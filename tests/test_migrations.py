@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ledger.migrate import Migration, MigrationError, migrate, pending, shipped_migrations
+from ledger.adapters.migrate import Migration, MigrationError, migrate, pending, shipped_migrations
 from tests.pg import DatabaseFactory
 
 
@@ -71,7 +71,7 @@ def test_two_processes_migrating_at_once_both_succeed_and_apply_each_file_once(
 
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "migrate"],
+            [sys.executable, "-m", "cli.main", "migrate"],
             env={**os.environ, **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -17,8 +17,8 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.fake_order_service import FakeOrderService
 from api.observability import AccessLog
+from devtools.fake_order_service import FakeOrderService
 from projections.registry import PROJECTIONS
 from projections.runner import step
 from tests.conftest import EXAMPLE_EVENT, Service, auth, start_service, token

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 import yaml
 
-from api.cli import main
-from ledger.order_import import NotAnOrder, from_sales_order
-from ledger.status import OrderState, apply, kind_of
+from cli.main import main
+from ledger.domain.order_import import NotAnOrder, from_sales_order
+from ledger.domain.status import OrderState, apply, kind_of
 from tests.test_orders_api import SPEC_PATH
 
 ORDER_API = SPEC_PATH.parent / "emporix-order-api.yml"

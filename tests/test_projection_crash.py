@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 
-from ledger.packing import PackingEvent
-from ledger.store import Attribution, EventStore
+from ledger.adapters.event_store import EventStore
+from ledger.domain.packing import Attribution, PackingEvent
 from tests import fold
 from tests.test_projection_replay import view_totals
 
@@ -29,7 +29,7 @@ def tracked(url: str, name: str) -> int:
 def start_worker(url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PICKPACK_DATABASE_URL": url, "PICKPACK_DATA_DIR": str(tmp_path)}
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "projections", "run", "--batch-size", "200"],
+        [sys.executable, "-m", "cli.main", "projections", "run", "--batch-size", "200"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

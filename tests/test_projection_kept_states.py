@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from ledger.packing import PackingEvent
-from ledger.store import Attribution, EventStore
+from ledger.adapters.event_store import EventStore
+from ledger.domain.packing import Attribution, PackingEvent
 from projections import runner
 from projections.registry import PROJECTIONS
 from projections.runner import Kept, step

@@ -9,10 +9,10 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import orders
-from ledger.packing import PackingEvent
-from ledger.status import OrderState, apply
-from ledger.store import Attribution, EventStore
+from ledger.adapters.event_store import EventStore
+from ledger.domain import orders
+from ledger.domain.packing import Attribution, PackingEvent
+from ledger.domain.status import OrderState, apply
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import step

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from ledger import orders
+from ledger.domain import orders
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
 from tests.conftest import EXAMPLE_EVENT, Service
@@ -96,8 +96,8 @@ def test_order_status_moves_from_initial_to_pre_packed(service: Service) -> None
 
 
 def _append(url: str, start: int, n: int) -> list[Any]:
-    from ledger.packing import PackingEvent
-    from ledger.store import Attribution, EventStore
+    from ledger.adapters.event_store import EventStore
+    from ledger.domain.packing import Attribution, PackingEvent
 
     evs = [
         PackingEvent(

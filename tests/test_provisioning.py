@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from api.auth import local_secret
+from ledger.adapters.database import provision
 from ledger.config import Settings
-from ledger.database import provision
 from tests import pg
 
 

@@ -18,8 +18,9 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from bench.seed import seed
-from ledger.packing import PackingEvent
-from ledger.store import READ_FOR_DECISION, Attribution, EventStore, prepare_append
+from ledger.adapters.event_store import EventStore
+from ledger.adapters.prepared import READ_FOR_DECISION, prepare_append
+from ledger.domain.packing import Attribution, PackingEvent
 from projections.order_status import OrderStatus, load_query
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS

@@ -20,7 +20,7 @@ from tests.test_projections_live import wait_until
 def cli(db_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PICKPACK_DATABASE_URL": db_url, "PICKPACK_DATA_DIR": str(tmp_path)}
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         env=env,
         text=True,
         stdout=subprocess.PIPE,

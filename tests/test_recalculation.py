@@ -12,11 +12,11 @@ import httpx
 import psycopg
 import pytest
 
-from api.fake_order_service import FakeOrderService, validate_calculation
-from api.order_service import OrderServiceClient
-from api.outbox_worker import OutboxDispatcher
-from ledger import orders
-from ledger.recalculation import Answer, Next, RetryPolicy, job_status, needs_recalculation
+from devtools.fake_order_service import FakeOrderService, validate_calculation
+from ledger.adapters.order_service import OrderServiceClient
+from ledger.domain import orders
+from ledger.domain.recalculation import Answer, Next, RetryPolicy, job_status, needs_recalculation
+from ledger.services.outbox_dispatcher import OutboxDispatcher
 from tests.conftest import EXAMPLE_EVENT, Service, auth, free_port, start_service
 
 FAST = {
@@ -426,9 +426,9 @@ def test_many_dispatchers_send_each_request_once_and_in_order(
 def test_a_job_over_many_orders_queues_them_in_short_transactions(
     svc: Service, fake: FakeOrderService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ledger import outbox
+    from ledger.services import recalculation
 
-    monkeypatch.setattr(outbox, "JOB_CHUNK", 4)  # 10 orders: three locked transactions
+    monkeypatch.setattr(recalculation, "JOB_CHUNK", 4)  # 10 orders: three locked transactions
     order_ids = [f"m{i}" for i in range(10)]
     for oid in order_ids:
         register(svc, oid)

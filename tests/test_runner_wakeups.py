@@ -16,12 +16,13 @@ from pathlib import Path
 
 import psycopg
 
-from api.runtime import Runtime
+from ledger.adapters.database import Database
+from ledger.adapters.event_store import EventStore
+from ledger.adapters.prepared import NOTIFY_CHANNEL
 from ledger.config import Settings
-from ledger.database import Database
-from ledger.group_commit import GroupCommitter
-from ledger.packing import PackingEvent, Verdict
-from ledger.store import NOTIFY_CHANNEL, Attribution, EventStore
+from ledger.domain.packing import Attribution, PackingEvent, Verdict
+from ledger.services.bootstrap import Runtime
+from ledger.services.group_commit import GroupCommitter
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
 

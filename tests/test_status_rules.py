@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.status import OrderState
+from ledger.domain.status import OrderState
 
 
 def plain_counts(entries: list[Any], lines: dict[str, list[int]]) -> tuple[int, int, int]:

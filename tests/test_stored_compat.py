@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from ledger.store import make_transcoder
+from ledger.adapters.encoding import make_transcoder
 from tests.conftest import auth, start_service
 from tests.fixtures.record_store import FIXTURE, INDEX_TABLES, views
 
@@ -102,3 +102,13 @@ def test_a_store_recorded_before_the_move_rebuilds_to_the_same_views(
     assert now["order_status"] == expected["order_status"]
     for key, body in expected["bodies"].items():
         assert now["bodies"][key] == body, key
+
+
+def test_events_are_stored_under_the_topics_the_store_already_holds() -> None:
+    from eventsourcing.utils import get_topic
+
+    from ledger.domain.events import LedgerEvent
+
+    stored = {r["topic"] for r in fixture()["stored_events"]}
+    classes = LedgerEvent.__subclasses__()
+    assert {get_topic(cls) for cls in classes} == stored

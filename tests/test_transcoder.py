@@ -17,10 +17,10 @@ from eventsourcing.persistence import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.json_columns import loads_json
-from ledger.packing import PackingEvent
-from ledger.store import PACKING_EVENT_TOPIC, Attribution, recorded_event, stored_state
-from ledger.transcoder import OrjsonTranscoder
+from ledger.adapters.encoding import PACKING_EVENT_TOPIC, recorded_event, stored_state
+from ledger.adapters.json_columns import loads_json
+from ledger.adapters.transcoder import OrjsonTranscoder
+from ledger.domain.packing import Attribution, PackingEvent
 
 
 def library_transcoder() -> JSONTranscoder:

@@ -102,3 +102,20 @@ def decide(
             seen[key] = digest
         decisions.append(Decision(ev, verdict))
     return decisions
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one submitted packing event."""
+
+    event: PackingEvent
+    verdict: Verdict
+    position: int | None  # notification id when recorded now or before
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Who sent a packing event: the token's subject and the request's saas-token."""
+
+    user: str | None = None
+    saas_token: str | None = None

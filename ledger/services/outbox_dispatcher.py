@@ -16,10 +16,10 @@ from collections.abc import Callable
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
-from api.order_service import OrderServiceClient
-from ledger import outbox
-from ledger.database import for_role
-from ledger.recalculation import Next, RetryPolicy
+from ledger.adapters import outbox_store
+from ledger.adapters.database import for_role
+from ledger.adapters.order_service import OrderServiceClient
+from ledger.domain.recalculation import Next, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class OutboxDispatcher:
     def dispatch_one(self, conn: psycopg.Connection[DictRow]) -> bool:
         """Send the next due row, if any; True when one was handled."""
         with conn.transaction(), conn.cursor() as curs:
-            row = outbox.claim(curs)
+            row = outbox_store.claim(curs)
             if row is None:
                 return False
             answer = self.client.calculate(row.tenant, row.order_id, row.body)
@@ -96,5 +96,5 @@ class OutboxDispatcher:
                     answer.message,
                     attempts,
                 )
-            outbox.settle(curs, row, outcome, answer.message, delay)
+            outbox_store.settle(curs, row, outcome, answer.message, delay)
         return True

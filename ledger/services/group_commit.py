@@ -35,16 +35,10 @@ from typing import Any
 from psycopg import Connection
 from psycopg.rows import DictRow
 
-from ledger.packing import PackingEvent, Verdict
-from ledger.store import (
-    UNAVAILABLE_ERRORS,
-    Attribution,
-    EventStore,
-    Outcome,
-    database_unavailable,
-    notify_runners,
-    pool_exhausted,
-)
+from ledger.adapters.event_store import EventStore
+from ledger.adapters.pool import UNAVAILABLE_ERRORS, database_unavailable, pool_exhausted
+from ledger.adapters.prepared import notify_runners
+from ledger.domain.packing import Attribution, Outcome, PackingEvent, Verdict
 from ledger.thread_names import name_this_thread
 
 log = logging.getLogger(__name__)

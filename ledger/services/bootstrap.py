@@ -12,13 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.auth import TokenVerifier, local_secret
-from ledger import outbox
+from ledger.adapters import outbox_store
+from ledger.adapters.database import Database, provision
+from ledger.adapters.event_store import EventStore
+from ledger.adapters.migrate import migrate
 from ledger.config import Settings
-from ledger.database import Database, provision
-from ledger.group_commit import GroupCommitter
-from ledger.migrate import migrate
-from ledger.store import EventStore
+from ledger.services.group_commit import GroupCommitter
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,6 @@ class Runtime:
     database: Database
     store: EventStore
     committer: GroupCommitter
-    verifier: TokenVerifier
     workers: list[Any] = field(default_factory=list)
 
     @classmethod
@@ -43,10 +41,10 @@ class Runtime:
         database = database or provision(settings)
         migrate(database.url)
         store = EventStore.from_url(database.url)
-        store.on_recorded.append(outbox.on_recorded)  # finish queues its request atomically
+        store.on_recorded.append(outbox_store.on_recorded)  # finish queues its request atomically
         committer = GroupCommitter(store)
         committer.start()
-        runtime = cls(settings, database, store, committer, make_verifier(settings))
+        runtime = cls(settings, database, store, committer)
         if run_workers:
             runtime.start_workers()
         return runtime
@@ -103,9 +101,9 @@ def start_outbox_dispatcher(settings: Settings, database_url: str) -> Any:
     if not settings.order_service_url:
         log.info("PICKPACK_ORDER_SERVICE_URL is not set: recalculations stay queued")
         return None
-    from api.order_service import OrderServiceClient
-    from api.outbox_worker import OutboxDispatcher
-    from ledger.recalculation import RetryPolicy
+    from ledger.adapters.order_service import OrderServiceClient
+    from ledger.domain.recalculation import RetryPolicy
+    from ledger.services.outbox_dispatcher import OutboxDispatcher
 
     timeout = settings.order_service_timeout_seconds
     client = OrderServiceClient(
@@ -122,10 +120,3 @@ def start_outbox_dispatcher(settings: Settings, database_url: str) -> Any:
     return OutboxDispatcher(
         database_url, client, policy, poll_seconds=settings.recalc_poll_seconds
     ).start()
-
-
-def make_verifier(settings: Settings) -> TokenVerifier:
-    """Configured verification, or the dev secret generated in the data dir."""
-    if settings.jwt_secret or settings.jwks_url:
-        return TokenVerifier(secret=settings.jwt_secret, jwks_url=settings.jwks_url)
-    return TokenVerifier(secret=local_secret(settings.data_dir))

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from api.auth import MANAGE, VIEW, local_secret, mint_token
 from api.observability import logging_config
+from ledger.adapters.database import provision
+from ledger.adapters.migrate import MigrationError, migrate
 from ledger.config import ConfigError, Settings
-from ledger.database import provision
-from ledger.migrate import MigrationError, migrate
 
 log = logging.getLogger("pickpack.serve")
 
@@ -158,13 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--ttl", type=int, default=30 * 24 * 3600, help="lifetime in seconds")
     tok.set_defaults(func=_token)
 
-    from projections.cli import add_commands as add_projection_commands
+    from cli.projections import add_commands as add_projection_commands
 
     add_projection_commands(sub)
-    from api.orders_cli import add_commands as add_order_commands
+    from cli.orders import add_commands as add_order_commands
 
     add_order_commands(sub)
-    from api.fake_order_service import add_commands as add_fake_commands
+    from devtools.fake_order_service import add_commands as add_fake_commands
 
     add_fake_commands(sub)
     return parser

@@ -8,18 +8,20 @@ A 4xx means the Order Service judged the request itself: retrying cannot help.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ledger.domain.orders import calculation_entries
+from ledger.domain.packing import format_event_time
+from ledger.domain.status import CANCELLED, OrderState
+
 PENDING, SUCCESS, FAILURE = "PENDING", "SUCCESS", "FAILURE"
 IN_PROGRESS = "IN_PROGRESS"
 MANUAL, AUTOMATIC = "MANUAL", "AUTOMATIC"
 JOB_TYPES = (MANUAL, AUTOMATIC)
-JOB_ID = re.compile(r"^[a-zA-Z0-9_-]{3,16}$")
 SUCCESS_MESSAGE = "Order recalculated successfully"
 RETRYABLE_4XX = frozenset({408, 425, 429})
 
@@ -113,3 +115,67 @@ def error_message(status: int | None, body: str) -> str:
                 break
     prefix = f"Order Service answered {status}" if status is not None else "Order Service"
     return f"{prefix}: {text[:500]}" if text else prefix
+
+
+@dataclass(frozen=True)
+class Queued:
+    """What a job queues for one order: a request body to send, or a FAILURE and why."""
+
+    status: str
+    message: str | None
+    body: dict[str, Any] | None
+
+
+def queue_for_job(
+    state: OrderState,
+    lines: dict[str, list[int]],
+    units: dict[str, str],
+    automatic: bool,
+    known: Sequence[list[dict[str, Any]] | None] = (None,),
+) -> Queued | None:
+    """A job's decision for one order, from its state and exact line totals.
+
+    A cancelled order, or one the ledger has never heard of, is recorded as a FAILURE
+    with the reason (the job's answer lists it). An AUTOMATIC job skips (None) an order
+    whose totals equal those last delivered or already queued (`known`).
+    """
+    order_id = state.order_id
+    if state.status == CANCELLED:
+        return Queued(FAILURE, f"order '{order_id}' is CANCELLED", None)
+    if not state.registered and not lines:
+        return Queued(FAILURE, f"order '{order_id}' is unknown to the ledger", None)
+    entries = calculation_entries(state, lines, units)
+    if automatic and not any(needs_recalculation(entries, seen) for seen in known):
+        return None
+    return Queued(PENDING, None, {"entries": entries})
+
+
+def default_message(status: str) -> str:
+    return SUCCESS_MESSAGE if status == SUCCESS else "Waiting to be sent to the Order Service"
+
+
+def job_body(job: dict[str, Any], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The spec's RecalculationJob from a job's row and its outbox rows (in queue order)."""
+    orders = [
+        {
+            "orderId": r["order_id"],
+            "jobOrderStatus": r["status"],
+            "message": r["last_message"] or default_message(r["status"]),
+        }
+        for r in rows
+    ]
+    finished = job["finished_at"]
+    body = {
+        "id": job["job_id"],
+        "jobType": job["job_type"],
+        "orders": orders,
+        # Still queueing its orders: in progress whatever the rows queued so far say.
+        "jobStatus": job_status(o["jobOrderStatus"] for o in orders)
+        if job["complete"]
+        else IN_PROGRESS,
+        "startedAt": format_event_time(job["started_at"]),
+    }
+    if finished is not None:
+        # Left out until then: the spec types finishedAt as a date-time, not nullable.
+        body["finishedAt"] = format_event_time(finished)
+    return body

@@ -11,15 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ledger.inputs import MAX_AMOUNT, document_problem
-from ledger.units import packed_in_pieces
+from ledger.domain.errors import InvalidDocument
+from ledger.domain.inputs import MAX_AMOUNT, document_problem
+from ledger.domain.units import packed_in_pieces
 
 SERVER_OWNED = ("packingStatus", "assignees", "holdingAreaNumber", "packagingProducts")
 ENTRY_COUNTS = ("pickedCount", "packedCount", "canceledCount", "packedAmountInPc")
-
-
-class InvalidDocument(ValueError):
-    """The document cannot be registered; the message names the field."""
 
 
 def normalize(document: Any, order_id: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The Order Service client: a thin httpx adapter that turns each call into an Answer.
 
 It never raises for what the network or the Order Service does: timeouts and refused
-connections become Answer(None, ...), so the retry decision stays in ledger.recalculation.
+connections become Answer(None, ...), so the retry decision stays in ledger.domain.recalculation.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ledger.recalculation import SUCCESS_MESSAGE, Answer, error_message
+from ledger.domain.recalculation import SUCCESS_MESSAGE, Answer, error_message
 
 
 class OrderServiceClient:

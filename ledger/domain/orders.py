@@ -1,6 +1,6 @@
 """Order commands: what a pack station may do to an order, decided on its state. No I/O.
 
-Each decision takes the order's state (folded from its stream by ledger.status) and
+Each decision takes the order's state (folded from its stream by ledger.domain.status) and
 returns the facts to record, or raises a domain error that the API maps to a status
 code. The store runs decisions under its write lock, so the state cannot change
 between the decision and the append (a cancellation and a write never interleave).
@@ -11,29 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger import events as ev
-from ledger.status import CANCELLED, PACKED, STATUSES, OrderState
-from ledger.units import packed_in_pieces
-
-
-class OrderError(Exception):
-    """A command the order's state does not allow."""
-
-
-class OrderClosed(OrderError):
-    """The order is CANCELLED: every write answers 409."""
-
-
-class UnknownOrder(OrderError):
-    """No such order is registered: 404."""
-
-
-class AssigneeTaken(OrderError):
-    """force=false and the order already has an assignee: 400."""
-
-
-class InvalidCommand(OrderError):
-    """The command names something the order does not have: 400."""
+from ledger.domain import events as ev
+from ledger.domain.errors import (
+    AssigneeTaken,
+    InvalidCommand,
+    OrderClosed,
+    UnknownOrder,
+)
+from ledger.domain.status import CANCELLED, PACKED, STATUSES, OrderState
+from ledger.domain.units import packed_in_pieces
 
 
 @dataclass(frozen=True)
@@ -53,6 +39,21 @@ def _known(state: OrderState) -> None:
     _open(state)
     if not state.registered:
         raise UnknownOrder(f"order '{state.order_id}' is not registered")
+
+
+def takes_holding_area(state: OrderState, status: str) -> bool:
+    """Whether this command takes the order's holding area number: its first PACKED.
+
+    The one holding-area rule: a registered, open order gets a number from its tenant's
+    sequence the first time it becomes PACKED (an explicit PATCH or `finish`), and keeps
+    it. The command that takes one records HoldingAreaAssigned; a refusal rolls back.
+    """
+    return (
+        status == PACKED
+        and state.registered
+        and state.status != CANCELLED
+        and state.holding_area_number is None
+    )
 
 
 def register(state: OrderState, document: dict[str, Any]) -> list[Fact]:

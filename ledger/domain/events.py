@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import DomainEvent
+from eventsourcing.utils import register_topic
 
 _NS = uuid5(NAMESPACE_URL, "urn:pickpack-ledger")
 
@@ -36,12 +37,28 @@ def order_stream_id(tenant: str, order_id: str) -> UUID:
     return uuid5(_NS, f"order\x1f{tenant}\x1f{order_id}")
 
 
+# The module path the event classes had when the first events were stored. A stored
+# event's topic names its class; the library would derive it from the class's current
+# module, so moving the classes would change what new events are stored as and make old
+# topics unresolvable. Every event class keeps its topic under this name instead: one
+# format for the whole store, readable by any version (docs/architecture.md, "Topics").
+STORED_TOPIC_MODULE = "ledger.events"
+
+
 @dataclass(frozen=True)
 class LedgerEvent(DomainEvent):
     """Base of every recorded fact; `timestamp` (from DomainEvent) is when it was recorded."""
 
+    # The topic its events are stored under (the library's `TOPIC` class attribute).
+    TOPIC: ClassVar[str]
+
     tenant: str
     order_id: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.TOPIC = f"{STORED_TOPIC_MODULE}:{cls.__qualname__}"
+        register_topic(cls.TOPIC, cls)  # decodable before anything was encoded
 
 
 @dataclass(frozen=True)
@@ -117,15 +134,3 @@ class HoldingAreaAssigned(LedgerEvent):
     """The order got its holding area number from the tenant's sequence (first pack)."""
 
     number: int
-
-
-ORDER_EVENTS: tuple[type[LedgerEvent], ...] = (
-    OrderRegistered,
-    PackingStatusChanged,
-    AssigneeAdded,
-    AssigneeRemoved,
-    PackagingChanged,
-    OrderCancelled,
-    OrderFinished,
-    HoldingAreaAssigned,
-)

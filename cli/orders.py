@@ -1,7 +1,7 @@
 """`pickpack orders import FILE | --from-order-service ID...`: register orders in bulk.
 
 Each order is registered through the same decision as `PUT /orders/{orderId}`
-(ledger.orders.register under the store's lock), so importing is idempotent and a
+(ledger.domain.orders.register under the store's lock), so importing is idempotent and a
 CANCELLED order is reported and skipped, never re-opened.
 """
 
@@ -13,9 +13,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ledger import orders
-from ledger.order_document import InvalidDocument, normalize
-from ledger.order_import import NotAnOrder, from_sales_order
+from ledger.domain.errors import DomainError
+from ledger.domain.order_document import normalize
+from ledger.domain.order_import import NotAnOrder, from_sales_order
+from ledger.services import order_commands
 
 
 def _from_file(path: Path) -> list[dict[str, Any]]:
@@ -46,10 +47,10 @@ def _import(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from ledger.adapters.database import provision
+    from ledger.adapters.event_store import EventStore
+    from ledger.adapters.migrate import migrate
     from ledger.config import Settings
-    from ledger.database import provision
-    from ledger.migrate import migrate
-    from ledger.store import EventStore
 
     console = Console(stderr=True)
     settings = Settings.from_env()
@@ -104,8 +105,8 @@ def _register(store: Any, tenant: str, order_id: str, doc: dict[str, Any] | None
         return "id: every Order document needs an id"
     try:
         clean = normalize(doc, order_id)
-        store.run_order_command(tenant, order_id, lambda ctx: orders.register(ctx.state, clean))
-    except (InvalidDocument, orders.OrderError) as exc:
+        order_commands.register(store, tenant, order_id, clean)
+    except DomainError as exc:
         return str(exc)
     return None
 

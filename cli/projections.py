@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import psycopg
 
+from ledger.adapters.database import provision
+from ledger.adapters.migrate import migrate
 from ledger.config import Settings
-from ledger.database import provision
-from ledger.migrate import migrate
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner

@@ -1,0 +1,333 @@
+"""The event store adapter: eventsourcing's PostgreSQL recorder plus the ledger's checks.
+
+Writes go through :meth:`EventStore.append_packing_events`, one transaction per batch:
+
+1. take the EXCLUSIVE lock on the library's stored_events table (the lock its own
+   recorder takes, so commit order equals notification-id order and projections
+   tailing by id never skip an event);
+2. read what the store holds for the batch's eventIds and orders;
+3. let the pure domain (:func:`ledger.packing.decide`) judge each event;
+4. insert the accepted events (encoded by the library's mapper, into the library's
+   table) and their index rows in one statement.
+
+Order commands (:meth:`EventStore.run_order_command`) take the same lock and insert
+through the library's recorder itself.
+
+Because every writer takes the same lock, "eventId unique per tenant" and "no event
+after a cancellation" hold under any concurrency, and a bad event in a batch only
+changes its own verdict.
+"""
+
+from __future__ import annotations
+
+import binascii
+import contextlib
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+import psycopg
+from eventsourcing.domain import DomainEvent
+from eventsourcing.persistence import Mapper
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import Connection
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow, tuple_row
+
+from ledger.adapters import sql
+from ledger.adapters.database import for_role
+from ledger.adapters.encoding import PACKING_EVENT_TOPIC, make_mapper, recorded_event, stored_state
+from ledger.adapters.json_columns import register as register_json_columns
+from ledger.adapters.order_context import OrderContext
+from ledger.adapters.pool import make_datastore
+from ledger.adapters.prepared import (
+    INSERT_PACKING_EVENTS,
+    NOTIFY_AND_COMMIT,
+    READ_FOR_DECISION,
+    literal,
+    prepare_append,
+    prepared_connections,
+)
+from ledger.adapters.recorder import LedgerRecorder
+from ledger.domain.events import OrderCancelled, line_stream_key, order_stream_id
+from ledger.domain.orders import Fact
+from ledger.domain.packing import Attribution, Decision, Outcome, PackingEvent, Verdict, decide
+
+# Every process that stores or reads: json and jsonb columns come back through orjson.
+register_json_columns()
+
+_BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+
+
+class EventStore:
+    """Appends ledger events with their invariants, and reads them back."""
+
+    def __init__(
+        self, datastore: PostgresDatastore, scans: PostgresDatastore | None = None
+    ) -> None:
+        self.datastore = datastore
+        # The scanners' appends draw from a pool of their own (one writer thread needs
+        # one connection), so pack-station reads and order commands, however many,
+        # can never leave a scan waiting for a connection.
+        self.scans = scans or datastore
+        self.recorder = LedgerRecorder(datastore)
+        self.mapper: Mapper[UUID] = make_mapper()
+        # Every lookup an append makes is by key, on a table that only grows. Planned
+        # while the store was small (a prepared statement keeps its plan until the next
+        # ANALYZE), a sequential scan looked cheaper than the index and stayed, reading
+        # every recorded event once per batch: appends slowed as the store grew. No scan
+        # is ever right here, so none is planned (tests/test_query_plans.py).
+        self._begin_lock_and_read = (
+            f"BEGIN; SET LOCAL lock_timeout = '{datastore.lock_timeout}s'; "
+            "SET LOCAL enable_seqscan = off; LOCK TABLE stored_events IN EXCLUSIVE MODE; "
+            f"EXECUTE {READ_FOR_DECISION}("
+        ).encode()
+        # Called inside the append transaction for each order fact (e.g. the outbox).
+        self.on_recorded: list[Callable[[Any, DomainEvent, int], None]] = []
+        # Events this process appended (committed), by stream kind: for /metrics.
+        self._appended = {"packing": 0, "order": 0}
+        self._appended_lock = threading.Lock()
+
+    def appended_counts(self) -> dict[str, int]:
+        """Events committed by this store object so far, by kind (packing, order)."""
+        with self._appended_lock:
+            return dict(self._appended)
+
+    def _count_appended(self, kind: str, n: int) -> None:
+        if n:
+            with self._appended_lock:
+                self._appended[kind] += n
+
+    @classmethod
+    def from_url(cls, url: str, **pool: Any) -> EventStore:
+        return cls(
+            make_datastore(for_role(url, "api"), **pool),
+            make_datastore(for_role(url, "writer"), pool_size=1, max_overflow=1),
+        )
+
+    def close(self) -> None:
+        if self.scans is not self.datastore:
+            self.scans.close()
+        self.datastore.close()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def append_packing_events(
+        self,
+        batch: Sequence[tuple[PackingEvent, Attribution]],
+        conn: Connection[DictRow] | None = None,
+        notify: bool = True,
+    ) -> list[Outcome]:
+        """Record each event unless it is a duplicate, a conflict, or for a closed order.
+
+        Two round trips whatever the batch size: begin, lock and read what the store
+        holds for the batch; one statement that inserts the events and their index rows,
+        NOTIFY (unless `notify` is false: the caller owes the runners one, see
+        ledger/group_commit.py) and commit (`prepare_append`; a connection's first
+        batch prepares them first). On `conn` (the group-commit writer
+        holds one of the scans pool's connections while busy), else on one checked out
+        for this batch; either way an autocommit connection (the library's pool
+        configures them so), on which the transaction is begun and ended here.
+        """
+        if not batch:
+            return []
+        if conn is None:
+            with self.scans.get_connection() as conn:
+                return self.append_packing_events(batch, conn, notify)
+        assert conn.autocommit, "the transaction is managed here"
+        try:
+            return self._append(batch, conn, notify)
+        except psycopg.errors.InvalidSqlStatementName:
+            # The session lost its prepared statements (a DISCARD ALL, say); nothing
+            # was recorded: prepare them again and append.
+            prepared_connections.discard(conn)
+            return self._append(batch, conn, notify)
+
+    def _append(
+        self,
+        batch: Sequence[tuple[PackingEvent, Attribution]],
+        conn: Connection[DictRow],
+        notify: bool,
+    ) -> list[Outcome]:
+        prepare_append(conn)
+        events = [ev for ev, _ in batch]
+        hashes = [e.content_hash() for e in events]
+        streams = [line_stream_key(e.tenant, e.order_id, e.product_id) for e in events]
+        # The transaction by hand, in two round trips: BEGIN, the lock and the read travel
+        # as one message, the insert and COMMIT as another; rows as tuples.
+        with conn.cursor(row_factory=tuple_row) as curs:
+            try:
+                recorded, closed, versions = self._lock_and_read(conn, curs, events, streams)
+                decisions = decide(
+                    events, {k: v[0] for k, v in recorded.items()}, closed, hashes=hashes
+                )
+                accepted = [
+                    (d, attribution, digest, stream)
+                    for d, (_, attribution), digest, stream in zip(
+                        decisions, batch, hashes, streams, strict=True
+                    )
+                    if d.verdict is Verdict.RECORD
+                ]
+                positions = self._record_and_commit(conn, curs, accepted, versions, notify)
+            except BaseException:
+                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                    with contextlib.suppress(Exception):
+                        conn.execute("ROLLBACK")
+                raise
+        self._count_appended("packing", len(positions))  # committed
+        outcomes = []
+        for d in decisions:
+            key = (d.event.tenant, d.event.event_id)
+            position = positions.get(key) or (recorded[key][1] if key in recorded else None)
+            outcomes.append(Outcome(d.event, d.verdict, position))
+        return outcomes
+
+    def _lock_and_read(
+        self, conn: Connection[DictRow], curs: Any, events: list[PackingEvent], streams: list[str]
+    ) -> tuple[dict[tuple[str, str], tuple[bytes, int]], set[tuple[str, str]], dict[str, int]]:
+        """Begin, lock, and read recorded eventIds, closed orders and stream versions."""
+        recorded: dict[tuple[str, str], tuple[bytes, int]] = {}
+        closed: set[tuple[str, str]] = set()
+        versions: dict[str, int] = {}
+        keys = orjson.dumps(
+            {
+                "e": [(e.tenant, e.event_id) for e in events],
+                "o": [(e.tenant, e.order_id) for e in events],
+                "s": list(set(streams)),
+            }
+        )
+        curs.execute(self._begin_lock_and_read + literal(conn, keys) + b")")
+        while curs.description is None and curs.nextset():
+            pass  # past BEGIN, SET and LOCK to the read's rows
+        for kind, tenant, ref, content_hash, n in curs.fetchall():
+            if kind == "e":
+                recorded[(tenant, ref)] = (bytes(content_hash), n)
+            elif kind == "c":
+                closed.add((tenant, ref))
+            elif n is not None:
+                versions[ref] = n
+        return recorded, closed, versions
+
+    def _record_and_commit(
+        self,
+        conn: Connection[DictRow],
+        curs: Any,
+        accepted: list[tuple[Decision, Attribution, bytes, str]],
+        versions: dict[str, int],
+        notify: bool,
+    ) -> dict[tuple[str, str], int]:
+        if not accepted:
+            curs.execute("COMMIT")
+            return {}
+        now = DomainEvent.create_timestamp()
+        recorded_at = {"_type_": "datetime_iso", "_data_": now.isoformat()}
+        fields = []
+        states = []
+        at = 1  # where the event's state starts in the batch's states, counted from 1
+        for i, (d, who, digest, stream) in enumerate(accepted):
+            ev = d.event
+            version = versions.get(stream, 0) + 1
+            versions[stream] = version
+            state = stored_state(ev, who, recorded_at)
+            if state is None:
+                state = self.mapper.to_stored_event(
+                    recorded_event(ev, who, UUID(stream), version, now)
+                ).state
+            states.append(state)
+            fields.append(
+                {
+                    "i": i,
+                    "stream": stream,
+                    "version": version,
+                    "topic": PACKING_EVENT_TOPIC,
+                    "at": at,
+                    "size": len(state),
+                    "tenant": ev.tenant,
+                    "event_id": ev.event_id,
+                    "content_hash": digest.hex(),
+                    "order_id": ev.order_id,
+                    "product_id": ev.product_id,
+                    "event_time": ev.event_time,
+                }
+            )
+            at += len(state)
+        rows = curs.execute(
+            b"EXECUTE "
+            + INSERT_PACKING_EVENTS.encode()
+            + b"("
+            + literal(conn, orjson.dumps(fields))
+            + b", decode('"
+            + binascii.hexlify(b"".join(states))  # hex digits only: never needs escaping
+            + b"', 'hex'))"
+            + (NOTIFY_AND_COMMIT if notify else b"; COMMIT")
+        ).fetchall()
+        assert len(rows) == len(accepted)
+        return {(tenant, event_id): position for tenant, event_id, position in rows}
+
+    def run_order_command(
+        self, tenant: str, order_id: str, decide: Callable[[OrderContext], list[Fact]]
+    ) -> list[int]:
+        """Fold the order under the write lock, let `decide` judge, append its facts.
+
+        Domain errors raised by `decide` (ledger.orders.OrderError) roll back and
+        propagate; nothing is recorded.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            self.recorder.lock_table(curs)
+            context = OrderContext(curs, tenant, order_id)
+            facts = decide(context)
+            if not facts:
+                return []
+            stream = order_stream_id(tenant, order_id)
+            version = self.recorder.next_versions(curs, [stream])[stream]
+            now = DomainEvent.create_timestamp()
+            events: list[DomainEvent] = []
+            for i, fact in enumerate(facts):
+                events.append(
+                    fact.cls(  # type: ignore[call-arg]
+                        originator_id=stream,
+                        originator_version=version + i,
+                        timestamp=now,
+                        tenant=tenant,
+                        order_id=order_id,
+                        **fact.fields,
+                    )
+                )
+            ids = self.recorder.insert_in_transaction(
+                curs, [self.mapper.to_stored_event(e) for e in events]
+            )
+            for event, position in zip(events, ids, strict=True):
+                if isinstance(event, OrderCancelled):
+                    curs.execute(sql.CLOSE_ORDER, (tenant, order_id, position))
+                for hook in self.on_recorded:
+                    hook(curs, event, position)
+        self._count_appended("order", len(ids))  # committed: the block has exited
+        return ids
+
+    # -- reading -----------------------------------------------------------------------
+
+    def head(self) -> int:
+        """The notification id of the newest recorded event (0 when empty)."""
+        return self.recorder.max_notification_id() or 0
+
+    def events_after(
+        self, tenant: str, after: datetime | None, offset: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """A page of a tenant's packing events, strictly after `after`, by (time, position).
+
+        The page is chosen on the feed index alone (tenant, event_time, position): the
+        `timestamp` filter is a keyset start on that index, and an offset skips index
+        entries only. Just the page's rows are then looked up by key (a LATERAL lookup:
+        a plain join tempted the planner into scanning the whole store), and PostgreSQL
+        returns their states as one JSON array, so a 20,000-event page costs one value
+        and one decode rather than 20,000 rows (docs/BENCHMARKS.md).
+        """
+        with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
+            row = curs.execute(
+                sql.FEED_PAGE, (tenant, after or _BEGINNING, offset, limit)
+            ).fetchone()
+        blob = row["page"] if row else None
+        return orjson.loads(blob) if blob else []

@@ -1,0 +1,105 @@
+"""The SQL text of the event store's append, feed and order reads (one place to read it)."""
+
+from __future__ import annotations
+
+# Everything the decision needs: which eventIds the tenant already has (with their
+# content hash), which orders are closed, each line stream's version. The batch's keys
+# arrive as one JSON document ({"e": [[tenant, eventId]...], "o": [[tenant, order]...],
+# "s": [stream...]}): one orjson call instead of five arrays dumped element by element in
+# Python (docs/BENCHMARKS.md). Each key is looked up on its index (LATERAL ... OFFSET 0
+# keeps the lookup a nested index probe): as a plain join, a store whose statistics lag
+# behind its growth (any fresh one) was hash-joined against a sequential scan of every
+# recorded event, once per batch. The probe names only the eventId, which leads the
+# primary key and no other index, and the tenant is checked outside it, so no plan made
+# while the store was small can probe another index (migrations/0006_key_lookups.sql).
+# Prepared by name on each writer connection (`prepare_append`).
+READ_FOR_DECISION = """
+WITH batch AS MATERIALIZED (SELECT $1::json AS j)
+SELECT 'e' AS kind, k.t AS tenant, k.e AS ref, p.content_hash, p.position AS n
+FROM (SELECT DISTINCT x->>0, x->>1 FROM batch, json_array_elements(j->'e') x) AS k(t, e),
+LATERAL (SELECT tenant, content_hash, position FROM packing_events
+         WHERE event_id = k.e OFFSET 0) p
+WHERE p.tenant = k.t
+UNION ALL
+SELECT 'c', k.t, k.o, NULL, NULL
+FROM (SELECT DISTINCT x->>0, x->>1 FROM batch, json_array_elements(j->'o') x) AS k(t, o)
+WHERE EXISTS (SELECT FROM closed_orders WHERE tenant = k.t AND order_id = k.o OFFSET 0)
+UNION ALL
+SELECT 'v', NULL, s.id, NULL,
+       (SELECT max(originator_version) FROM stored_events WHERE originator_id = s.id::uuid)
+FROM batch, json_array_elements_text(j->'s') AS s(id)
+"""
+
+# The events (the library's table and columns) and their index rows in one statement;
+# index rows join on (stream, version), so positions can never be mismatched. Each
+# event's fields arrive as one object of a JSON array, read by json_to_recordset in one
+# pass (an accessor per field would parse each element again); the stored states (the
+# library's bytes, unchanged) arrive as one bytea, each event naming where its own
+# starts and its size. Events are inserted in batch order. Prepared by name, like the
+# read.
+INSERT_PACKING_EVENTS = """
+WITH k AS MATERIALIZED (
+    SELECT r.i, r.stream, r.version, r.topic, substring($2 FROM r.at FOR r.size) AS state,
+           r.tenant, r.event_id, decode(r.content_hash, 'hex') AS content_hash,
+           r.order_id, r.product_id, r.event_time
+    FROM json_to_recordset($1::json) AS r(
+        i int, stream uuid, version bigint, topic text, at int, size int, tenant text,
+        event_id text, content_hash text, order_id text, product_id text,
+        event_time timestamptz)
+), new_events AS (
+    INSERT INTO stored_events (originator_id, originator_version, topic, state)
+    SELECT stream, version, topic, state FROM k ORDER BY i
+    RETURNING originator_id, originator_version, notification_id
+), indexed AS (
+    INSERT INTO packing_events
+        (tenant, event_id, content_hash, position, order_id, product_id, event_time)
+    SELECT k.tenant, k.event_id, k.content_hash, e.notification_id, k.order_id,
+           k.product_id, k.event_time
+    FROM k
+    JOIN new_events e ON e.originator_id = k.stream AND e.originator_version = k.version
+    RETURNING tenant, event_id, position
+)
+SELECT tenant, event_id, position FROM indexed
+"""
+
+
+# A page of the events feed (EventStore.events_after).
+FEED_PAGE = (
+    "WITH page AS MATERIALIZED ("
+    " SELECT position, event_time FROM packing_events WHERE tenant = %s AND event_time > %s"
+    " ORDER BY event_time, position OFFSET %s LIMIT %s) "
+    "SELECT '['::bytea || string_agg(s.state, ','::bytea ORDER BY page.event_time, page.position)"
+    " || ']'::bytea AS page "
+    "FROM page, LATERAL (SELECT state FROM stored_events"
+    " WHERE notification_id = page.position OFFSET 0) s"  # OFFSET 0: keep it a lookup
+)
+
+
+# The next version of each of some streams; the table lock makes the read race-free.
+NEXT_VERSIONS = (
+    "SELECT originator_id, max(originator_version) AS v FROM stored_events "
+    "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+)
+
+# An order closed to writes, in the transaction that records its OrderCancelled.
+CLOSE_ORDER = "INSERT INTO closed_orders (tenant, order_id, position) VALUES (%s, %s, %s)"
+
+# One order's own stream, oldest first (OrderContext).
+ORDER_STREAM = (
+    "SELECT topic, state FROM stored_events WHERE originator_id = %s ORDER BY originator_version"
+)
+
+# The states of one order's packing events, in recording order (OrderContext.lines).
+ORDER_LINES = (
+    "SELECT s.state FROM packing_events p "
+    "JOIN stored_events s ON s.notification_id = p.position "
+    "WHERE p.tenant = %s AND p.order_id = %s ORDER BY p.position"
+)
+
+# Take a tenant's next holding area number (never handed out again).
+NEXT_HOLDING_AREA = (
+    "INSERT INTO holding_area_sequences (tenant, last_number) VALUES (%s, 1) "
+    "ON CONFLICT (tenant) DO UPDATE "
+    "SET last_number = holding_area_sequences.last_number + 1 "
+    "RETURNING last_number"
+)
