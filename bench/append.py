@@ -26,19 +26,11 @@ from bench.cpu import cpu_seconds  # noqa: E402
 from bench.seed import seeded_database  # noqa: E402
 from ledger.adapters.event_store import EventStore  # noqa: E402
 from ledger.domain.packing import Attribution, PackingEvent  # noqa: E402
+from tests.support import packing_event  # noqa: E402
 
 
 def scan(i: int, run: str) -> PackingEvent:
-    return PackingEvent(
-        tenant="demo",
-        event_id=f"{run}-{i}",
-        order_id=f"o{i % 500}",
-        product_id=f"p{i % 7}",
-        unit="H87",
-        event_time="2024-05-01T10:00:00.000Z",
-        site="main",
-        packed=1,
-    )
+    return packing_event(f"{run}-{i}", order_id=f"o{i % 500}", product_id=f"p{i % 7}", packed=1)
 
 
 def main() -> None:

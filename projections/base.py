@@ -7,20 +7,20 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from ledger.adapters.json_columns import register as register_json_columns
-from ledger.domain.status import kind_of
+from ledger.domain.events import LedgerEvent, event_class
 
 # A rebuild may run without the store's module: json and jsonb columns through orjson.
 register_json_columns()
 
 
 class Recorded(NamedTuple):
-    """One stored event as projections see it: position, kind and decoded fields.
+    """One stored event as projections see it: position, event class and decoded fields.
 
     A NamedTuple rather than a frozen dataclass: a rebuild makes millions of them.
     """
 
     position: int
-    kind: str
+    cls: type[LedgerEvent] | None  # None: a topic the ledger never writes (ignored)
     data: dict[str, Any]
 
 
@@ -31,7 +31,8 @@ def decode_rows(rows: list[tuple[int, str, bytes]]) -> list[Recorded]:
     events and needs only their fields (tests check both decoders agree).
     """
     loads = orjson.loads
-    return [Recorded(pos, kind_of(topic), loads(state)) for pos, topic, state in rows]
+    classes = event_class
+    return [Recorded(pos, classes(topic), loads(state)) for pos, topic, state in rows]
 
 
 class Accumulator(Protocol):
@@ -57,6 +58,10 @@ class Projection(Protocol):
 
     name: str
     tables: tuple[str, ...]
+    # The event classes it folds, and those it ignores on purpose: between them, every
+    # class of ledger.domain.events (tests/unit/test_event_handlers.py).
+    handles: frozenset[type[LedgerEvent]]
+    ignores: frozenset[type[LedgerEvent]]
 
     def accumulator(self, suffix: str = "") -> Accumulator:
         """An accumulator writing to the tables named `table + suffix`."""

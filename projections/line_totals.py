@@ -6,12 +6,28 @@ from typing import Any
 
 from psycopg import sql
 
+from ledger.domain import events
+from ledger.domain.events import PackingEventRecorded
 from projections.base import Recorded
 
 
 class LineTotals:
     name: str = "line_totals"
     tables: tuple[str, ...] = ("line_totals",)
+    handles: frozenset[type[events.LedgerEvent]] = frozenset({events.PackingEventRecorded})
+    # Order facts change no line's sums.
+    ignores: frozenset[type[events.LedgerEvent]] = frozenset(
+        {
+            events.OrderRegistered,
+            events.PackingStatusChanged,
+            events.AssigneeAdded,
+            events.AssigneeRemoved,
+            events.PackagingChanged,
+            events.OrderCancelled,
+            events.OrderFinished,
+            events.HoldingAreaAssigned,
+        }
+    )
 
     def accumulator(self, suffix: str = "") -> LineTotalsAccumulator:
         return LineTotalsAccumulator("line_totals" + suffix)
@@ -26,8 +42,9 @@ class LineTotalsAccumulator:
 
     def fold(self, curs: Any, events: list[Recorded]) -> None:
         acc = self.pending
+        packed = PackingEventRecorded
         for ev in events:
-            if ev.kind != "PackingEventRecorded":
+            if ev.cls is not packed:
                 continue
             d = ev.data
             key = (d["tenant"], d["order_id"], d["product_id"])

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 from psycopg import sql
 
-from ledger.domain.status import OrderState, apply
+from ledger.domain.events import LedgerEvent, OrderRegistered
+from ledger.domain.status import FOLDS, OrderState, apply
 from projections.base import Recorded
 
 _COLUMNS = (
@@ -58,6 +59,8 @@ def load_query(table: sql.Identifier) -> sql.Composed:
 class OrderStatus:
     name: str = "order_status"
     tables: tuple[str, ...] = ("order_status",)
+    handles: frozenset[type[LedgerEvent]] = frozenset(FOLDS)  # the order state's own folds
+    ignores: frozenset[type[LedgerEvent]] = frozenset()
 
     def accumulator(self, suffix: str = "") -> OrderStatusAccumulator:
         return OrderStatusAccumulator(sql.Identifier("order_status" + suffix))
@@ -90,8 +93,8 @@ class OrderStatusAccumulator:
             state = states.get(key)
             if state is None:
                 state = states[key] = OrderState(tenant=key[0], order_id=key[1])
-            apply(state, ev.kind, ev.data)
-            if ev.kind == "OrderRegistered":
+            apply(state, ev.cls, ev.data)
+            if ev.cls is OrderRegistered:
                 self.registered.add(key)
         self.dirty.update(keys)
 

@@ -11,19 +11,11 @@ from ledger.adapters.event_store import EventStore
 from ledger.domain import orders
 from ledger.domain.packing import Attribution, PackingEvent, Verdict
 from ledger.services.group_commit import IDLE_RELEASE_SECONDS, GroupCommitter
+from tests.support import packing_event
 
 
 def scan(event_id: str, order: str = "o1", packed: int = 1) -> PackingEvent:
-    return PackingEvent(
-        tenant="demo",
-        event_id=event_id,
-        order_id=order,
-        product_id="p1",
-        unit="H87",
-        event_time="2024-05-01T10:00:00.000Z",
-        site="main",
-        packed=packed,
-    )
+    return packing_event(event_id, order_id=order, packed=packed)
 
 
 def recorded_ids(url: str) -> list[str]:

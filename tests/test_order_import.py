@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from cli.main import main
+from ledger.domain.events import OrderRegistered
 from ledger.domain.order_import import NotAnOrder, from_sales_order
-from ledger.domain.status import OrderState, apply, kind_of
+from ledger.domain.status import OrderState, apply
 from tests.test_orders_api import SPEC_PATH
 
 ORDER_API = SPEC_PATH.parent / "emporix-order-api.yml"
@@ -94,7 +95,7 @@ def test_weighed_entries_keep_their_measure_and_ordered_amount_wins() -> None:
     assert second == {"entryId": "e2", "productId": "e2", "totalCount": 1, "orderUnit": "H87"}
     assert "customer" not in doc  # nothing known: absent, not empty
     # what the status rule and packedAmountInPc read from the registered document
-    state = apply(OrderState("t", "o1"), kind_of("x:OrderRegistered"), {"document": doc})
+    state = apply(OrderState("t", "o1"), OrderRegistered, {"document": doc})
     assert state.counts() == (4, 0, 0)
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ledger.adapters.event_store import EventStore
 from ledger.domain import orders
+from ledger.domain.events import LedgerEvent, OrderRegistered, PackingEventRecorded
 from ledger.domain.packing import Attribution, PackingEvent
 from ledger.domain.status import OrderState, apply
 from projections.rebuild import rebuild
@@ -90,14 +91,14 @@ def expected_orders(
 
 def _facts(
     tenant: str, registered: list[str], events: list[PackingEvent]
-) -> list[tuple[str, dict[str, Any]]]:
-    facts: list[tuple[str, dict[str, Any]]] = [
-        ("OrderRegistered", {"order_id": o, "document": {"id": o, "entries": ENTRIES}})
+) -> list[tuple[type[LedgerEvent], dict[str, Any]]]:
+    facts: list[tuple[type[LedgerEvent], dict[str, Any]]] = [
+        (OrderRegistered, {"order_id": o, "document": {"id": o, "entries": ENTRIES}})
         for o in registered
     ]
     facts += [
         (
-            "PackingEventRecorded",
+            PackingEventRecorded,
             {
                 "order_id": e.order_id,
                 "product_id": e.product_id,

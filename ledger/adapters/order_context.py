@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 
 from ledger.adapters import sql
-from ledger.domain.events import order_stream_id
-from ledger.domain.status import OrderState, apply, kind_of
+from ledger.domain.events import event_class, order_stream_id
+from ledger.domain.status import OrderState, apply
 
 
 class OrderContext:
@@ -20,7 +20,7 @@ class OrderContext:
         self.order_id = order_id
         self.state = OrderState(tenant=tenant, order_id=order_id)
         for row in curs.execute(sql.ORDER_STREAM, (order_stream_id(tenant, order_id),)):
-            apply(self.state, kind_of(row["topic"]), orjson.loads(bytes(row["state"])))
+            apply(self.state, event_class(row["topic"]), orjson.loads(bytes(row["state"])))
 
     def lines(self) -> tuple[dict[str, list[int]], dict[str, str]]:
         """Exact [packed, canceled] per product and the last unit, from the line streams."""

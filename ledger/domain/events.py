@@ -44,6 +44,18 @@ def order_stream_id(tenant: str, order_id: str) -> UUID:
 # format for the whole store, readable by any version (docs/architecture.md, "Topics").
 STORED_TOPIC_MODULE = "ledger.events"
 
+# Every event class by the topic it is stored under (filled as the classes are defined).
+EVENT_CLASSES: dict[str, type[LedgerEvent]] = {}
+
+
+def event_class(topic: str) -> type[LedgerEvent] | None:
+    """The event class a stored topic names; None for a topic the ledger never writes.
+
+    Projections and folds dispatch on the class, so renaming a class cannot leave a
+    handler matching a stale name (tests/unit/test_event_handlers.py).
+    """
+    return EVENT_CLASSES.get(topic)
+
 
 @dataclass(frozen=True)
 class LedgerEvent(DomainEvent):
@@ -59,6 +71,7 @@ class LedgerEvent(DomainEvent):
         super().__init_subclass__(**kwargs)
         cls.TOPIC = f"{STORED_TOPIC_MODULE}:{cls.__qualname__}"
         register_topic(cls.TOPIC, cls)  # decodable before anything was encoded
+        EVENT_CLASSES[cls.TOPIC] = cls
 
 
 @dataclass(frozen=True)

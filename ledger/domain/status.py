@@ -11,9 +11,11 @@ IN_PROGRESS, PRE_PACKED), so a PACKED order stays PACKED until someone re-opens 
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from ledger.domain import events
 
 INITIAL, IN_PROGRESS, PRE_PACKED, PACKED, CANCELLED = (
     "INITIAL",
@@ -107,46 +109,81 @@ class OrderState:
         return total, packed, canceled
 
 
-@functools.cache
-def kind_of(topic: str) -> str:
-    """`ledger.events:OrderRegistered` -> `OrderRegistered` (cached: a handful of topics)."""
-    return topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+Fold = Callable[[OrderState, dict[str, Any]], None]
 
 
-def apply(state: OrderState, kind: str, ev: dict[str, Any]) -> OrderState:
-    """Fold one event (its kind and stored fields) into the order's state."""
+def _packed(state: OrderState, ev: dict[str, Any]) -> None:
+    line = state.lines.setdefault(ev["product_id"], [0, 0])
+    line[0] += ev["packed"]
+    line[1] += ev["canceled"]
+    state.active = True
+    state.rederive()
+
+
+def _registered(state: OrderState, ev: dict[str, Any]) -> None:
+    state.document = ev["document"]
+    state.rederive()
+
+
+def _status_changed(state: OrderState, ev: dict[str, Any]) -> None:
+    state.status = ev["status"]
+    if ev["status"] != INITIAL:
+        state.active = True
+
+
+def _assignee_added(state: OrderState, ev: dict[str, Any]) -> None:
+    replaced = set(ev.get("replaced") or [])
+    state.assignees = [a for a in state.assignees if a.get("id") not in replaced]
+    state.assignees = [a for a in state.assignees if a.get("id") != ev["assignee"].get("id")]
+    state.assignees.append(ev["assignee"])
+    state.active = True
+    state.rederive()
+
+
+def _assignee_removed(state: OrderState, ev: dict[str, Any]) -> None:
+    state.assignees = [a for a in state.assignees if a.get("id") != ev["assignee_id"]]
+
+
+def _packaging_changed(state: OrderState, ev: dict[str, Any]) -> None:
+    state.packaging = ev["packaging"]
+
+
+def _finished(state: OrderState, ev: dict[str, Any]) -> None:
+    state.status = PACKED
+    state.active = True
+    state.assignees = []
+
+
+def _cancelled(state: OrderState, ev: dict[str, Any]) -> None:
+    state.status = CANCELLED
+
+
+def _holding_area(state: OrderState, ev: dict[str, Any]) -> None:
+    state.holding_area_number = ev["number"]
+
+
+# How each kind of fact changes an order's state, keyed by event class: every class of
+# ledger.domain.events has an entry (tests/unit/test_event_handlers.py).
+FOLDS: dict[type[events.LedgerEvent], Fold] = {
+    events.PackingEventRecorded: _packed,
+    events.OrderRegistered: _registered,
+    events.PackingStatusChanged: _status_changed,
+    events.AssigneeAdded: _assignee_added,
+    events.AssigneeRemoved: _assignee_removed,
+    events.PackagingChanged: _packaging_changed,
+    events.OrderFinished: _finished,
+    events.OrderCancelled: _cancelled,
+    events.HoldingAreaAssigned: _holding_area,
+}
+
+
+def apply(
+    state: OrderState, cls: type[events.LedgerEvent] | None, ev: dict[str, Any]
+) -> OrderState:
+    """Fold one event (its class and stored fields) into the order's state."""
     if state.status == CANCELLED:
         return state  # terminal: nothing after a cancellation changes the order
-    if kind == "PackingEventRecorded":
-        line = state.lines.setdefault(ev["product_id"], [0, 0])
-        line[0] += ev["packed"]
-        line[1] += ev["canceled"]
-        state.active = True
-        state.rederive()
-    elif kind == "OrderRegistered":
-        state.document = ev["document"]
-        state.rederive()
-    elif kind == "PackingStatusChanged":
-        state.status = ev["status"]
-        if ev["status"] != INITIAL:
-            state.active = True
-    elif kind == "AssigneeAdded":
-        replaced = set(ev.get("replaced") or [])
-        state.assignees = [a for a in state.assignees if a.get("id") not in replaced]
-        state.assignees = [a for a in state.assignees if a.get("id") != ev["assignee"].get("id")]
-        state.assignees.append(ev["assignee"])
-        state.active = True
-        state.rederive()
-    elif kind == "AssigneeRemoved":
-        state.assignees = [a for a in state.assignees if a.get("id") != ev["assignee_id"]]
-    elif kind == "PackagingChanged":
-        state.packaging = ev["packaging"]
-    elif kind == "OrderFinished":
-        state.status = PACKED
-        state.active = True
-        state.assignees = []
-    elif kind == "OrderCancelled":
-        state.status = CANCELLED
-    elif kind == "HoldingAreaAssigned":
-        state.holding_area_number = ev["number"]
+    fold = FOLDS.get(cls) if cls is not None else None
+    if fold is not None:
+        fold(state, ev)
     return state
