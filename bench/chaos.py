@@ -51,7 +51,7 @@ from tests.faults import (  # noqa: E402
     stored_packing_events,
     wait_caught_up,
 )
-from tests.test_projection_replay import view_totals  # noqa: E402
+from tests.integration.test_projection_replay import view_totals  # noqa: E402
 
 
 def check(pg: OwnPostgres, bodies: list[dict[str, Any]], report: ScanReport) -> list[str]:
@@ -247,7 +247,7 @@ def two(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
     from projections.base import lock_key
     from projections.registry import PROJECTIONS
     from tests.faults import LockWatcher, order_document, outbox
-    from tests.test_recalculation import FAST
+    from tests.integration.test_recalculation import FAST
 
     fake = FakeOrderService().start()
     env = {**FAST, "PICKPACK_ORDER_SERVICE_URL": fake.url}

@@ -45,7 +45,7 @@ def load_query(table: sql.Identifier) -> sql.Composed:
     One nested lookup per key on the primary key (LATERAL ... OFFSET 0), whatever the
     statistics say of the table's size: the probe names only the order id, which leads
     the primary key and no other index, and the tenant is checked outside it
-    (migrations/0006_key_lookups.sql, tests/test_query_plans.py).
+    (migrations/0006_key_lookups.sql, tests/integration/test_query_plans.py).
     """
     return sql.SQL(
         "SELECT o.tenant, o.order_id, o.document, o.packing_status, o.active, "

@@ -53,7 +53,7 @@ def wait_for_head(
     Each look takes a connection from `connect` and gives it back before sleeping: a
     wait can last the whole timeout when the views lag (a catch-up, a rebuild), and
     readers holding pooled connections meanwhile would leave none for the scanners'
-    appends (tests/test_reads_never_starve_writes.py).
+    appends (tests/reliability/test_reads_never_starve_writes.py).
     """
     if head is None:
         with connect() as conn:

@@ -1,6 +1,6 @@
 """Schemathesis against the live service: every operation of a spec, with a valid token.
 
-Shared by tests/test_fuzz.py (a bounded run inside the suite) and bench/fuzz.py (the
+Shared by tests/reliability/test_fuzz.py (a bounded run inside the suite) and bench/fuzz.py (the
 heavier run). Each generated case is sent over real HTTP to the service; the response
 must not be a 5xx and must conform to the spec that generated the case (status code
 and body schema). Failures are collected rather than raised, so one run reports every
@@ -41,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.test_openapi import resolve  # one $ref resolver for the spec tests
+from tests.integration.test_openapi import resolve  # one $ref resolver for the spec tests
 
 REFERENCE_SPEC = Path(__file__).resolve().parent / "spec" / "emporix-pick-pack-api.yml"
 # Error codes the reference spec defines (errorMessage) but does not list on every operation.

@@ -18,7 +18,7 @@ from projections import runner
 from projections.registry import PROJECTIONS
 from projections.runner import Kept, step
 from tests import fold
-from tests.test_projection_replay import expected_orders, view_orders, view_totals
+from tests.integration.test_projection_replay import expected_orders, view_orders, view_totals
 
 GROUP = list(PROJECTIONS.values())
 

@@ -43,7 +43,7 @@ def test_ready_is_503_while_the_database_is_stopped_and_200_after(tmp_path: Path
                 time.sleep(0.1)
             # The pooled connections died with the server. A scanner retries until its
             # event is taken (the pool reconnects): it is recorded once. Until then the
-            # answer is the spec's retryable 503 (tests/test_fault_outage.py times it).
+            # answer is the spec's retryable 503 (tests/reliability/test_fault_outage.py times it).
             deadline = time.monotonic() + 30
             while True:
                 try:

@@ -10,7 +10,7 @@ import yaml
 from tests.conftest import Service
 
 # The contract, copied into the repository so a fresh clone tests against it.
-SPEC = Path(__file__).resolve().parent / "spec" / "emporix-pick-pack-api.yml"
+SPEC = Path(__file__).resolve().parents[1] / "spec" / "emporix-pick-pack-api.yml"
 
 
 def spec() -> dict[str, Any]:

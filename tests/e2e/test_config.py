@@ -16,7 +16,7 @@ import pytest
 from ledger.config import DESIGN_NAMES, EXTRA_NAMES, ConfigError, Settings
 from tests.conftest import EXAMPLE_EVENT, SECRET, free_port, token
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:

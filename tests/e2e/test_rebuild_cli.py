@@ -13,8 +13,8 @@ import psycopg
 
 from bench.seed import packing_event, seed
 from tests import fold
-from tests.test_projection_replay import view_totals
-from tests.test_projections_live import wait_until
+from tests.integration.test_projection_replay import view_totals
+from tests.integration.test_projections_live import wait_until
 
 
 def cli(db_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:

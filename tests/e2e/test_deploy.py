@@ -20,7 +20,7 @@ import yaml
 from ledger.config import DESIGN_NAMES, Settings
 from tests.conftest import Service, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The design document beside the checkout when there is one, else the copy kept with
 # the spec copies (a fresh clone in CI has no ../shared).
 SHARED_DESIGN = ROOT.parent / "shared" / "DESIGN.md"

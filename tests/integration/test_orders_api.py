@@ -20,7 +20,7 @@ import yaml
 from tests.conftest import EXAMPLE_EVENT, Service, auth
 
 # The contract, copied into the repository so a fresh clone tests against it.
-SPEC_PATH = Path(__file__).resolve().parent / "spec" / "emporix-pick-pack-api.yml"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "spec" / "emporix-pick-pack-api.yml"
 
 TODAY = datetime.now(UTC).date()
 DAY = (TODAY + timedelta(days=3)).isoformat()
