@@ -7,7 +7,10 @@ holds them byte for byte equal).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -32,64 +35,64 @@ def make_mapper() -> Mapper[UUID]:
 PACKING_EVENT_TOPIC = get_topic(PackingEventRecorded)
 
 
-def recorded_event(
-    event: PackingEvent, who: Attribution, stream: UUID, version: int, timestamp: datetime
-) -> PackingEventRecorded:
-    """The domain event that records an accepted scan in its line's stream."""
-    return PackingEventRecorded(
-        originator_id=stream,
-        originator_version=version,
-        timestamp=timestamp,
-        tenant=event.tenant,
-        order_id=event.order_id,
-        event_id=event.event_id,
-        product_id=event.product_id,
-        delivery_cycle=event.delivery_cycle,
-        picked=event.picked,
-        packed=event.packed,
-        canceled=event.canceled,
-        supplier_id=event.supplier_id,
-        unit=event.unit,
-        event_time=event.event_time,
-        site=event.site,
-        book_product=event.book_product,
-        user=who.user,
-        saas_token=who.saas_token,
-    )
+# Where each field of PackingEventRecorded comes from, read off the class itself: the
+# event class is the one definition of what a recorded scan holds. Fields named like an
+# Attribution's come from it, `timestamp` is the recording time, the rest are the scan's.
+_ATTRIBUTION = {f.name for f in dataclasses.fields(Attribution)}
+_SCAN = {f.name for f in dataclasses.fields(PackingEvent)}
+_STREAM = ("originator_id", "originator_version")
 
 
-def stored_state(
-    event: PackingEvent, who: Attribution, recorded_at: dict[str, str]
-) -> bytes | None:
-    """The stored state of :func:`recorded_event`'s event, as the library's mapper writes it.
+def _source(name: str) -> str:
+    if name == "timestamp":
+        return "timestamp"
+    if name in _ATTRIBUTION:
+        return f"who.{name}"
+    if name in _SCAN:
+        return f"event.{name}"
+    raise TypeError(f"PackingEventRecorded.{name}: neither a scan's field nor attribution")
 
-    Straight from the scan: the mapper builds the domain event, copies its attributes
-    and checks each value's type first, about a fifth of the append's Python time per
-    batch (`python bench/append.py`, docs/BENCHMARKS.md). `recorded_at` is the timestamp in the
-    library's datetime transcoding. tests/unit/test_transcoder.py holds the two byte for
-    byte equal. None if orjson cannot write a value (an integer beyond 64 bits): the
-    mapper then decides, as it would have.
-    """
-    try:
-        return orjson.dumps(
-            {
-                "timestamp": recorded_at,
-                "tenant": event.tenant,
-                "order_id": event.order_id,
-                "event_id": event.event_id,
-                "product_id": event.product_id,
-                "delivery_cycle": event.delivery_cycle,
-                "picked": event.picked,
-                "packed": event.packed,
-                "canceled": event.canceled,
-                "supplier_id": event.supplier_id,
-                "unit": event.unit,
-                "event_time": event.event_time,
-                "site": event.site,
-                "book_product": event.book_product,
-                "user": who.user,
-                "saas_token": who.saas_token,
-            }
-        )
-    except orjson.JSONEncodeError:
-        return None
+
+_FIELDS = [f.name for f in dataclasses.fields(PackingEventRecorded) if f.name not in _STREAM]
+
+
+def _compile(source: str, name: str) -> Any:
+    """A function from generated source, as `dataclasses` builds `__init__`: the code is
+    a plain dict literal or call, as fast as written by hand, yet follows the class."""
+    namespace: dict[str, Any] = {
+        "PackingEventRecorded": PackingEventRecorded,
+        "dumps": orjson.dumps,
+        "JSONEncodeError": orjson.JSONEncodeError,
+    }
+    exec(source, namespace)  # the source is built above from field names only
+    return namespace[name]
+
+
+# recorded_event(event, who, stream, version, timestamp): the domain event that records
+# an accepted scan in its line's stream.
+recorded_event: Callable[[PackingEvent, Attribution, UUID, int, datetime], PackingEventRecorded]
+recorded_event = _compile(
+    "def recorded_event(event, who, stream, version, timestamp):\n"
+    "    return PackingEventRecorded(originator_id=stream, originator_version=version, "
+    + ", ".join(f"{name}={_source(name)}" for name in _FIELDS)
+    + ")\n",
+    "recorded_event",
+)
+
+# stored_state(event, who, recorded_at): the stored state of recorded_event's event, as
+# the library's mapper writes it (vars(event) without the stream's id and version, in
+# field order), straight from the scan. The mapper builds the domain event, copies its
+# attributes and checks each value's type first, about a fifth of the append's Python
+# time per batch (`python bench/append.py`, docs/BENCHMARKS.md). `recorded_at` is the
+# timestamp in the library's datetime transcoding. tests/unit/test_transcoder.py holds
+# the two byte for byte equal. None if orjson cannot write a value (an integer beyond
+# 64 bits): the mapper then decides, as it would have.
+stored_state: Callable[[PackingEvent, Attribution, dict[str, str]], bytes | None]
+stored_state = _compile(
+    "def stored_state(event, who, timestamp):\n"
+    "    try:\n"
+    "        return dumps({" + ", ".join(f"{name!r}: {_source(name)}" for name in _FIELDS) + "})\n"
+    "    except JSONEncodeError:\n"
+    "        return None\n",
+    "stored_state",
+)

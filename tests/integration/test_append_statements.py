@@ -19,6 +19,7 @@ from ledger.adapters.event_store import EventStore
 from ledger.adapters.prepared import INSERT_PACKING_EVENTS
 from ledger.domain.events import PackingEventRecorded
 from ledger.domain.packing import Attribution, PackingEvent, Verdict
+from tests.support import packing_event
 
 AWKWARD = [
     "it's",
@@ -35,13 +36,11 @@ FIELDS = ("tenant", "event_id", "order_id", "product_id", "site", "supplier_id",
 
 
 def scan(i: int, text: str) -> PackingEvent:
-    return PackingEvent(
+    return packing_event(
+        f"e{i}-{text}",
         tenant=f"t-{text}",
-        event_id=f"e{i}-{text}",
         order_id=f"o-{text}",
         product_id=f"p-{text}",
-        unit="H87",
-        event_time="2024-05-01T10:00:00.000Z",
         site=text,
         supplier_id=text,
         packed=1,

@@ -19,21 +19,13 @@ from projections.registry import PROJECTIONS
 from projections.runner import Kept, step
 from tests import fold
 from tests.integration.test_projection_replay import expected_orders, view_orders, view_totals
+from tests.support import packing_event
 
 GROUP = list(PROJECTIONS.values())
 
 
 def scan(i: int, order: str) -> PackingEvent:
-    return PackingEvent(
-        tenant="demo",
-        event_id=f"e{i}",
-        order_id=order,
-        product_id=f"p{i % 2}",
-        unit="H87",
-        event_time="2024-05-01T10:00:00.000Z",
-        site="main",
-        packed=1 + i % 3,
-    )
+    return packing_event(f"e{i}", order_id=order, product_id=f"p{i % 2}", packed=1 + i % 3)
 
 
 def lines_of(url: str, order: str) -> Any:

@@ -25,19 +25,11 @@ from projections.order_status import OrderStatus, load_query
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import step
+from tests.support import packing_event
 
 
 def scan(i: int) -> PackingEvent:
-    return PackingEvent(
-        tenant="demo",
-        event_id=f"e{i}",
-        order_id=f"o{i % 50}",
-        product_id="p1",
-        unit="H87",
-        event_time="2024-05-01T10:00:00.000Z",
-        site="main",
-        packed=1,
-    )
+    return packing_event(f"e{i}", order_id=f"o{i % 50}", packed=1)
 
 
 def plan(conn: psycopg.Connection, query: str | sql.Composed, params: tuple[object, ...]) -> str:

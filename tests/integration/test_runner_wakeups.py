@@ -25,19 +25,11 @@ from ledger.services.bootstrap import Runtime
 from ledger.services.group_commit import GroupCommitter
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
+from tests.support import packing_event
 
 
 def scan(event_id: str) -> PackingEvent:
-    return PackingEvent(
-        tenant="demo",
-        event_id=event_id,
-        order_id="o1",
-        product_id="p1",
-        unit="H87",
-        event_time="2024-05-01T10:00:00.000Z",
-        site="main",
-        packed=1,
-    )
+    return packing_event(event_id, packed=1)
 
 
 class Listener:
