@@ -1,1 +1,1 @@
-"""HTTP adapter: the Emporix Pick-Pack API on FastAPI, and the `pickpack` command line."""
+"""The HTTP entrypoint: the Emporix Pick-Pack API on FastAPI."""

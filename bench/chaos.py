@@ -51,7 +51,7 @@ from tests.faults import (  # noqa: E402
     stored_packing_events,
     wait_caught_up,
 )
-from tests.integration.test_projection_replay import view_totals  # noqa: E402
+from tests.support import view_totals  # noqa: E402
 
 
 def check(pg: OwnPostgres, bodies: list[dict[str, Any]], report: ScanReport) -> list[str]:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from bench.append import scan  # noqa: E402
 from bench.cpu import cpu_seconds  # noqa: E402
 from bench.seed import order_document, seeded_database  # noqa: E402
-from ledger.domain import orders  # noqa: E402
 from ledger.adapters.event_store import EventStore  # noqa: E402
+from ledger.domain import orders  # noqa: E402
 from ledger.domain.packing import Attribution  # noqa: E402
 from projections.registry import PROJECTIONS  # noqa: E402
 from projections.runner import Kept, step  # noqa: E402

@@ -1,1 +1,1 @@
-"""cli"""
+"""The `pickpack` command line (entry point: cli.main:main)."""

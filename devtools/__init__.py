@@ -1,1 +1,1 @@
-"""devtools"""
+"""Development tools outside the production packages (the fake Order Service)."""

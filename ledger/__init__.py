@@ -1,1 +1,1 @@
-"""The pick-pack ledger: domain events, rules and the PostgreSQL event store."""
+"""The pick-pack ledger: its domain, adapters and use cases (ledger.domain, adapters, services)."""

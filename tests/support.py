@@ -6,7 +6,10 @@ tests and benches: sensible defaults, any field overridable.
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+import psycopg
 
 from ledger.domain.packing import PackingEvent
 
@@ -33,3 +36,30 @@ def packing_event(
         site=site,
         **fields,
     )
+
+
+def view_totals(url: str, tenant: str | None = None) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT tenant, order_id, product_id, picked, packed, canceled, events "
+            "FROM line_totals WHERE %s::text IS NULL OR tenant = %s",
+            (tenant, tenant),
+        ).fetchall()
+    return {(r[0], r[1], r[2]): (r[3], r[4], r[5], r[6]) for r in rows}
+
+
+def view_orders(url: str, tenant: str | None = None) -> dict[tuple[str, str], tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT tenant, order_id, packing_status, products_total, products_packed, "
+            "products_canceled FROM order_status WHERE %s::text IS NULL OR tenant = %s",
+            (tenant, tenant),
+        ).fetchall()
+    return {(r[0], r[1]): r[2:] for r in rows}
+
+
+def wait_until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)

@@ -1,1 +1,1 @@
-"""ledger/adapters"""
+"""Adapters: PostgreSQL (event store, outbox, pools, migrations) and HTTP (Order Service)."""

@@ -1,1 +1,1 @@
-"""ledger/domain"""
+"""The domain: the recorded facts, the decisions and rules. Plain Python, no I/O."""

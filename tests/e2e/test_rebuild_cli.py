@@ -13,8 +13,7 @@ import psycopg
 
 from bench.seed import packing_event, seed
 from tests import fold
-from tests.integration.test_projection_replay import view_totals
-from tests.integration.test_projections_live import wait_until
+from tests.support import view_totals, wait_until
 
 
 def cli(db_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:

@@ -18,8 +18,8 @@ from projections import runner
 from projections.registry import PROJECTIONS
 from projections.runner import Kept, step
 from tests import fold
-from tests.integration.test_projection_replay import expected_orders, view_orders, view_totals
-from tests.support import packing_event
+from tests.integration.test_projection_replay import expected_orders
+from tests.support import packing_event, view_orders, view_totals
 
 GROUP = list(PROJECTIONS.values())
 

@@ -18,6 +18,7 @@ from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import step
 from tests import fold
+from tests.support import view_orders, view_totals
 
 _tenants = itertools.count()
 
@@ -46,26 +47,6 @@ packing_events = st.builds(
 
 def with_tenant(e: PackingEvent, tenant: str) -> PackingEvent:
     return PackingEvent(**{**e.__dict__, "tenant": tenant})
-
-
-def view_totals(url: str, tenant: str | None = None) -> dict[tuple[str, str, str], tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT tenant, order_id, product_id, picked, packed, canceled, events "
-            "FROM line_totals WHERE %s::text IS NULL OR tenant = %s",
-            (tenant, tenant),
-        ).fetchall()
-    return {(r[0], r[1], r[2]): (r[3], r[4], r[5], r[6]) for r in rows}
-
-
-def view_orders(url: str, tenant: str | None = None) -> dict[tuple[str, str], tuple[Any, ...]]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT tenant, order_id, packing_status, products_total, products_packed, "
-            "products_canceled FROM order_status WHERE %s::text IS NULL OR tenant = %s",
-            (tenant, tenant),
-        ).fetchall()
-    return {(r[0], r[1]): r[2:] for r in rows}
 
 
 def catch_up(url: str, batch: int) -> None:

@@ -11,6 +11,7 @@ from ledger.domain import orders
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
 from tests.conftest import EXAMPLE_EVENT, Service
+from tests.support import wait_until
 
 
 def wait_caught_up(url: str, timeout: float = 10.0) -> None:
@@ -163,13 +164,6 @@ def test_a_killed_listen_connection_does_not_stall_the_projection(db_url: str) -
         wait_until(lambda: _packed(db_url) == 15)
     finally:
         runner.stop()
-
-
-def wait_until(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def test_a_step_that_fails_unexpectedly_is_retried_and_the_runner_lives_on(

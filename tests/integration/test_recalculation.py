@@ -434,13 +434,13 @@ def test_a_job_over_many_orders_queues_them_in_short_transactions(
         register(svc, oid)
         pack(svc, f"ev-{oid}", oid, "p1", 1)
     locks: list[int] = []
-    real_lock = svc.runtime.store.recorder._lock_table
+    real_lock = svc.runtime.store.recorder.lock_table
 
     def counting_lock(curs: Any) -> None:
         locks.append(1)
         real_lock(curs)
 
-    monkeypatch.setattr(svc.runtime.store.recorder, "_lock_table", counting_lock)
+    monkeypatch.setattr(svc.runtime.store.recorder, "lock_table", counting_lock)
     job_id = start_job(svc, {"jobType": "MANUAL", "orderIds": order_ids}).json()["jobId"]
     j = wait_job(svc, job_id)
     assert len(locks) == 3

@@ -22,7 +22,7 @@ from tests.faults import (
     stored_packing_events,
     wait_caught_up,
 )
-from tests.integration.test_projection_replay import view_totals
+from tests.support import view_totals
 
 EVENTS = 2_000
 CLIENTS = 16

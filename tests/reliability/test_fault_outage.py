@@ -30,7 +30,7 @@ from tests.faults import (
     stored_packing_events,
     wait_caught_up,
 )
-from tests.integration.test_projection_replay import view_totals
+from tests.support import view_totals
 
 FAST_503 = 2.0  # seconds: an outage answer must come well before any client's 30 s timeout
 RECOVERY = 5.0  # seconds from the database answering again to the first 200

@@ -36,8 +36,8 @@ from tests.faults import (
     stored_packing_events,
     wait_caught_up,
 )
-from tests.integration.test_projection_replay import view_totals
 from tests.integration.test_recalculation import FAST
+from tests.support import view_totals
 
 ORDERS = 20
 FAILURES = 6  # calculations calls the Order Service refuses with 503 first: retried

@@ -14,7 +14,7 @@ import psycopg
 from ledger.adapters.event_store import EventStore
 from ledger.domain.packing import Attribution, PackingEvent
 from tests import fold
-from tests.integration.test_projection_replay import view_totals
+from tests.support import view_totals
 
 
 def tracked(url: str, name: str) -> int:
