@@ -247,7 +247,7 @@ def two(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
     from projections.base import lock_key
     from projections.registry import PROJECTIONS
     from tests.faults import LockWatcher, order_document, outbox
-    from tests.integration.test_recalculation import FAST
+    from tests.support import FAST_RECALCULATION as FAST
 
     fake = FakeOrderService().start()
     env = {**FAST, "PICKPACK_ORDER_SERVICE_URL": fake.url}

@@ -26,7 +26,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -41,9 +40,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.integration.test_openapi import resolve  # one $ref resolver for the spec tests
+from tests.support import SPEC_PATH, resolve
 
-REFERENCE_SPEC = Path(__file__).resolve().parent / "spec" / "emporix-pick-pack-api.yml"
+REFERENCE_SPEC = SPEC_PATH
 # Error codes the reference spec defines (errorMessage) but does not list on every operation.
 _UNDECLARED_ERRORS = {400, 404, 409}
 

@@ -7,11 +7,35 @@ tests and benches: sensible defaults, any field overridable.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from ledger.domain.packing import PackingEvent
+
+# The contract, copied into the repository so a fresh clone tests against it.
+SPEC_PATH = Path(__file__).resolve().parent / "spec" / "emporix-pick-pack-api.yml"
+
+# Recalculation settings that retry fast: for tests and benches with a fake Order Service.
+FAST_RECALCULATION = {
+    "PICKPACK_ORDER_SERVICE_TOKEN": "os-token",
+    "PICKPACK_RECALC_BACKOFF_SECONDS": "0.02",
+    "PICKPACK_RECALC_MAX_BACKOFF_SECONDS": "0.1",
+    "PICKPACK_RECALC_POLL_SECONDS": "0.02",
+    "PICKPACK_RECALC_MAX_ATTEMPTS": "6",
+    "PICKPACK_ORDER_SERVICE_TIMEOUT_SECONDS": "2",
+}
+
+
+def resolve(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a node's `$ref`s within an OpenAPI document."""
+    while "$ref" in node:
+        target: Any = doc
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
 
 
 def packing_event(

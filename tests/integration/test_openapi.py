@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.conftest import Service
+from tests.support import SPEC_PATH, resolve
 
 # The contract, copied into the repository so a fresh clone tests against it.
-SPEC = Path(__file__).resolve().parents[1] / "spec" / "emporix-pick-pack-api.yml"
+SPEC = SPEC_PATH
 
 
 def spec() -> dict[str, Any]:
     return dict(yaml.safe_load(SPEC.read_text()))
-
-
-def resolve(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        target: Any = doc
-        for part in node["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
 
 
 def test_every_spec_operation_is_served_with_its_operation_id_and_parameters(

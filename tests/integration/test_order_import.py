@@ -18,7 +18,7 @@ from cli.main import main
 from ledger.domain.events import OrderRegistered
 from ledger.domain.order_import import NotAnOrder, from_sales_order
 from ledger.domain.status import OrderState, apply
-from tests.integration.test_orders_api import SPEC_PATH
+from tests.support import SPEC_PATH
 
 ORDER_API = SPEC_PATH.parent / "emporix-order-api.yml"
 

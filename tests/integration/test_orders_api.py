@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import EXAMPLE_EVENT, Service, auth
-
-# The contract, copied into the repository so a fresh clone tests against it.
-SPEC_PATH = Path(__file__).resolve().parents[1] / "spec" / "emporix-pick-pack-api.yml"
+from tests.support import SPEC_PATH
 
 TODAY = datetime.now(UTC).date()
 DAY = (TODAY + timedelta(days=3)).isoformat()

@@ -18,15 +18,9 @@ from ledger.domain import orders
 from ledger.domain.recalculation import Answer, Next, RetryPolicy, job_status, needs_recalculation
 from ledger.services.outbox_dispatcher import OutboxDispatcher
 from tests.conftest import EXAMPLE_EVENT, Service, auth, free_port, start_service
+from tests.support import FAST_RECALCULATION
 
-FAST = {
-    "PICKPACK_ORDER_SERVICE_TOKEN": "os-token",
-    "PICKPACK_RECALC_BACKOFF_SECONDS": "0.02",
-    "PICKPACK_RECALC_MAX_BACKOFF_SECONDS": "0.1",
-    "PICKPACK_RECALC_POLL_SECONDS": "0.02",
-    "PICKPACK_RECALC_MAX_ATTEMPTS": "6",
-    "PICKPACK_ORDER_SERVICE_TIMEOUT_SECONDS": "2",
-}
+FAST = FAST_RECALCULATION
 
 ORDER = {
     "id": "o1",

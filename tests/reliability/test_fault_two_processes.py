@@ -36,7 +36,7 @@ from tests.faults import (
     stored_packing_events,
     wait_caught_up,
 )
-from tests.integration.test_recalculation import FAST
+from tests.support import FAST_RECALCULATION as FAST
 from tests.support import view_totals
 
 ORDERS = 20
