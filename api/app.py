@@ -22,6 +22,7 @@ from api.routes_events import router as events_router
 from api.routes_orders import router as orders_router
 from api.routes_recalculation import router as recalculation_router
 from ledger.services.bootstrap import Runtime
+from api.version import service_version
 
 # FastAPI's native OpenTelemetry, off: the service reports through its own metrics and log.
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -74,7 +75,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
         title="Pick-Pack Service (pickpack-ledger)",
         description="Manage the picking and packing process in-store or in a warehouse. "
         "An event-sourced, drop-in replacement for the Emporix Pick-Pack Service.",
-        version="0.1.0",
+        version=service_version(),
         lifespan=lifespan,
         # The service exports its own metrics and request log (/metrics, docs/operations.md).
         # FastAPI's OpenTelemetry bridge would add nothing without a configured provider,

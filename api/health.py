@@ -9,13 +9,14 @@ from fastapi import APIRouter, Request
 
 from api.responses import JSONBody
 from ledger.adapters.migrate import pending
+from api.version import service_version
 
 router = APIRouter(tags=["Operations"])
 
 
-@router.get("/health", summary="Liveness")
+@router.get("/health", summary="Liveness, and the running version")
 def health() -> dict[str, str]:
-    return {"status": "ok"}
+    return {"status": "ok", "version": service_version()}
 
 
 @router.get("/ready", summary="Readiness: database reachable and migrations applied")

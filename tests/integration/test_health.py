@@ -8,13 +8,14 @@ from pathlib import Path
 import httpx
 
 from ledger.adapters.database import start_embedded
+from api.version import service_version
 from tests.conftest import EXAMPLE_EVENT, Service, auth, start_service
 
 
-def test_health_answers(service: Service) -> None:
+def test_health_answers_with_the_version(service: Service) -> None:
     response = service.client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "version": service_version()}
 
 
 def test_ready_when_the_database_is_migrated(service: Service) -> None:
