@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
-from api import errors
+from api import docs_pages, errors
 from api.auth import make_verifier
 from api.body_limit import BodyLimitMiddleware
 from api.fast_ingest import FastIngest
@@ -77,6 +77,10 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
         "An event-sourced, drop-in replacement for the Emporix Pick-Pack Service.",
         version=service_version(),
         lifespan=lifespan,
+        # FastAPI's pages would load Swagger UI and ReDoc from a CDN: ours serve their
+        # files from the package (api/docs_pages.py).
+        docs_url=None,
+        redoc_url=None,
         # The service exports its own metrics and request log (/metrics, docs/operations.md).
         # FastAPI's OpenTelemetry bridge would add nothing without a configured provider,
         # yet it looks the global providers up on every request, ~5% of the event loop's
@@ -97,4 +101,5 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     app.include_router(metrics_router)
     app.include_router(orders_router)
     app.include_router(recalculation_router)
+    docs_pages.install(app)
     return app
