@@ -21,6 +21,7 @@ from api.observability import AccessLog
 from ledger.adapters.database import Database
 from ledger.config import Settings
 from ledger.services.bootstrap import Runtime
+from tests.browser import chromium, offline_page  # noqa: F401  (fixtures for browser tests)
 from tests.pg import DatabaseFactory, ServerSource
 
 SECRET = "test-secret-0123456789-0123456789-0123456789"
