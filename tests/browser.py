@@ -89,9 +89,13 @@ class OfflinePage:
         self.errors.append(f"uncaught: {error}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[Browser]:
-    """One headless Chromium per test process (a launch costs about a second)."""
+    """A headless Chromium for one test (a launch costs about a second).
+
+    Not shared across tests: while Playwright's sync API is open it leaves its event loop
+    marked as running in the thread, and a later test's `asyncio.run` would refuse to start.
+    """
     executable = chromium_path()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(executable), headless=True)
