@@ -21,8 +21,8 @@ from api.observability import AccessLog, RequestObserver, access_log_enabled
 from api.routes_events import router as events_router
 from api.routes_orders import router as orders_router
 from api.routes_recalculation import router as recalculation_router
-from ledger.services.bootstrap import Runtime
 from api.version import service_version
+from ledger.services.bootstrap import Runtime
 
 # FastAPI's native OpenTelemetry, off: the service reports through its own metrics and log.
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}

@@ -8,8 +8,8 @@ import psycopg
 from fastapi import APIRouter, Request
 
 from api.responses import JSONBody
-from ledger.adapters.migrate import pending
 from api.version import service_version
+from ledger.adapters.migrate import pending
 
 router = APIRouter(tags=["Operations"])
 

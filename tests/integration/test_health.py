@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from ledger.adapters.database import start_embedded
 from api.version import service_version
+from ledger.adapters.database import start_embedded
 from tests.conftest import EXAMPLE_EVENT, Service, auth, start_service
 
 
