@@ -19,7 +19,7 @@ from api.app import create_app
 from api.docs_pages import ASSET_FILES, ASSETS_URL, install
 from tests.conftest import Service
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Sources(HTMLParser):

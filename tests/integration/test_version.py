@@ -9,7 +9,7 @@ from pathlib import Path
 from api.version import service_version
 from tests.conftest import Service
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def pyproject_version() -> str:
