@@ -21,6 +21,7 @@ from api.observability import AccessLog, RequestObserver, access_log_enabled
 from api.routes_events import router as events_router
 from api.routes_orders import router as orders_router
 from api.routes_recalculation import router as recalculation_router
+from api.routes_story import router as story_router
 from api.version import service_version
 from ledger.services.bootstrap import Runtime
 
@@ -101,5 +102,6 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     app.include_router(metrics_router)
     app.include_router(orders_router)
     app.include_router(recalculation_router)
+    app.include_router(story_router)
     docs_pages.install(app)
     return app

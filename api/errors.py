@@ -77,6 +77,8 @@ def for_domain_error(exc: domain.DomainError) -> ApiError:
     """The one mapping of the domain's refusals to the spec's status codes."""
     if isinstance(exc, domain.OrderClosed):
         return Conflict(f"orderId: {exc}")
+    if isinstance(exc, domain.CorrectionRefused):
+        return Conflict(str(exc))
     if isinstance(exc, domain.UnknownOrder):
         return NotFound(f"orderId: {exc}")
     return BadRequest(str(exc))  # an invalid document, a taken or unknown assignee ...

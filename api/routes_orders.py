@@ -25,7 +25,7 @@ from ledger.domain.order_document import (
     present_order,
     present_packlist_item,
 )
-from ledger.services import order_commands
+from ledger.services import order_commands, story
 from projections import read
 
 router = APIRouter()
@@ -173,8 +173,26 @@ def remove_order_assignee(
     responses=_ERRORS,
 )
 def retrieve_order(
-    tenant: Tenant, orderId: OrderId, principal: CanView, rt: RuntimeDep
+    tenant: Tenant,
+    orderId: OrderId,
+    principal: CanView,
+    rt: RuntimeDep,
+    asOf: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Extension: the order as it stood at this instant (ISO 8601 "
+            "date-time with `Z` or an offset), folded from the facts recorded by then.",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
 ) -> JSONBody:
+    if asOf is not None:
+        at = _parse_instant(asOf)
+        body = story.order_as_of(rt.store, tenant, orderId, at)
+        if body is None:
+            raise NotFound(f"orderId: order '{orderId}' was not registered at {asOf}")
+        return JSONBody(body)
     with rt.read_connection(after=read.ORDER_VIEWS) as conn:
         row = read.order_row(conn, tenant, orderId)
         if row is None:
@@ -223,6 +241,18 @@ def retrieve_order_cycles(
     with rt.read_connection(after=("order_status",)) as conn:
         days = read.order_cycles(conn, tenant, siteCode, datetime.now(UTC).date())
     return JSONBody(days)
+
+
+def _parse_instant(value: str) -> datetime:
+    """asOf, to the microsecond (the store's clock): ISO 8601 with `Z` or an offset."""
+    try:
+        # An offset's "+" arrives as a space when a client forgets to URL-encode it.
+        at = datetime.fromisoformat(value.replace(" ", "+").replace("z", "Z"))
+        if at.tzinfo is None:
+            raise ValueError("needs a time zone: `Z` or an offset such as +02:00")
+        return at.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise BadRequest(f"asOf: not an ISO 8601 date-time ({exc})") from None
 
 
 def _parse_date(value: str) -> date:

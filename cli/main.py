@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cli.orders import add_commands as add_order_commands
 
     add_order_commands(sub)
+    from cli.events import add_commands as add_event_commands
+
+    add_event_commands(sub)
     from devtools.fake_order_service import add_commands as add_fake_commands
 
     add_fake_commands(sub)

@@ -7,14 +7,16 @@ from typing import Any
 from psycopg import sql
 
 from ledger.domain import events
-from ledger.domain.events import PackingEventRecorded
+from ledger.domain.events import CorrectionRecorded, PackingEventRecorded
 from projections.base import Recorded
 
 
 class LineTotals:
     name: str = "line_totals"
     tables: tuple[str, ...] = ("line_totals",)
-    handles: frozenset[type[events.LedgerEvent]] = frozenset({events.PackingEventRecorded})
+    handles: frozenset[type[events.LedgerEvent]] = frozenset(
+        {events.PackingEventRecorded, events.CorrectionRecorded}
+    )
     # Order facts change no line's sums.
     ignores: frozenset[type[events.LedgerEvent]] = frozenset(
         {
@@ -43,8 +45,11 @@ class LineTotalsAccumulator:
     def fold(self, curs: Any, events: list[Recorded]) -> None:
         acc = self.pending
         packed = PackingEventRecorded
+        corrected = CorrectionRecorded
         for ev in events:
             if ev.cls is not packed:
+                if ev.cls is corrected:
+                    self._correct(ev.data)
                 continue
             d = ev.data
             key = (d["tenant"], d["order_id"], d["product_id"])
@@ -58,10 +63,24 @@ class LineTotalsAccumulator:
                 row[2] += d["canceled"]
                 row[3] = d["unit"]
                 row[4] += 1
-                if at < row[5]:
+                if row[5] is None:  # the line had only corrections so far
+                    row[5] = row[6] = at
+                elif at < row[5]:
                     row[5] = at
                 elif at > row[6]:
                     row[6] = at
+
+    def _correct(self, d: dict[str, Any]) -> None:
+        """A correction's signed deltas, added to its line's sums (not an event count,
+        nor a scanner time: those describe the scans)."""
+        key = (d["tenant"], d["order_id"], d["product_id"])
+        row = self.pending.get(key)
+        if row is None:
+            self.pending[key] = [d["picked"], d["packed"], d["canceled"], d["unit"], 0, None, None]
+        else:
+            row[0] += d["picked"]
+            row[1] += d["packed"]
+            row[2] += d["canceled"]
 
     def held(self) -> int:
         return 0  # sums are written and forgotten at each flush

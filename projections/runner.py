@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -198,6 +198,8 @@ class ProjectionRunner:
         self.max_failure_backoff = max_failure_backoff
         self.failures = 0  # steps that failed with an unexpected error
         self.wake = threading.Event()
+        # Called on the LISTEN thread for each notification (the change feed's waiters).
+        self.on_notify: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, name=f"projection-{self.name}", daemon=True),
@@ -287,9 +289,13 @@ class ProjectionRunner:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     backoff = 0.1
                     self.wake.set()  # we may have missed news while reconnecting
+                    for hook in self.on_notify:
+                        hook()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
                             self.wake.set()
+                            for hook in self.on_notify:
+                                hook()
             except psycopg.Error as exc:
                 log.info(
                     "projection %s: LISTEN lost (%s); polling until it returns", self.name, exc

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -52,7 +53,13 @@ from ledger.adapters.prepared import (
     prepared_connections,
 )
 from ledger.adapters.recorder import LedgerRecorder
-from ledger.domain.events import OrderCancelled, line_stream_key, order_stream_id
+from ledger.domain.events import (
+    CorrectionRecorded,
+    OrderCancelled,
+    line_stream_id,
+    line_stream_key,
+    order_stream_id,
+)
 from ledger.domain.orders import Fact
 from ledger.domain.packing import Attribution, Decision, Outcome, PackingEvent, Verdict, decide
 
@@ -60,6 +67,15 @@ from ledger.domain.packing import Attribution, Decision, Outcome, PackingEvent, 
 register_json_columns()
 
 _BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+log = logging.getLogger(__name__)
+
+
+def _stream_of(tenant: str, order_id: str, fact: Fact) -> UUID:
+    """A correction belongs to its order line's stream; every other order fact to the
+    order's own stream."""
+    if fact.cls is CorrectionRecorded:
+        return line_stream_id(tenant, order_id, fact.fields["product_id"])
+    return order_stream_id(tenant, order_id)
 
 
 class EventStore:
@@ -87,6 +103,9 @@ class EventStore:
         ).encode()
         # Called inside the append transaction for each order fact (e.g. the outbox).
         self.on_recorded: list[Callable[[Any, DomainEvent, int], None]] = []
+        # Called after an order command's transaction committed facts (the change
+        # feed's waiters; the scans' writer has its own, GroupCommitter.on_commit).
+        self.on_committed: list[Callable[[], None]] = []
         # Events this process appended (committed), by stream kind: for /metrics.
         self._appended = {"packing": 0, "order": 0}
         self._appended_lock = threading.Lock()
@@ -281,30 +300,42 @@ class EventStore:
             facts = decide(context)
             if not facts:
                 return []
-            stream = order_stream_id(tenant, order_id)
-            version = self.recorder.next_versions(curs, [stream])[stream]
+            streams = [_stream_of(tenant, order_id, fact) for fact in facts]
+            versions = self.recorder.next_versions(curs, streams)
             now = DomainEvent.create_timestamp()
             events: list[DomainEvent] = []
-            for i, fact in enumerate(facts):
+            for fact, stream in zip(facts, streams, strict=True):
                 events.append(
                     fact.cls(  # type: ignore[call-arg]
                         originator_id=stream,
-                        originator_version=version + i,
+                        originator_version=versions[stream],
                         timestamp=now,
                         tenant=tenant,
                         order_id=order_id,
                         **fact.fields,
                     )
                 )
+                versions[stream] += 1
             ids = self.recorder.insert_in_transaction(
                 curs, [self.mapper.to_stored_event(e) for e in events]
             )
             for event, position in zip(events, ids, strict=True):
+                # Indexed for the change feed and the order's history, in this transaction.
+                curs.execute(sql.RECORD_ORDER_FACT, (tenant, position, order_id))
                 if isinstance(event, OrderCancelled):
                     curs.execute(sql.CLOSE_ORDER, (tenant, order_id, position))
+                elif isinstance(event, CorrectionRecorded):
+                    curs.execute(
+                        sql.RECORD_CORRECTION, (tenant, event.correction_id, order_id, position)
+                    )
                 for hook in self.on_recorded:
                     hook(curs, event, position)
         self._count_appended("order", len(ids))  # committed: the block has exited
+        for committed in self.on_committed:
+            try:
+                committed()
+            except Exception:  # committed already: a hook must not fail the command
+                log.exception("on_committed hook failed")
         return ids
 
     # -- reading -----------------------------------------------------------------------

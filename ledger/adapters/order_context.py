@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from ledger.adapters import sql
-from ledger.domain.events import event_class, order_stream_id
+from ledger.domain.events import event_class, line_stream_id, order_stream_id
 from ledger.domain.status import OrderState, apply
 
 
@@ -26,13 +26,32 @@ class OrderContext:
         """Exact [packed, canceled] per product and the last unit, from the line streams."""
         lines: dict[str, list[int]] = {}
         units: dict[str, str] = {}
-        for row in self._curs.execute(sql.ORDER_LINES, (self.tenant, self.order_id)):
+        for row in self._curs.execute(sql.ORDER_LINES, {"t": self.tenant, "o": self.order_id}):
             d = orjson.loads(bytes(row["state"]))
             line = lines.setdefault(d["product_id"], [0, 0])
             line[0] += d["packed"]
             line[1] += d["canceled"]
             units[d["product_id"]] = d["unit"]
         return lines, units
+
+    def line_sums(self, product_id: str) -> dict[str, list[int]]:
+        """[picked, packed, canceled] per unit of one order line, scans and corrections."""
+        sums: dict[str, list[int]] = {}
+        stream = line_stream_id(self.tenant, self.order_id, product_id)
+        for row in self._curs.execute(sql.STREAM, (stream,)):
+            d = orjson.loads(bytes(row["state"]))
+            line = sums.setdefault(d["unit"], [0, 0, 0])
+            line[0] += d["picked"]
+            line[1] += d["packed"]
+            line[2] += d["canceled"]
+        return sums
+
+    def correction(self, correction_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The tenant's recorded correction with this id: its order and stored fields."""
+        row = self._curs.execute(sql.FIND_CORRECTION, (correction_id, self.tenant)).fetchone()
+        if row is None:
+            return None
+        return row["order_id"], orjson.loads(bytes(row["state"]))
 
     def next_holding_area(self) -> int:
         """Take the tenant's next holding area number (never handed out again)."""

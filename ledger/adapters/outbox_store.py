@@ -112,22 +112,31 @@ def claim(curs: Any) -> OutboxRow | None:
     return OutboxRow(r["id"], r["tenant"], r["order_id"], r["job_id"], r["body"], r["attempts"])
 
 
-def settle(curs: Any, row: OutboxRow, outcome: rc.Next, message: str, delay: float) -> None:
-    """Write one attempt's outcome; on success remember the totals the Order Service holds."""
+def settle(
+    curs: Any,
+    row: OutboxRow,
+    outcome: rc.Next,
+    message: str,
+    delay: float,
+    status_code: int | None = None,
+) -> None:
+    """Write one attempt's outcome (with the HTTP status the Order Service answered, for
+    the order's history); on success remember the totals the Order Service holds."""
     attempts = row.attempts + 1
     if outcome is rc.Next.RETRY:
         curs.execute(
             "UPDATE recalculation_outbox SET attempts = %s, last_message = %s, "
+            "last_status_code = %s, "
             "next_attempt_at = now() + make_interval(secs => %s), updated_at = now() "
             "WHERE id = %s",
-            (attempts, message, delay, row.id),
+            (attempts, message, status_code, delay, row.id),
         )
         return
     status = rc.SUCCESS if outcome is rc.Next.DONE else rc.FAILURE
     curs.execute(
         "UPDATE recalculation_outbox SET attempts = %s, last_message = %s, status = %s, "
-        "updated_at = now() WHERE id = %s",
-        (attempts, message, status, row.id),
+        "last_status_code = %s, updated_at = now() WHERE id = %s",
+        (attempts, message, status, status_code, row.id),
     )
     if status == rc.SUCCESS:
         curs.execute(

@@ -89,11 +89,32 @@ ORDER_STREAM = (
     "SELECT topic, state FROM stored_events WHERE originator_id = %s ORDER BY originator_version"
 )
 
-# The states of one order's packing events, in recording order (OrderContext.lines).
+# The states of one order's packing events and corrections, in recording order
+# (OrderContext.lines): a correction's signed deltas count as a scan's amounts do.
 ORDER_LINES = (
-    "SELECT s.state FROM packing_events p "
-    "JOIN stored_events s ON s.notification_id = p.position "
-    "WHERE p.tenant = %s AND p.order_id = %s ORDER BY p.position"
+    "SELECT s.state FROM ("
+    " SELECT position FROM packing_events WHERE tenant = %(t)s AND order_id = %(o)s"
+    " UNION ALL"
+    " SELECT position FROM corrections WHERE tenant = %(t)s AND order_id = %(o)s) p "
+    "JOIN stored_events s ON s.notification_id = p.position ORDER BY p.position"
+)
+
+# One stream's events, oldest first (an order line's scans and corrections).
+STREAM = (
+    "SELECT topic, state FROM stored_events WHERE originator_id = %s ORDER BY originator_version"
+)
+
+# Every fact but the packing events, indexed by tenant and order in the transaction
+# that records it (the change feed and the history read it by position).
+RECORD_ORDER_FACT = "INSERT INTO order_facts (tenant, position, order_id) VALUES (%s, %s, %s)"
+RECORD_CORRECTION = (
+    "INSERT INTO corrections (tenant, correction_id, order_id, position) VALUES (%s, %s, %s, %s)"
+)
+# A recorded correction by its id (idempotency).
+FIND_CORRECTION = (
+    "SELECT c.order_id, s.state FROM corrections c "
+    "JOIN stored_events s ON s.notification_id = c.position "
+    "WHERE c.correction_id = %s AND c.tenant = %s"
 )
 
 # Take a tenant's next holding area number (never handed out again).

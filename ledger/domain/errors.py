@@ -29,3 +29,8 @@ class AssigneeTaken(OrderError):
 
 class InvalidCommand(OrderError):
     """The command names something the order does not have: 400."""
+
+
+class CorrectionRefused(OrderError):
+    """A correction would take a total below zero, or reuses a correctionId with other
+    content: 409; the message names the field."""

@@ -147,3 +147,23 @@ class HoldingAreaAssigned(LedgerEvent):
     """The order got its holding area number from the tenant's sequence (first pack)."""
 
     number: int
+
+
+@dataclass(frozen=True)
+class CorrectionRecorded(LedgerEvent):
+    """An audited correction of an order line: signed deltas of one unit, with a reason.
+
+    Recorded on the line's stream, next to its packing events, so the line's fold sees
+    both in commit order. Never in GET /events (whose amounts the spec keeps
+    non-negative); the history and the change feed show it.
+    """
+
+    correction_id: str
+    product_id: str
+    picked: int
+    packed: int
+    canceled: int
+    unit: str
+    reason: str
+    user: str | None
+    saas_token: str | None  # kept as metadata, never interpreted or shown

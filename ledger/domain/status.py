@@ -112,10 +112,23 @@ class OrderState:
 Fold = Callable[[OrderState, dict[str, Any]], None]
 
 
-def _packed(state: OrderState, ev: dict[str, Any]) -> None:
+def _add_to_line(state: OrderState, ev: dict[str, Any]) -> None:
+    """A scan's amounts or a correction's signed deltas, added to its line's sums."""
     line = state.lines.setdefault(ev["product_id"], [0, 0])
     line[0] += ev["packed"]
     line[1] += ev["canceled"]
+
+
+def _packed(state: OrderState, ev: dict[str, Any]) -> None:
+    _add_to_line(state, ev)
+    state.active = True
+    state.rederive()
+
+
+def _corrected(state: OrderState, ev: dict[str, Any]) -> None:
+    # A correction changes the counts as a scan does (its deltas may be negative), and
+    # the automatic status follows them: PRE_PACKED back to IN_PROGRESS, say.
+    _add_to_line(state, ev)
     state.active = True
     state.rederive()
 
@@ -174,6 +187,7 @@ FOLDS: dict[type[events.LedgerEvent], Fold] = {
     events.OrderFinished: _finished,
     events.OrderCancelled: _cancelled,
     events.HoldingAreaAssigned: _holding_area,
+    events.CorrectionRecorded: _corrected,
 }
 
 

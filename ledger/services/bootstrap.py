@@ -17,6 +17,7 @@ from ledger.adapters.database import Database, provision
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.migrate import migrate
 from ledger.config import Settings
+from ledger.services.changes import CommitBell
 from ledger.services.group_commit import GroupCommitter
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ class Runtime:
     store: EventStore
     committer: GroupCommitter
     workers: list[Any] = field(default_factory=list)
+    # Rung after every commit of facts: the change feed's long-polls and streams wait on it.
+    bell: CommitBell = field(default_factory=CommitBell)
 
     @classmethod
     def start(
@@ -45,6 +48,8 @@ class Runtime:
         committer = GroupCommitter(store)
         committer.start()
         runtime = cls(settings, database, store, committer)
+        committer.on_commit.append(runtime.bell.ring)
+        store.on_committed.append(runtime.bell.ring)
         if run_workers:
             runtime.start_workers()
         return runtime
@@ -57,6 +62,8 @@ class Runtime:
             # This process's own appends wake its runner directly; NOTIFY (sent at most
             # every few milliseconds) is for the other processes' runners.
             self.committer.on_commit.append(runner.wake.set)
+            # Other processes' appends reach this one through the runner's LISTEN.
+            runner.on_notify.append(self.bell.ring)
             self.workers.append(runner)
         dispatcher = start_outbox_dispatcher(self.settings, self.database.url)
         if dispatcher is not None:

@@ -96,5 +96,5 @@ class OutboxDispatcher:
                     answer.message,
                     attempts,
                 )
-            outbox_store.settle(curs, row, outcome, answer.message, delay)
+            outbox_store.settle(curs, row, outcome, answer.message, delay, answer.status)
         return True

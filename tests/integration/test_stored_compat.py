@@ -111,4 +111,9 @@ def test_events_are_stored_under_the_topics_the_store_already_holds() -> None:
 
     stored = {r["topic"] for r in fixture()["stored_events"]}
     classes = LedgerEvent.__subclasses__()
-    assert {get_topic(cls) for cls in classes} == stored
+    # Kinds of fact added after the fixture was written cannot be in it; they are
+    # stored under the same module name as the others.
+    added_since = {"CorrectionRecorded"}
+    assert {get_topic(cls) for cls in classes if cls.__name__ not in added_since} == stored
+    for cls in classes:
+        assert get_topic(cls) == f"ledger.events:{cls.__qualname__}"

@@ -1,0 +1,138 @@
+"""The order's story (extensions): the change feed, an order's history, corrections.
+
+The feed's long-poll and stream hold no thread and no connection while they wait: they
+wait on the runtime's CommitBell (ledger/services/changes.py) and read each page in the
+thread pool.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from api.deps import CanManage, CanView, RuntimeDep
+from api.errors import BadRequest, NotFound
+from api.params import OrderId, SaasToken, Tenant
+from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody
+from api.schemas import ErrorMessage
+from api.story_schemas import ChangesPage, CorrectionCreate, HistoryPage
+from ledger.services import changes, story
+
+router = APIRouter(tags=["Order story"])
+
+MAX_POSITION = 2**62
+Position = Annotated[
+    int, Query(ge=0, le=MAX_POSITION, description="Only facts after this position.")
+]
+Limit = Annotated[
+    int, Query(ge=1, le=changes.MAX_LIMIT, description="At most this many items (1 to 1000).")
+]
+
+_SSE_DOC = {
+    "text/event-stream": {
+        "schema": {"type": "string"},
+        "example": 'id: 42\ndata: {"position":42,"recordedAt":"...","orderId":"123",'
+        '"type":"PackingEventRecorded","data":{...}}\n\n',
+    }
+}
+
+
+@router.get(
+    "/pick-pack/{tenant}/changes",
+    operation_id="GET-pick-pack-changes",
+    summary="Following every fact of the tenant (extension)",
+    description="Every fact of the tenant in commit order, by position: follow `next` and "
+    "you see each fact exactly once, whatever timestamps scanners send. With `wait`, an "
+    "empty answer is held until a fact commits or the time runs out. With `Accept: "
+    "text/event-stream`, the same items stream as server-sent events (`id:` = position; "
+    "resumes after `Last-Event-ID`).",
+    response_model=ChangesPage,
+    responses={200: {"content": _SSE_DOC}, **ERROR_DOCS},
+)
+async def list_changes(
+    tenant: Tenant,
+    principal: CanView,
+    rt: RuntimeDep,
+    after: Position = 0,
+    limit: Limit = 100,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=changes.MAX_WAIT_SECONDS, description="Seconds to hold an empty answer."),
+    ] = 0,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="Streams resume after this position."),
+    ] = None,
+) -> Any:
+    async def read_page(position: int) -> dict[str, Any]:
+        return await run_in_threadpool(changes.read, rt.store, tenant, position, limit)
+
+    if accept is not None and "text/event-stream" in accept:
+        if last_event_id:
+            try:
+                after = int(last_event_id)
+            except ValueError:
+                raise BadRequest("Last-Event-ID: not a position") from None
+            if not 0 <= after <= MAX_POSITION:
+                raise BadRequest("Last-Event-ID: not a position")
+        return StreamingResponse(
+            changes.stream(rt.bell, read_page, after),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    return JSONBody(await changes.poll(rt.bell, read_page, after, wait))
+
+
+@router.get(
+    "/pick-pack/{tenant}/orders/{orderId}/history",
+    operation_id="GET-pick-pack-order-history",
+    summary="Reading an order's history (extension)",
+    description="Every fact of the order in commit order, and its Order Service deliveries.",
+    response_model=HistoryPage,
+    responses={**ERROR_DOCS, 404: {"model": ErrorMessage, "description": "No fact of it."}},
+)
+def order_history(
+    tenant: Tenant,
+    orderId: OrderId,
+    principal: CanView,
+    rt: RuntimeDep,
+    after: Position = 0,
+    limit: Limit = 100,
+) -> JSONBody:
+    page = story.history(rt.store, tenant, orderId, after, limit)
+    if page is None:
+        raise NotFound(f"orderId: the tenant has no fact of order '{orderId}'")
+    return JSONBody(page)
+
+
+@router.post(
+    "/pick-pack/{tenant}/orders/{orderId}/corrections",
+    operation_id="POST-pick-pack-correct-order-line",
+    summary="Correcting an order line (extension)",
+    description="Signed deltas of one unit with a reason, idempotent by correctionId. "
+    "Changes counts, status and the next calculations; shown in the history and the "
+    "change feed, never in GET /events.",
+    responses={
+        **SUCCESS_DOC,
+        **ERROR_DOCS,
+        409: {
+            "model": ErrorMessage,
+            "description": "A total would fall below zero, the correctionId was used with "
+            "other content, or the order is CANCELLED.",
+        },
+    },
+)
+def correct_order_line(
+    tenant: Tenant,
+    orderId: OrderId,
+    body: CorrectionCreate,
+    saas_token: SaasToken,
+    principal: CanManage,
+    rt: RuntimeDep,
+) -> JSONBody:
+    story.correct(rt.store, tenant, orderId, body.to_correction(), principal.subject, saas_token)
+    return JSONBody(SUCCESS)

@@ -1,0 +1,79 @@
+"""Audited corrections of an order line: the decision, on the state read under the lock.
+
+A correction undoes an over-scan (or adds what was missed) with signed deltas and a
+reason, instead of a packing event, whose amounts the spec keeps non-negative. It is
+recorded on the line's stream and counted by the same folds as scans, as deltas of its
+unit. Pure: the store runs the decision under its write lock, so the below-zero check
+cannot race a scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ledger.domain import events as ev
+from ledger.domain.errors import CorrectionRefused, InvalidCommand, OrderClosed
+from ledger.domain.orders import Fact
+from ledger.domain.status import CANCELLED, OrderState
+
+REASON_MAX_LENGTH = 500
+
+# The amounts a correction changes: (field of the API, field of the stored fact).
+AMOUNTS = (("pickedAmount", "picked"), ("packedAmount", "packed"), ("canceledAmount", "canceled"))
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A correction as requested (the API's fields, validated for type and length)."""
+
+    correction_id: str
+    product_id: str
+    picked: int
+    packed: int
+    canceled: int
+    unit: str
+    reason: str
+
+    def same_as(self, order_id: str, stored_order: str, stored: dict[str, Any]) -> bool:
+        """Whether a recorded correction with this id says exactly this (a replay)."""
+        return stored_order == order_id and all(stored.get(k) == v for k, v in asdict(self).items())
+
+
+def correct(
+    state: OrderState,
+    correction: Correction,
+    recorded: tuple[str, dict[str, Any]] | None,
+    sums: dict[str, list[int]],
+    user: str | None,
+    saas_token: str | None,
+) -> list[Fact]:
+    """The facts to record for `correction`, or a refusal.
+
+    `recorded`: the tenant's correction with the same id (its order, stored fields), if
+    any; `sums`: the line's [picked, packed, canceled] per unit, scans and corrections.
+    A replay with the same content records nothing (200); other content is a 409.
+    """
+    if recorded is not None:
+        if correction.same_as(state.order_id, *recorded):
+            return []
+        raise CorrectionRefused(
+            f"correctionId: '{correction.correction_id}' was already used with other content"
+        )
+    if state.status == CANCELLED:
+        raise OrderClosed(f"order '{state.order_id}' is CANCELLED")
+    if not (correction.picked or correction.packed or correction.canceled):
+        raise InvalidCommand("pickedAmount, packedAmount, canceledAmount: all are zero")
+    if not 1 <= len(correction.reason) <= REASON_MAX_LENGTH:
+        raise InvalidCommand(f"reason: 1 to {REASON_MAX_LENGTH} characters")
+    current = sums.get(correction.unit, [0, 0, 0])
+    for i, (name, field) in enumerate(AMOUNTS):
+        delta = getattr(correction, field)
+        if current[i] + delta < 0:
+            raise CorrectionRefused(
+                f"{name}: the line's total of {current[i]} {correction.unit} would fall "
+                f"below zero ({delta})"
+            )
+    return [
+        Fact(ev.CorrectionRecorded, {**asdict(correction), "user": user, "saas_token": saas_token})
+    ]

@@ -1,0 +1,117 @@
+"""The order's story as clients read it: public names and fields of the recorded facts.
+
+The change feed and an order's history show stored facts to integrators. They get
+stable, readable type names (not the storage topics, which name Python classes) and
+the facts' public fields in the API's camelCase; metadata such as the saas-token is
+never shown. Pure: works on the stored states (plain JSON), no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ledger.domain import events as ev
+
+# The public type of each kind of fact (docs/api.md, "The order's story").
+PUBLIC_TYPES: dict[type[ev.LedgerEvent], str] = {
+    ev.PackingEventRecorded: "PackingEventRecorded",
+    ev.OrderRegistered: "OrderRegistered",
+    ev.PackingStatusChanged: "PackingStatusChanged",
+    ev.AssigneeAdded: "AssigneeAdded",
+    ev.AssigneeRemoved: "AssigneeRemoved",
+    ev.PackagingChanged: "PackagingChanged",
+    ev.OrderFinished: "OrderFinished",
+    ev.OrderCancelled: "OrderCancelled",
+    ev.HoldingAreaAssigned: "HoldingAreaAssigned",
+    ev.CorrectionRecorded: "CorrectionRecorded",
+}
+
+
+def _scan(s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "eventId": s["event_id"],
+        "productId": s["product_id"],
+        "deliveryCycle": s["delivery_cycle"],
+        "pickedAmount": s["picked"],
+        "packedAmount": s["packed"],
+        "canceledAmount": s["canceled"],
+        "supplierId": s["supplier_id"],
+        "unit": s["unit"],
+        "timestamp": s["event_time"],
+        "site": s["site"],
+        "bookProduct": s["book_product"],
+    }
+
+
+def _correction(s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "correctionId": s["correction_id"],
+        "productId": s["product_id"],
+        "pickedAmount": s["picked"],
+        "packedAmount": s["packed"],
+        "canceledAmount": s["canceled"],
+        "unit": s["unit"],
+        "reason": s["reason"],
+    }
+
+
+_DATA: dict[type[ev.LedgerEvent], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ev.PackingEventRecorded: _scan,
+    ev.OrderRegistered: lambda s: {"order": s["document"]},
+    ev.PackingStatusChanged: lambda s: {"packingStatus": s["status"]},
+    ev.AssigneeAdded: lambda s: {"assignee": s["assignee"], "replaced": s["replaced"]},
+    ev.AssigneeRemoved: lambda s: {"assigneeId": s["assignee_id"]},
+    ev.PackagingChanged: lambda s: {"packagingProducts": s["packaging"]},
+    ev.OrderFinished: lambda s: {
+        "recalculationId": s["recalculation_id"],
+        "entries": s["entries"],
+    },
+    ev.OrderCancelled: lambda s: {"packingStatus": "CANCELLED"},
+    ev.HoldingAreaAssigned: lambda s: {"holdingAreaNumber": s["number"]},
+    ev.CorrectionRecorded: _correction,
+}
+
+
+def public_type(cls: type[ev.LedgerEvent] | None) -> str:
+    return PUBLIC_TYPES[cls] if cls is not None else "Unknown"
+
+
+def public_data(cls: type[ev.LedgerEvent] | None, state: dict[str, Any]) -> dict[str, Any]:
+    """The fact's public fields (camelCase); never the saas-token."""
+    build = _DATA.get(cls) if cls is not None else None
+    return build(state) if build is not None else {}
+
+
+def recorded_at(state: dict[str, Any]) -> str:
+    """When the fact was recorded (the store's clock, UTC), as ISO 8601 with `Z`."""
+    stamp = state.get("timestamp")
+    text = stamp.get("_data_") if isinstance(stamp, dict) else stamp
+    text = str(text)
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def change_item(
+    position: int, cls: type[ev.LedgerEvent] | None, state: dict[str, Any]
+) -> dict[str, Any]:
+    """One item of the change feed."""
+    return {
+        "position": position,
+        "recordedAt": recorded_at(state),
+        "orderId": state.get("order_id"),
+        "type": public_type(cls),
+        "data": public_data(cls, state),
+    }
+
+
+def history_item(
+    position: int, cls: type[ev.LedgerEvent] | None, state: dict[str, Any]
+) -> dict[str, Any]:
+    """One fact of an order's history (its `user`: who caused it, when known)."""
+    return {
+        "position": position,
+        "recordedAt": recorded_at(state),
+        "type": public_type(cls),
+        "user": state.get("user"),
+        "data": public_data(cls, state),
+    }

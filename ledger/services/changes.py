@@ -1,0 +1,123 @@
+"""The change feed: every fact of a tenant by position, with long-poll and streaming.
+
+Waiting clients cost nothing while nothing happens: a waiter is an asyncio future on
+the `CommitBell`, rung after each commit by the process's existing wake-ups (the
+group-commit writer's `on_commit`, the store's `on_committed` for order commands, and
+the projection runner's LISTEN connection for other processes' appends). A ring wakes
+every waiter once; each reads the feed again (one indexed query), and goes back to
+waiting if its tenant has nothing new. No client polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+
+from ledger.adapters import story_store
+from ledger.adapters.event_store import EventStore
+from ledger.domain.story import change_item
+
+MAX_LIMIT = 1000
+MAX_WAIT_SECONDS = 30.0
+# A stream sends a comment this often when it has nothing to send, so proxies and
+# clients keep an idle connection open (and a dead one is noticed).
+KEEP_ALIVE_SECONDS = 15.0
+
+
+class CommitBell:
+    """Rung (from any thread) after facts commit; waiters on any event loop wake up.
+
+    `generation` counts rings: a waiter notes it before reading the feed and waits only
+    if no ring came since, so a commit between its read and its wait is never missed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.generation = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def ring(self) -> None:
+        with self._lock:
+            self.generation += 1
+            waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nobody waits
+                future.get_loop().call_soon_threadsafe(_wake, future)
+
+    async def wait(self, seen: int, timeout: float) -> bool:
+        """Wait until a ring after generation `seen`, at most `timeout` s; True if rung."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if self.generation != seen:
+                return True
+            self._waiters.append(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock, contextlib.suppress(ValueError):
+                self._waiters.remove(future)
+
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiters)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def read(store: EventStore, tenant: str, after: int, limit: int) -> dict[str, Any]:
+    """One page of the feed: `{"items", "next"}`; `next` is `after` when none."""
+    with store.datastore.get_connection() as conn:
+        facts = story_store.changes(conn, tenant, after, limit)
+    items = [change_item(p, cls, state) for p, cls, state in facts]
+    return {"items": items, "next": items[-1]["position"] if items else after}
+
+
+Reader = Callable[[int], Any]  # after -> an awaitable page (run off the event loop)
+
+
+async def poll(bell: CommitBell, read_page: Reader, after: int, wait: float) -> dict[str, Any]:
+    """The page after `after`; an empty one is held until a fact commits or `wait` ends."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        seen = bell.generation
+        page: dict[str, Any] = await read_page(after)
+        remaining = deadline - loop.time()
+        if page["items"] or remaining <= 0:
+            return page
+        await bell.wait(seen, remaining)
+
+
+async def stream(
+    bell: CommitBell,
+    read_page: Reader,
+    after: int,
+    keep_alive: float = KEEP_ALIVE_SECONDS,
+) -> AsyncIterator[bytes]:
+    """Server-sent events: each fact once, `id:` its position, comments while idle."""
+    yield b"retry: 1000\n\n"
+    while True:
+        seen = bell.generation
+        page = await read_page(after)
+        for item in page["items"]:
+            yield sse_event(item)
+        after = page["next"]
+        if page["items"]:
+            continue  # more may be waiting
+        if not await bell.wait(seen, keep_alive):
+            yield b": keep-alive\n\n"
+
+
+def sse_event(item: dict[str, Any]) -> bytes:
+    return b"id: %d\ndata: %s\n\n" % (item["position"], orjson.dumps(item))
