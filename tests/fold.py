@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ledger.domain.packing import PackingEvent
@@ -31,4 +32,57 @@ def line_totals(events: Iterable[PackingEvent]) -> dict[tuple[str, str, str], tu
         t[1] += e.packed
         t[2] += e.canceled
         t[3] += 1
+    return {k: tuple(v) for k, v in totals.items()}
+
+
+@dataclass(frozen=True)
+class Corrected:
+    """A correction as the reference model sees it: signed deltas of one line and unit."""
+
+    tenant: str
+    order_id: str
+    product_id: str
+    correction_id: str
+    picked: int
+    packed: int
+    canceled: int
+    unit: str = "H87"
+
+
+def accepted_story(facts: Iterable[PackingEvent | Corrected]) -> list[PackingEvent | Corrected]:
+    """Scans and corrections in arrival order, those the ledger records.
+
+    A scan: the first of its (tenant, eventId). A correction: the first of its
+    (tenant, correctionId), and only if no total of its line and unit (scans and earlier
+    corrections) would fall below zero.
+    """
+    seen: set[tuple[str, str, str]] = set()
+    sums: dict[tuple[str, str, str, str], list[int]] = {}
+    out: list[PackingEvent | Corrected] = []
+    for f in facts:
+        ref = f.correction_id if isinstance(f, Corrected) else f.event_id
+        key = (type(f).__name__, f.tenant, ref)
+        if key in seen:
+            continue
+        line = sums.setdefault((f.tenant, f.order_id, f.product_id, f.unit), [0, 0, 0])
+        after = [line[0] + f.picked, line[1] + f.packed, line[2] + f.canceled]
+        if min(after) < 0:
+            continue
+        seen.add(key)
+        line[:] = after
+        out.append(f)
+    return out
+
+
+def story_line_totals(
+    facts: Iterable[PackingEvent | Corrected],
+) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+    """line_totals with corrections: their deltas count, but not as packing events."""
+    totals: dict[tuple[str, str, str], list[Any]] = {}
+    for f in facts:
+        t = totals.setdefault((f.tenant, f.order_id, f.product_id), [0, 0, 0, 0])
+        t[0] += f.picked
+        t[1] += f.packed
+        t[2] += f.canceled
+        t[3] += 0 if isinstance(f, Corrected) else 1
     return {k: tuple(v) for k, v in totals.items()}
