@@ -19,6 +19,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row, tuple_row
 
 from ledger.domain.events import LedgerEvent, event_class
+from ledger.domain.story import recorded_instant
 
 Fact = tuple[int, type[LedgerEvent] | None, dict[str, Any]]
 
@@ -110,13 +111,7 @@ def order_facts_until(
     """The order's facts recorded at or before `until`, in commit order."""
     with conn.cursor(binary=True, row_factory=tuple_row) as curs:
         rows = curs.execute(ORDER_FACTS, {"t": tenant, "o": order_id}).fetchall()
-    return [f for f in _facts(rows) if recorded_at(f[2]) <= until]
-
-
-def recorded_at(state: dict[str, Any]) -> datetime:
-    """When a stored fact was recorded (the library's `timestamp`, UTC)."""
-    stamp = state["timestamp"]
-    return datetime.fromisoformat(stamp["_data_"] if isinstance(stamp, dict) else stamp)
+    return [f for f in _facts(rows) if recorded_instant(f[2]) <= until]
 
 
 def deliveries(conn: Connection[Any], tenant: str, order_id: str) -> list[dict[str, Any]]:

@@ -9,9 +9,11 @@ never shown. Pure: works on the stored states (plain JSON), no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from ledger.domain import events as ev
+from ledger.domain.packing import format_event_time
 
 # The public type of each kind of fact (docs/api.md, "The order's story").
 PUBLIC_TYPES: dict[type[ev.LedgerEvent], str] = {
@@ -84,11 +86,16 @@ def public_data(cls: type[ev.LedgerEvent] | None, state: dict[str, Any]) -> dict
 
 
 def recorded_at(state: dict[str, Any]) -> str:
-    """When the fact was recorded (the store's clock, UTC), as ISO 8601 with `Z`."""
-    stamp = state.get("timestamp")
-    text = stamp.get("_data_") if isinstance(stamp, dict) else stamp
-    text = str(text)
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+    """When the fact was recorded (the store's clock, UTC), shown as every time is: with
+    three fraction digits and `Z` (an as-of read at this instant includes the fact)."""
+    return format_event_time(recorded_instant(state))
+
+
+def recorded_instant(state: dict[str, Any]) -> datetime:
+    """When a stored fact was recorded, to the millisecond (as it is shown)."""
+    stamp = state["timestamp"]
+    at = datetime.fromisoformat(stamp["_data_"] if isinstance(stamp, dict) else stamp)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def change_item(

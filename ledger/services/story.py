@@ -17,6 +17,7 @@ from ledger.domain import corrections
 from ledger.domain.events import OrderFinished
 from ledger.domain.order_document import present_order
 from ledger.domain.orders import Fact
+from ledger.domain.packing import format_event_time
 from ledger.domain.status import OrderState, apply
 from ledger.domain.story import history_item
 from projections.base import Recorded
@@ -78,7 +79,7 @@ def _delivery(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
+    return format_event_time(at)
 
 
 def order_as_of(

@@ -91,7 +91,7 @@ def test_every_fact_has_a_public_type_and_never_shows_the_saas_token() -> None:
         "timestamp": {"_type_": "datetime_iso", "_data_": "2024-05-01T10:00:01.123456+00:00"},
     }
     item = change_item(7, ev.PackingEventRecorded, scan)
-    assert item["recordedAt"] == "2024-05-01T10:00:01.123456Z"
+    assert item["recordedAt"] == "2024-05-01T10:00:01.123Z"
     assert item["orderId"] == "o1" and item["type"] == "PackingEventRecorded"
     assert "secret" not in str(item)
     assert history_item(7, ev.PackingEventRecorded, scan)["user"] == "u1"
