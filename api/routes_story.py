@@ -80,7 +80,7 @@ async def list_changes(
             if not 0 <= after <= MAX_POSITION:
                 raise BadRequest("Last-Event-ID: not a position")
         return StreamingResponse(
-            changes.stream(rt.bell, read_page, after),
+            changes.stream(rt.bell, read_page, after, page_size=limit),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -27,6 +27,7 @@ MAX_WAIT_SECONDS = 30.0
 # A stream sends a comment this often when it has nothing to send, so proxies and
 # clients keep an idle connection open (and a dead one is noticed).
 KEEP_ALIVE_SECONDS = 15.0
+STREAM_COALESCE_SECONDS = 0.05
 
 
 class CommitBell:
@@ -103,7 +104,9 @@ async def stream(
     bell: CommitBell,
     read_page: Reader,
     after: int,
+    page_size: int = MAX_LIMIT,
     keep_alive: float = KEEP_ALIVE_SECONDS,
+    coalesce: float = STREAM_COALESCE_SECONDS,
 ) -> AsyncIterator[bytes]:
     """Server-sent events: each fact once, `id:` its position, comments while idle."""
     yield b"retry: 1000\n\n"
@@ -113,8 +116,14 @@ async def stream(
         for item in page["items"]:
             yield sse_event(item)
         after = page["next"]
+        if len(page["items"]) >= page_size or (page["items"] and not coalesce):
+            continue  # more are waiting
         if page["items"]:
-            continue  # more may be waiting
+            # Under a steady ingest every batch commit rings: read at most once per
+            # `coalesce` seconds, so a stream costs a bounded number of reads however
+            # busy the tenant is (facts arrive at most that much later).
+            await asyncio.sleep(coalesce)
+            continue
         if not await bell.wait(seen, keep_alive):
             yield b": keep-alive\n\n"
 

@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from tests.conftest import EXAMPLE_EVENT, Service, auth
-from tests.integration.test_orders_api import ASSIGNEE_A, Api, order
+from tests.pack_station import ASSIGNEE_A, Api, order
+from tests.support import wait_until
 
 CHANGES = "/pick-pack/{tenant}/changes"
 
@@ -46,7 +47,7 @@ def scan(service: Service, event_id: str, order_id: str = "o1", **kw: Any) -> No
 
 def test_every_fact_of_the_tenant_once_in_commit_order(service: Service) -> None:
     api = Api(service)
-    api.register("o1", order("o1", "12:00:00"))
+    api.register("o1", order("o1"))
     scan(service, "e1", productId="p1", packedAmount=1)
     assert api.assign("o1", ASSIGNEE_A).status_code == 200
     assert api.unassign("o1", "a-1").status_code == 204
@@ -103,7 +104,7 @@ def test_long_poll_is_answered_within_200ms_of_a_commit(service: Service) -> Non
 
     for commit in (
         lambda: scan(service, "e1"),  # the group-commit writer's commit
-        lambda: Api(service).register("o2", order("o2", "12:00:00")),  # an order command
+        lambda: Api(service).register("o2", order("o2")),  # an order command
     ):
         answered: dict[str, Any] = {}
 
@@ -164,13 +165,15 @@ def test_sse_streams_live_and_resumes_after_last_event_id(service: Service) -> N
     assert got == ["e0", "e1", "e2", "e3", "e4", "e5"]  # no gap, no duplicate
     assert [i for i, _ in first + resumed] == [i["position"] for i in follow(service)]
     assert all(i == data["position"] for i, data in first + resumed)
+    # A client that went away leaves nothing waiting behind it.
+    wait_until(lambda: service.runtime.bell.waiting() == 0)
 
 
 def test_every_new_route_is_per_tenant(service: Service) -> None:
-    Api(service).register("o1", order("o1", "12:00:00"))
+    Api(service).register("o1", order("o1"))
     scan(service, "e1")
     other = Api(service, "other")
-    other.register("o9", order("o9", "12:00:00"))
+    other.register("o9", order("o9"))
     service.post_event({**EXAMPLE_EVENT, "eventId": "x1", "orderNumber": "o9"}, tenant="other")
     routes = [
         ("GET", "/pick-pack/demo/changes", None),
@@ -221,7 +224,7 @@ def test_changes_parameters_are_checked(service: Service) -> None:
 
 def test_events_export_writes_the_feed_as_json_lines(service: Service, tmp_path: Path) -> None:
     scan(service, "e1")
-    Api(service).register("o2", order("o2", "12:00:00"))
+    Api(service).register("o2", order("o2"))
     env = {
         **os.environ,
         "PICKPACK_DATABASE_URL": service.runtime.database.url,
@@ -252,3 +255,18 @@ def test_events_export_writes_the_feed_as_json_lines(service: Service, tmp_path:
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_the_openapi_document_describes_the_story(service: Service) -> None:
+    spec = service.client.get("/openapi.json").json()
+    paths = spec["paths"]
+    feed = paths["/pick-pack/{tenant}/changes"]["get"]
+    assert {p["name"] for p in feed["parameters"]} >= {"after", "limit", "wait", "Last-Event-ID"}
+    assert "text/event-stream" in feed["responses"]["200"]["content"]
+    assert "get" in paths["/pick-pack/{tenant}/orders/{orderId}/history"]
+    fix = paths["/pick-pack/{tenant}/orders/{orderId}/corrections"]["post"]
+    assert "409" in fix["responses"]
+    body = spec["components"]["schemas"]["CorrectionCreate"]
+    assert set(body["required"]) >= {"correctionId", "productId", "unit", "reason"}
+    get_order = paths["/pick-pack/{tenant}/orders/{orderId}"]["get"]
+    assert "asOf" in {p["name"] for p in get_order["parameters"]}

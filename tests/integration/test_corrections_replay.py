@@ -6,6 +6,7 @@ import contextlib
 import itertools
 from typing import Any
 
+import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,11 +20,20 @@ from ledger.domain.status import OrderState, apply
 from ledger.services import story
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
+from projections.runner import step
 from tests import fold
-from tests.integration.test_projection_replay import ENTRIES, catch_up
 from tests.support import packing_event, view_orders, view_totals
 
 _tenants = itertools.count()
+ENTRIES = [{"entryId": f"x{i}", "productId": f"p{i}", "totalCount": 3} for i in range(2)]
+
+
+def catch_up(url: str, batch: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for projection in PROJECTIONS.values():
+            while step(conn, projection, batch):
+                pass
+
 
 scans = st.builds(
     lambda eid, order, product, picked, packed, canceled: (

@@ -12,7 +12,7 @@ import pytest
 
 from api.auth import VIEW
 from tests.conftest import Service, auth
-from tests.integration.test_orders_api import ASSIGNEE_A, Api, order
+from tests.pack_station import ASSIGNEE_A, Api, order
 from tests.support import wait_until
 
 
@@ -71,7 +71,7 @@ def test_history_shows_every_fact_type_in_commit_order_with_paging(
     service: Service, api: Api
 ) -> None:
     assert history(service, "o1").status_code == 404  # no fact of it yet
-    api.register("o1", order("o1", "12:00:00"))
+    api.register("o1", order("o1"))
     assert api.event("e1", "o1", "p1", packedAmount=3).status_code == 200
     assert api.patch("o1", "IN_PROGRESS").status_code == 200
     assert api.assign("o1", ASSIGNEE_A).status_code == 200
@@ -126,7 +126,7 @@ def test_history_shows_every_fact_type_in_commit_order_with_paging(
 
 def test_as_of_between_two_scans(service: Service, api: Api) -> None:
     before = now()
-    api.register("o1", order("o1", "12:00:00"))  # p1: totalCount 2
+    api.register("o1", order("o1"))  # p1: totalCount 2
     registered = now()
     assert api.event("e1", "o1", "p1", packedAmount=1).status_code == 200
     between = now()
@@ -149,7 +149,7 @@ def test_as_of_between_two_scans(service: Service, api: Api) -> None:
 
 
 def test_corrections_change_counts_status_and_calculations(service: Service, api: Api) -> None:
-    api.register("o1", order("o1", "12:00:00"))  # p1: totalCount 2
+    api.register("o1", order("o1"))  # p1: totalCount 2
     assert api.event("e1", "o1", "p1", pickedAmount=3, packedAmount=3).status_code == 200
     assert api.get("o1").json()["packingStatus"] == "PRE_PACKED"
 
