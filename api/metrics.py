@@ -6,6 +6,7 @@ computed when Prometheus scrapes, by :class:`LedgerCollector`, never per request
 
 - events appended since the process started (counted by the event store after commit),
   and the group-commit transactions that carried them (their ratio is the batch size);
+- order reads answered stale (their read-your-writes wait timed out);
 - projection lag per projection: the store's head notification id minus the position
   the projection has tracked;
 - recalculation outbox rows PENDING and FAILURE;
@@ -132,6 +133,13 @@ class LedgerCollector(Collector):
             appended.add_metric([kind], count)
         yield appended
         committer = rt.committer
+        yield CounterMetricFamily(
+            "pickpack_stale_reads",
+            "Order reads (order, packlist, order cycles, the feed's order lookup) answered "
+            "from views that had not reached the tenant's latest write when the wait "
+            "timed out; each such answer carries X-Pickpack-Stale.",
+            value=rt.stale_reads,
+        )
         yield CounterMetricFamily(
             "pickpack_append_transactions",
             "Group-commit transactions that recorded scanners' events: events appended "

@@ -8,6 +8,7 @@ import orjson
 from starlette.responses import Response
 
 from api.schemas import ErrorMessage
+from projections.read import Freshness
 
 SUCCESS: dict[str, Any] = {"message": "Success", "code": 200}
 """The spec's successResponse body, answered by every write that has nothing else to say."""
@@ -29,3 +30,14 @@ class JSONBody(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+STALE_HEADER = "X-Pickpack-Stale"
+
+
+def freshness_headers(freshness: Freshness | None) -> dict[str, str] | None:
+    """`X-Pickpack-Stale: <seconds behind>` on a read whose views did not reach the
+    tenant's latest write in time (docs/api.md); nothing on a fresh one."""
+    if freshness is None or freshness.behind is None:
+        return None
+    return {STALE_HEADER: f"{freshness.behind:.3f}"}

@@ -10,7 +10,7 @@ from api.deps import CanManage, CanView, RuntimeDep
 from api.errors import BadRequest
 from api.fast_ingest import record_packing_event
 from api.params import SaasToken, Tenant
-from api.responses import ERROR_DOCS, SUCCESS, JSONBody
+from api.responses import ERROR_DOCS, SUCCESS, JSONBody, freshness_headers
 from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
 from ledger.domain.packing import parse_event_time
 from ledger.domain.units import is_piece_unit, packed_in_pieces
@@ -84,11 +84,11 @@ def list_packing_events(
         return JSONBody([])
     states = rt.store.events_after(tenant, after, (page - 1) * size, size)
     # Only events in non-piece units need their order entry's measure (decision 6).
-    entries = rt.orders_lookup(
+    entries, freshness = rt.orders_lookup(
         tenant,
         {(s["order_id"], s["product_id"]) for s in states if not is_piece_unit(s["unit"])},
     )
-    return JSONBody([feed_item(s, entries) for s in states])
+    return JSONBody([feed_item(s, entries) for s in states], headers=freshness_headers(freshness))
 
 
 def _plus_restored(timestamp: str) -> str:

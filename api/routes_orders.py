@@ -4,7 +4,8 @@ Writes call the order use cases (ledger.services.order_commands), which run a pu
 decision of ledger.domain.orders under the store's write lock; the domain's refusals
 become status codes in api/errors.py.
 Reads come from the projections (projections.read), after waiting for them to reach the
-store's head: a write acknowledged before a read is visible in it.
+tenant's latest recorded event: a write of the tenant acknowledged before a read is
+visible in it; a read whose wait timed out says so (`X-Pickpack-Stale`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from api.deps import CanManage, CanView, RuntimeDep
 from api.errors import BadRequest, NotFound
 from api.order_schemas import Assignee, OrderStatusChange, PackagingProductsChange
 from api.params import OrderId, SaasToken, Tenant
-from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody
+from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody, freshness_headers
 from api.schemas import ErrorMessage
 from ledger.domain.order_document import (
     normalize,
@@ -193,12 +194,13 @@ def retrieve_order(
         if body is None:
             raise NotFound(f"orderId: order '{orderId}' was not registered at {asOf}")
         return JSONBody(body)
-    with rt.read_connection(after=read.ORDER_VIEWS) as conn:
+    freshness = rt.wait_for_views(tenant, read.ORDER_VIEWS)
+    with rt.read_connection() as conn:
         row = read.order_row(conn, tenant, orderId)
         if row is None:
             raise NotFound(f"orderId: order '{orderId}' is not registered")
         lines = read.line_totals(conn, tenant, [orderId])[orderId]
-    return JSONBody(present_order(row, lines))
+    return JSONBody(present_order(row, lines), headers=freshness_headers(freshness))
 
 
 @router.get(
@@ -221,10 +223,14 @@ def retrieve_packlist(
     rt: RuntimeDep,
 ) -> JSONBody:
     day = _parse_date(deliveryDate)
-    with rt.read_connection(after=read.ORDER_VIEWS) as conn:
+    freshness = rt.wait_for_views(tenant, read.ORDER_VIEWS)
+    with rt.read_connection() as conn:
         rows = read.packlist_rows(conn, tenant, siteCode, day)
         lines = read.line_totals(conn, tenant, [r["order_id"] for r in rows])
-    return JSONBody([present_packlist_item(r, lines[r["order_id"]]) for r in rows])
+    return JSONBody(
+        [present_packlist_item(r, lines[r["order_id"]]) for r in rows],
+        headers=freshness_headers(freshness),
+    )
 
 
 @router.get(
@@ -238,9 +244,10 @@ def retrieve_packlist(
 def retrieve_order_cycles(
     tenant: Tenant, siteCode: SiteCode, principal: CanView, rt: RuntimeDep
 ) -> JSONBody:
-    with rt.read_connection(after=("order_status",)) as conn:
+    freshness = rt.wait_for_views(tenant, ("order_status",))
+    with rt.read_connection() as conn:
         days = read.order_cycles(conn, tenant, siteCode, datetime.now(UTC).date())
-    return JSONBody(days)
+    return JSONBody(days, headers=freshness_headers(freshness))
 
 
 def _parse_instant(value: str) -> datetime:

@@ -1,11 +1,15 @@
-"""Reads of the order read models, with read-your-writes.
+"""Reads of the order read models, with read-your-writes per tenant.
 
 The projections follow the store asynchronously, so a client that just posted an event
 or a PATCH could read a view that has not seen it yet. Every order read therefore first
-waits (bounded) until the views' tracked positions reach the store's head as it was when
-the request started: a write acknowledged before the read is always visible in it. If
-the views do not catch up in time the read answers from them anyway (stale, never
-blocked forever) and logs it.
+waits (bounded) until the views' tracked positions reach its tenant's high-water mark as
+it was when the request started (`tenant_heads`: the position of the tenant's latest
+recorded event, raised by every writer in the transaction that appends the events): a
+write of that tenant acknowledged before the read is always visible in it. Other
+tenants' events are not waited for, so one tenant's burst, or its long backlog, does not
+hold up another's reads. If the views do not catch up in time the read answers from
+them anyway (stale, never blocked forever), says by how much (`Freshness.behind`) and
+logs it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -30,50 +35,96 @@ _ORDER_COLUMNS = (
     "products_total, products_packed, products_canceled"
 )
 
+# The first look, one round trip: the tenant's mark (one key lookup) and the views'
+# tracked positions.
+_MARK_AND_TRACKED = (
+    "SELECT 'mark' AS name, position FROM tenant_heads WHERE tenant = %s "
+    "UNION ALL "
+    "SELECT application_name, notification_id FROM notification_tracking "
+    "WHERE application_name = ANY(%s)"
+)
+_TRACKED = (
+    "SELECT application_name AS name, notification_id AS position FROM notification_tracking "
+    "WHERE application_name = ANY(%s)"
+)
+# How far behind a view is, in seconds: the age of the oldest event it has not applied
+# (the library's state records each event's timestamp). Read only when a wait timed out.
+_BEHIND = (
+    "SELECT extract(epoch FROM clock_timestamp() - "
+    "(convert_from(state, 'UTF8')::json -> 'timestamp' ->> '_data_')::timestamptz) AS behind "
+    "FROM stored_events WHERE notification_id > %s ORDER BY notification_id LIMIT 1"
+)
 
-def store_head(conn: Connection[Any]) -> int:
-    row = conn.execute("SELECT max(notification_id) AS head FROM stored_events").fetchone()
-    return int(_first(row) or 0)
+
+@dataclass(frozen=True)
+class Freshness:
+    """What a read waited for, and whether the views reached it.
+
+    `behind` is None when they did; else how many seconds behind the views were when
+    the wait gave up (the age of the oldest event they had not applied yet).
+    """
+
+    mark: int
+    behind: float | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.behind is not None
+
+
+def wait_for_tenant(
+    connect: Callable[[], AbstractContextManager[Connection[Any]]],
+    tenant: str,
+    names: Sequence[str] = ORDER_VIEWS,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Freshness:
+    """Wait until every view in `names` has applied `tenant`'s latest recorded event.
+
+    The mark is read once, at the start: writes acknowledged before the read are
+    waited for, later ones are not chased. Each look takes a connection from `connect`
+    and gives it back before sleeping: a wait can last the whole timeout when the views
+    lag (a catch-up, a rebuild), and readers holding pooled connections meanwhile would
+    leave none for the scanners' appends (tests/reliability/test_reads_never_starve_writes.py).
+    """
+    with connect() as conn:
+        rows = _rows(conn.execute(_MARK_AND_TRACKED, (tenant, list(names))).fetchall())
+    mark = rows.pop("mark", 0)
+    if mark == 0 or _reached(rows, names, mark):
+        return Freshness(mark)
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(POLL_INTERVAL)
+        with connect() as conn:
+            rows = _rows(conn.execute(_TRACKED, (list(names),)).fetchall())
+            if _reached(rows, names, mark):
+                return Freshness(mark)
+            if time.monotonic() >= deadline:
+                tracked = min(rows.get(name, 0) for name in names)
+                row = conn.execute(_BEHIND, (tracked,)).fetchone()
+                behind = max(float(_first(row) or 0.0), 0.0)
+                log.warning(
+                    "read models %s behind tenant %s's mark %s after %.1fs (%.3fs behind)",
+                    list(names), tenant, mark, timeout, behind,
+                )  # fmt: skip
+                return Freshness(mark, behind)
+
+
+def _rows(rows: Iterable[Any]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for row in rows:
+        r = _as_dict(row) or {}
+        found[str(r["name"])] = int(r["position"])
+    return found
+
+
+def _reached(tracked: dict[str, int], names: Sequence[str], mark: int) -> bool:
+    return all(tracked.get(name, 0) >= mark for name in names)
 
 
 def _first(row: Any) -> Any:
     if row is None:
         return None
     return next(iter(row.values())) if isinstance(row, dict) else row[0]
-
-
-def wait_for_head(
-    connect: Callable[[], AbstractContextManager[Connection[Any]]],
-    names: Sequence[str] = ORDER_VIEWS,
-    timeout: float = DEFAULT_TIMEOUT,
-    head: int | None = None,
-) -> bool:
-    """Wait until every view in `names` has applied the store's head; False on timeout.
-
-    Each look takes a connection from `connect` and gives it back before sleeping: a
-    wait can last the whole timeout when the views lag (a catch-up, a rebuild), and
-    readers holding pooled connections meanwhile would leave none for the scanners'
-    appends (tests/reliability/test_reads_never_starve_writes.py).
-    """
-    if head is None:
-        with connect() as conn:
-            head = store_head(conn)
-    if head == 0:
-        return True
-    deadline = time.monotonic() + timeout
-    while True:
-        with connect() as conn:
-            row = conn.execute(
-                "SELECT count(*) AS n FROM notification_tracking "
-                "WHERE application_name = ANY(%s) AND notification_id >= %s",
-                (list(names), head),
-            ).fetchone()
-        if int(_first(row) or 0) >= len(names):
-            return True
-        if time.monotonic() >= deadline:
-            log.warning("read models %s behind head %s after %.1fs", names, head, timeout)
-            return False
-        time.sleep(POLL_INTERVAL)
 
 
 def order_row(conn: Connection[Any], tenant: str, order_id: str) -> dict[str, Any] | None:

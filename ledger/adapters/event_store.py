@@ -8,10 +8,11 @@ Writes go through :meth:`EventStore.append_packing_events`, one transaction per 
 2. read what the store holds for the batch's eventIds and orders;
 3. let the pure domain (:func:`ledger.packing.decide`) judge each event;
 4. insert the accepted events (encoded by the library's mapper, into the library's
-   table) and their index rows in one statement.
+   table), their index rows and each tenant's high-water mark (tenant_heads) in one
+   statement.
 
-Order commands (:meth:`EventStore.run_order_command`) take the same lock and insert
-through the library's recorder itself.
+Order commands (:meth:`EventStore.run_order_command`) take the same lock, insert
+through the library's recorder itself and raise their tenant's mark.
 
 Because every writer takes the same lock, "eventId unique per tenant" and "no event
 after a cancellation" hold under any concurrency, and a bad event in a batch only
@@ -330,6 +331,8 @@ class EventStore:
                     )
                 for hook in self.on_recorded:
                     hook(curs, event, position)
+            # The tenant's mark, committed with its facts (reads wait for it).
+            curs.execute(sql.RAISE_TENANT_HEAD, (tenant, max(ids)))
         self._count_appended("order", len(ids))  # committed: the block has exited
         for committed in self.on_committed:
             try:
@@ -343,6 +346,12 @@ class EventStore:
     def head(self) -> int:
         """The notification id of the newest recorded event (0 when empty)."""
         return self.recorder.max_notification_id() or 0
+
+    def tenant_head(self, tenant: str) -> int:
+        """The position of `tenant`'s newest recorded event (0 when it has none)."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(sql.TENANT_HEAD, (tenant,)).fetchone()
+        return int(row["position"]) if row else 0
 
     def events_after(
         self, tenant: str, after: datetime | None, offset: int, limit: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from typing import Any
 
@@ -14,8 +15,16 @@ from ledger.adapters import sql
 # The channel the library's recorder notifies (its table's name), and runners listen on.
 NOTIFY_CHANNEL = "stored_events"
 
-READ_FOR_DECISION = "pickpack_read_for_decision"
-INSERT_PACKING_EVENTS = "pickpack_insert_packing_events"
+
+def _name(prefix: str, text: str) -> str:
+    """A statement's name, carrying a digest of its text: a session that prepared an
+    older text under the same name (kept by a pooler across a deployment) can never
+    run it in place of this one, say an insert that does not raise tenant_heads."""
+    return f"{prefix}_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+READ_FOR_DECISION = _name("pickpack_read_for_decision", sql.READ_FOR_DECISION)
+INSERT_PACKING_EVENTS = _name("pickpack_insert_packing_events", sql.INSERT_PACKING_EVENTS)
 _APPEND_STATEMENTS = {
     READ_FOR_DECISION: f"PREPARE {READ_FOR_DECISION}(json) AS {sql.READ_FOR_DECISION}",
     INSERT_PACKING_EVENTS: f"PREPARE {INSERT_PACKING_EVENTS}(json, bytea) AS "

@@ -35,8 +35,10 @@ FROM batch, json_array_elements_text(j->'s') AS s(id)
 # event's fields arrive as one object of a JSON array, read by json_to_recordset in one
 # pass (an accessor per field would parse each element again); the stored states (the
 # library's bytes, unchanged) arrive as one bytea, each event naming where its own
-# starts and its size. Events are inserted in batch order. Prepared by name, like the
-# read.
+# starts and its size. Events are inserted in batch order. The same statement raises
+# each tenant of the batch to its newest position in tenant_heads (one upsert per tenant
+# per batch, not per event): the mark reads-your-writes wait for (projections/read.py),
+# committed with the events it covers. Prepared by name, like the read.
 INSERT_PACKING_EVENTS = """
 WITH k AS MATERIALIZED (
     SELECT r.i, r.stream, r.version, r.topic, substring($2 FROM r.at FOR r.size) AS state,
@@ -58,6 +60,11 @@ WITH k AS MATERIALIZED (
     FROM k
     JOIN new_events e ON e.originator_id = k.stream AND e.originator_version = k.version
     RETURNING tenant, event_id, position
+), marks AS (
+    INSERT INTO tenant_heads (tenant, position)
+    SELECT tenant, max(position) FROM indexed GROUP BY tenant
+    ON CONFLICT (tenant) DO UPDATE
+    SET position = greatest(tenant_heads.position, excluded.position)
 )
 SELECT tenant, event_id, position FROM indexed
 """
@@ -80,6 +87,18 @@ NEXT_VERSIONS = (
     "SELECT originator_id, max(originator_version) AS v FROM stored_events "
     "WHERE originator_id = ANY(%s) GROUP BY originator_id"
 )
+
+# Raise a tenant's high-water mark to `position` (never lower it), in the transaction
+# that records the tenant's events: the order commands' counterpart of the packing
+# append's `marks` (INSERT_PACKING_EVENTS).
+RAISE_TENANT_HEAD = (
+    "INSERT INTO tenant_heads (tenant, position) VALUES (%s, %s) "
+    "ON CONFLICT (tenant) DO UPDATE "
+    "SET position = greatest(tenant_heads.position, excluded.position)"
+)
+
+# A tenant's high-water mark (one key lookup).
+TENANT_HEAD = "SELECT position FROM tenant_heads WHERE tenant = %s"
 
 # An order closed to writes, in the transaction that records its OrderCancelled.
 CLOSE_ORDER = "INSERT INTO closed_orders (tenant, order_id, position) VALUES (%s, %s, %s)"

@@ -7,6 +7,7 @@ stay thin: they validate, call into the runtime, and shape the answer.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from ledger.adapters.migrate import migrate
 from ledger.config import Settings
 from ledger.services.changes import CommitBell
 from ledger.services.group_commit import GroupCommitter
+from projections.read import Freshness
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ class Runtime:
     workers: list[Any] = field(default_factory=list)
     # Rung after every commit of facts: the change feed's long-polls and streams wait on it.
     bell: CommitBell = field(default_factory=CommitBell)
+    _stale_reads: int = field(default=0, init=False, repr=False)
+    _stale_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def start(
@@ -69,31 +73,46 @@ class Runtime:
         if dispatcher is not None:
             self.workers.append(dispatcher)
 
-    @contextmanager
-    def read_connection(self, after: Sequence[str] = ()) -> Iterator[Any]:
-        """A pooled autocommit connection (dict rows) for the read side.
+    def wait_for_views(self, tenant: str, views: Sequence[str]) -> Freshness:
+        """Wait (bounded) until `views` have applied `tenant`'s latest recorded event.
 
-        With `after` (view names), first wait until those views have applied the store's
-        head, read-your-writes (projections/read.py), holding no connection while
-        waiting.
+        Read-your-writes per tenant (projections/read.py): other tenants' events are
+        not waited for. Holds no connection while waiting. A wait that times out is
+        counted (`stale_reads`, exposed at /metrics) and its answer says how far behind
+        the views were.
         """
-        if after:
-            from projections.read import wait_for_head
+        from projections.read import wait_for_tenant
 
-            wait_for_head(self.store.datastore.get_connection, after)
+        freshness = wait_for_tenant(self.store.datastore.get_connection, tenant, views)
+        if freshness.stale:
+            with self._stale_lock:
+                self._stale_reads += 1
+        return freshness
+
+    @property
+    def stale_reads(self) -> int:
+        """Reads answered from views behind their tenant's mark (the wait timed out)."""
+        with self._stale_lock:
+            return self._stale_reads
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Any]:
+        """A pooled autocommit connection (dict rows) for the read side."""
         with self.store.datastore.get_connection() as conn:
             yield conn
 
     def orders_lookup(
         self, tenant: str, pairs: set[tuple[str, str]]
-    ) -> dict[tuple[str, str], dict[str, Any]]:
-        """Registered order entries for (order, product) pairs, for packedAmountInPc."""
+    ) -> tuple[dict[tuple[str, str], dict[str, Any]], Freshness | None]:
+        """Registered order entries for (order, product) pairs, for packedAmountInPc,
+        and how fresh the view they came from was (None: nothing was looked up)."""
         from projections.read import order_entries
 
         if not pairs:
-            return {}
-        with self.read_connection(after=("order_status",)) as conn:
-            return order_entries(conn, tenant, pairs)
+            return {}, None
+        freshness = self.wait_for_views(tenant, ("order_status",))
+        with self.read_connection() as conn:
+            return order_entries(conn, tenant, pairs), freshness
 
     def stop(self) -> None:
         for worker in reversed(self.workers):
