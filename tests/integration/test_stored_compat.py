@@ -117,3 +117,29 @@ def test_events_are_stored_under_the_topics_the_store_already_holds() -> None:
     assert {get_topic(cls) for cls in classes if cls.__name__ not in added_since} == stored
     for cls in classes:
         assert get_topic(cls) == f"ledger.events:{cls.__qualname__}"
+
+
+def test_the_migration_gives_each_tenant_of_an_existing_store_its_mark(db_url: str) -> None:
+    """A store recorded before tenant_heads existed: migration 0010 fills each tenant's
+    mark from what it holds, order facts (tenant read from their stored state) included."""
+    from ledger.adapters.migrate import migrate
+
+    data = fixture()
+    with psycopg.connect(db_url, autocommit=True) as conn:  # as before migration 0010
+        conn.execute("DROP TABLE tenant_heads")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 10")
+    load(db_url, data)
+    expected: dict[str, int] = {}
+    for r in data["stored_events"]:
+        tenant = orjson.loads(base64.b64decode(r["state"]))["tenant"]
+        expected[tenant] = max(expected.get(tenant, 0), r["notification_id"])
+    last = max(r["notification_id"] for r in data["stored_events"])
+    assert len(expected) == 2 and last in expected.values()
+    # The newest fact of some tenant is an order fact: packing_events alone would miss it.
+    packing = {(r["tenant"], r["position"]) for r in data["index_tables"]["packing_events"]}
+    assert any((t, p) not in packing for t, p in expected.items())
+
+    assert migrate(db_url) == ["0010_tenant_heads.sql"]
+    with psycopg.connect(db_url) as conn:
+        marks = dict(conn.execute("SELECT tenant, position FROM tenant_heads").fetchall())
+    assert marks == expected
