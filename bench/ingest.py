@@ -61,9 +61,10 @@ def wait_ready(url: str, path: str, timeout: float = 90) -> None:
 
 
 def start_serve(
-    port: int, env: dict[str, str], pin: list[str] | None = None
+    port: int, env: dict[str, str], pin: list[str] | None = None, root: Path = ROOT
 ) -> subprocess.Popen[bytes]:
-    """`pickpack serve` in a child process, quiet, optionally pinned to a core."""
+    """`pickpack serve` in a child process, quiet, optionally pinned to a core; `root`
+    is the checkout whose code it runs (another version's, for an A/B comparison)."""
     return subprocess.Popen(
         [
             *(pin or []),
@@ -78,7 +79,7 @@ def start_serve(
             "--log-level",
             "info",
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
