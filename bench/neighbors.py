@@ -235,19 +235,24 @@ def run(code: Path, args: argparse.Namespace) -> Run:
 
 
 def medians(runs: list[Run]) -> str:
-    def med(values: list[float]) -> str:
-        return f"{statistics.median(values):7.2f}"
+    def ms(pick: Callable[[Run], list[float]], q: int) -> float:
+        return statistics.median(quantile_ms(pick(r), q) for r in runs)
 
-    def ms(pick: Callable[[Run], list[float]], q: int) -> str:
-        return med([statistics.quantiles(pick(r), n=100)[q - 1] * 1000 for r in runs])
-
+    order50, order99 = ms(lambda r: r.loaded.order, 50), ms(lambda r: r.loaded.order, 99)
+    feed50, feed99 = ms(lambda r: r.loaded.feed, 50), ms(lambda r: r.loaded.feed, 99)
+    after50 = ms(lambda r: r.loaded.after_scan, 50)
+    ratio = statistics.median(r.ratio for r in runs)
+    rate = statistics.median(r.rate for r in runs)
     return (
-        f"{runs[0].code}, median of {len(runs)} runs: A order p50 "
-        f"{ms(lambda r: r.loaded.order, 50)} p99 {ms(lambda r: r.loaded.order, 99)} ms; A feed p50 {ms(lambda r: r.loaded.feed, 50)}"
-        f" p99 {ms(lambda r: r.loaded.feed, 99)} ms; order p99 / feed p99 "
-        f"{med([r.ratio for r in runs])}; right after A's scan p50 "
-        f"{ms(lambda r: r.loaded.after_scan, 50)} ms; B {med([r.rate for r in runs])} scans/s"
+        f"{runs[0].code}, median of {len(runs)} runs under B's ingest: "
+        f"A order p50 {order50:.2f} p99 {order99:.2f} ms; A feed p50 {feed50:.2f} "
+        f"p99 {feed99:.2f} ms; order p99 / feed p99 {ratio:.2f}; order right after A's "
+        f"scan p50 {after50:.2f} ms; B {rate:,.0f} scans/s"
     )
+
+
+def quantile_ms(samples: list[float], q: int) -> float:
+    return statistics.quantiles(samples, n=100)[q - 1] * 1000
 
 
 def main() -> None:
