@@ -194,8 +194,7 @@ def retrieve_order(
         if body is None:
             raise NotFound(f"orderId: order '{orderId}' was not registered at {asOf}")
         return JSONBody(body)
-    freshness = rt.wait_for_views(tenant, read.ORDER_VIEWS)
-    with rt.read_connection() as conn:
+    with rt.read_views(tenant, read.ORDER_VIEWS) as (conn, freshness):
         row = read.order_row(conn, tenant, orderId)
         if row is None:
             raise NotFound(f"orderId: order '{orderId}' is not registered")
@@ -223,8 +222,7 @@ def retrieve_packlist(
     rt: RuntimeDep,
 ) -> JSONBody:
     day = _parse_date(deliveryDate)
-    freshness = rt.wait_for_views(tenant, read.ORDER_VIEWS)
-    with rt.read_connection() as conn:
+    with rt.read_views(tenant, read.ORDER_VIEWS) as (conn, freshness):
         rows = read.packlist_rows(conn, tenant, siteCode, day)
         lines = read.line_totals(conn, tenant, [r["order_id"] for r in rows])
     return JSONBody(
@@ -244,8 +242,7 @@ def retrieve_packlist(
 def retrieve_order_cycles(
     tenant: Tenant, siteCode: SiteCode, principal: CanView, rt: RuntimeDep
 ) -> JSONBody:
-    freshness = rt.wait_for_views(tenant, ("order_status",))
-    with rt.read_connection() as conn:
+    with rt.read_views(tenant, ("order_status",)) as (conn, freshness):
         days = read.order_cycles(conn, tenant, siteCode, datetime.now(UTC).date())
     return JSONBody(days, headers=freshness_headers(freshness))
 

@@ -72,25 +72,28 @@ class Freshness:
         return self.behind is not None
 
 
-def wait_for_tenant(
+def look(conn: Connection[Any], tenant: str, names: Sequence[str] = ORDER_VIEWS) -> Freshness | int:
+    """One round trip: Freshness if every view in `names` has applied `tenant`'s latest
+    recorded event (or the tenant has none), else the mark they must reach."""
+    rows = _rows(conn.execute(_MARK_AND_TRACKED, (tenant, list(names))).fetchall())
+    mark = rows.pop("mark", 0)
+    return Freshness(mark) if _reached(rows, names, mark) else mark
+
+
+def wait_for_mark(
     connect: Callable[[], AbstractContextManager[Connection[Any]]],
     tenant: str,
+    mark: int,
     names: Sequence[str] = ORDER_VIEWS,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Freshness:
-    """Wait until every view in `names` has applied `tenant`'s latest recorded event.
+    """Wait until every view in `names` has reached `mark` (`tenant`'s, read by `look`).
 
-    The mark is read once, at the start: writes acknowledged before the read are
-    waited for, later ones are not chased. Each look takes a connection from `connect`
-    and gives it back before sleeping: a wait can last the whole timeout when the views
-    lag (a catch-up, a rebuild), and readers holding pooled connections meanwhile would
-    leave none for the scanners' appends (tests/reliability/test_reads_never_starve_writes.py).
+    Each look takes a connection from `connect` and gives it back before sleeping: a
+    wait can last the whole timeout when the views lag (a catch-up, a rebuild), and
+    readers holding pooled connections meanwhile would leave none for the scanners'
+    appends (tests/reliability/test_reads_never_starve_writes.py).
     """
-    with connect() as conn:
-        rows = _rows(conn.execute(_MARK_AND_TRACKED, (tenant, list(names))).fetchall())
-    mark = rows.pop("mark", 0)
-    if mark == 0 or _reached(rows, names, mark):
-        return Freshness(mark)
     deadline = time.monotonic() + timeout
     while True:
         time.sleep(POLL_INTERVAL)

@@ -347,12 +347,6 @@ class EventStore:
         """The notification id of the newest recorded event (0 when empty)."""
         return self.recorder.max_notification_id() or 0
 
-    def tenant_head(self, tenant: str) -> int:
-        """The position of `tenant`'s newest recorded event (0 when it has none)."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(sql.TENANT_HEAD, (tenant,)).fetchone()
-        return int(row["position"]) if row else 0
-
     def events_after(
         self, tenant: str, after: datetime | None, offset: int, limit: int
     ) -> list[dict[str, Any]]:

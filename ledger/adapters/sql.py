@@ -97,9 +97,6 @@ RAISE_TENANT_HEAD = (
     "SET position = greatest(tenant_heads.position, excluded.position)"
 )
 
-# A tenant's high-water mark (one key lookup).
-TENANT_HEAD = "SELECT position FROM tenant_heads WHERE tenant = %s"
-
 # An order closed to writes, in the transaction that records its OrderCancelled.
 CLOSE_ORDER = "INSERT INTO closed_orders (tenant, order_id, position) VALUES (%s, %s, %s)"
 

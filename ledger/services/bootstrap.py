@@ -73,17 +73,32 @@ class Runtime:
         if dispatcher is not None:
             self.workers.append(dispatcher)
 
-    def wait_for_views(self, tenant: str, views: Sequence[str]) -> Freshness:
-        """Wait (bounded) until `views` have applied `tenant`'s latest recorded event.
+    @contextmanager
+    def read_views(self, tenant: str, views: Sequence[str]) -> Iterator[tuple[Any, Freshness]]:
+        """A pooled autocommit connection (dict rows) for the read side, once `views`
+        have applied `tenant`'s latest recorded event, and how fresh they are.
 
         Read-your-writes per tenant (projections/read.py): other tenants' events are
-        not waited for. Holds no connection while waiting. A wait that times out is
-        counted (`stale_reads`, exposed at /metrics) and its answer says how far behind
-        the views were.
+        not waited for. The wait is bounded and holds no connection; one that times
+        out is counted (`stale_reads`, exposed at /metrics) and its Freshness says how
+        far behind the views were. When the views are there already, the usual case,
+        the look and the reads share one checkout (each checkout costs a round trip:
+        the pool checks the connection).
         """
-        from projections.read import wait_for_tenant
+        from projections.read import look, wait_for_mark
 
-        freshness = wait_for_tenant(self.store.datastore.get_connection, tenant, views)
+        connect = self.store.datastore.get_connection
+        with connect() as conn:
+            found = look(conn, tenant, views)
+            if isinstance(found, Freshness):
+                yield conn, found
+        if isinstance(found, Freshness):
+            return
+        freshness = self._counted(wait_for_mark(connect, tenant, found, views))
+        with connect() as conn:
+            yield conn, freshness
+
+    def _counted(self, freshness: Freshness) -> Freshness:
         if freshness.stale:
             with self._stale_lock:
                 self._stale_reads += 1
@@ -95,12 +110,6 @@ class Runtime:
         with self._stale_lock:
             return self._stale_reads
 
-    @contextmanager
-    def read_connection(self) -> Iterator[Any]:
-        """A pooled autocommit connection (dict rows) for the read side."""
-        with self.store.datastore.get_connection() as conn:
-            yield conn
-
     def orders_lookup(
         self, tenant: str, pairs: set[tuple[str, str]]
     ) -> tuple[dict[tuple[str, str], dict[str, Any]], Freshness | None]:
@@ -110,8 +119,7 @@ class Runtime:
 
         if not pairs:
             return {}, None
-        freshness = self.wait_for_views(tenant, ("order_status",))
-        with self.read_connection() as conn:
+        with self.read_views(tenant, ("order_status",)) as (conn, freshness):
             return order_entries(conn, tenant, pairs), freshness
 
     def stop(self) -> None:
