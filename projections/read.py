@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import psycopg
 from psycopg import Connection
 
 log = logging.getLogger(__name__)
@@ -102,14 +103,24 @@ def wait_for_mark(
             if _reached(rows, names, mark):
                 return Freshness(mark)
             if time.monotonic() >= deadline:
-                tracked = min(rows.get(name, 0) for name in names)
-                row = conn.execute(_BEHIND, (tracked,)).fetchone()
-                behind = max(float(_first(row) or 0.0), 0.0)
+                behind = _behind(conn, min(rows.get(name, 0) for name in names), timeout)
                 log.warning(
                     "read models %s behind tenant %s's mark %s after %.1fs (%.3fs behind)",
                     list(names), tenant, mark, timeout, behind,
                 )  # fmt: skip
                 return Freshness(mark, behind)
+
+
+def _behind(conn: Connection[Any], tracked: int, waited: float) -> float:
+    """Seconds since the oldest event after `tracked` was recorded; what the read waited
+    if that cannot be told (a state this code cannot parse must not fail the read)."""
+    try:
+        row = conn.execute(_BEHIND, (tracked,)).fetchone()
+    except psycopg.Error as exc:
+        log.warning("could not tell how far behind the views are: %s", exc)
+        return waited
+    seconds = _first(row)
+    return waited if seconds is None else max(float(seconds), 0.0)
 
 
 def _rows(rows: Iterable[Any]) -> dict[str, int]:
