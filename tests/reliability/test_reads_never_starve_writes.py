@@ -1,7 +1,7 @@
 """Pack stations waiting for lagging views must not take the scanners' connections.
 
-Order reads wait (up to 2 s) until the views have applied their tenant's newest event. If they held
-a pooled connection while waiting, a few dozen pack-station reads during a projection
+Order reads wait (up to 2 s) until the views have applied their tenant's newest event. If
+they held a pooled connection while waiting, a few dozen pack-station reads during a projection
 catch-up would hold the whole pool, and the scanners' appends, finding no connection
 within the checkout timeout, would be answered 503.
 """
