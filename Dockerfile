@@ -16,6 +16,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY ledger ./ledger
 COPY api ./api
+COPY cli ./cli
 COPY projections ./projections
 COPY cli ./cli
 COPY devtools ./devtools

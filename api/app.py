@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from api import docs_pages, errors
-from api.auth import make_verifier
+from api.auth import TokenVerifier, make_verifier
 from api.body_limit import BodyLimitMiddleware
 from api.fast_ingest import FastIngest
 from api.health import router as health_router
@@ -19,6 +19,7 @@ from api.metrics import Metrics
 from api.metrics import router as metrics_router
 from api.observability import AccessLog, RequestObserver, access_log_enabled
 from api.routes_events import router as events_router
+from api.routes_oauth import router as oauth_router
 from api.routes_orders import router as orders_router
 from api.routes_recalculation import router as recalculation_router
 from api.routes_story import router as story_router
@@ -59,7 +60,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         app.state.runtime = runtime or Runtime.start()
-        app.state.verifier = make_verifier(app.state.runtime.settings)
+        app.state.verifier = _verifier(app.state.runtime)
         # Everything built so far lives as long as the process: move it out of the
         # collector's sight, and collect less often. Measured on the ingest path, where
         # each request allocates many short-lived objects and few cycles.
@@ -90,7 +91,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     )
     if runtime is not None:
         app.state.runtime = runtime
-        app.state.verifier = make_verifier(runtime.settings)
+        app.state.verifier = _verifier(runtime)
     app.state.fast_ingest = True  # valid scans skip FastAPI's layers (api/fast_ingest.py)
     app.state.metrics = Metrics(lambda: getattr(app.state, "runtime", None))
     app.access_log = access_log or (AccessLog() if access_log_enabled() else None)
@@ -103,5 +104,12 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     app.include_router(orders_router)
     app.include_router(recalculation_router)
     app.include_router(story_router)
+    app.include_router(oauth_router)  # POST /oauth/token, /.well-known/jwks.json
     docs_pages.install(app)
     return app
+
+
+def _verifier(runtime: Runtime) -> TokenVerifier:
+    # The runtime holds the service's signing key and the revoked clients' list, so
+    # tokens issued by POST /oauth/token are checked against both.
+    return make_verifier(runtime.settings, runtime.signer, runtime.revocations)

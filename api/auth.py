@@ -1,19 +1,21 @@
 """Bearer-token checks: who is calling, for which tenant, with which scopes.
 
-Tokens are JWTs: HS256 with PICKPACK_JWT_SECRET, or RS256/ES256 verified against
-PICKPACK_JWKS_URL (keys cached; an unknown `kid` triggers one refetch). Claims: `sub`,
-`tenant`, `scope` (space-separated) and `exp` (required). Verified tokens are cached by
-their raw text until they expire, so a scanner's repeated token costs one dict lookup.
+Tokens are JWTs: HS256 with PICKPACK_JWT_SECRET, RS256 with the service's own key
+(PICKPACK_JWT_PRIVATE_KEY_FILE), or RS256/ES256 verified against PICKPACK_JWKS_URL (keys
+cached; an unknown `kid` triggers one refetch). Claims: `sub`, `tenant`, `scope`
+(space-separated) and `exp` (required); `iss` and `aud` when PICKPACK_JWT_ISSUER and
+PICKPACK_JWT_AUDIENCE are set. Verified tokens are cached by their raw text until they
+expire, so a scanner's repeated token costs one dict lookup. A token the service issued
+to a registered client (signed with its own key, with a `client_id` claim) is also
+checked against the revocation list (ledger/services/tokens.py), itself reloaded at most
+every PICKPACK_REVOCATION_CACHE_SECONDS.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -21,6 +23,9 @@ import jwt
 from api.errors import BadRequest, Forbidden, Unauthorized
 from ledger.config import Settings
 from ledger.domain.inputs import text_problem
+from ledger.services import tokens
+from ledger.services.tokens import RevocationList
+from ledger.services.tokens import local_secret as local_secret  # kept importable from here
 
 VIEW = "pickpack.pickpack_view"
 MANAGE = "pickpack.pickpack_manage"
@@ -36,6 +41,8 @@ class Principal:
     tenant: str | None
     scopes: frozenset[str]
     expires_at: float
+    # Set for a token this service issued to a registered client (revocable).
+    client_id: str | None = None
 
 
 class JwksKeys:
@@ -58,47 +65,87 @@ class JwksKeys:
 class TokenVerifier:
     """Turns an Authorization header into a Principal, or raises Unauthorized."""
 
-    def __init__(self, secret: str | None = None, jwks_url: str | None = None) -> None:
-        if not secret and not jwks_url:
-            raise ValueError("a JWT secret or a JWKS URL is required")
+    def __init__(
+        self,
+        secret: str | None = None,
+        jwks_url: str | None = None,
+        *,
+        own_key: tuple[str | None, Any] | None = None,
+        issuers: tuple[str, ...] = (),
+        audiences: tuple[str, ...] = (),
+        revocations: RevocationList | None = None,
+    ) -> None:
+        """`own_key` is the service's own RS256 public key with its kid; `issuers` and
+        `audiences`, when given, are the only `iss` and `aud` values accepted."""
+        if not secret and not jwks_url and own_key is None:
+            raise ValueError("a JWT secret, a JWKS URL or an own key is required")
         self._secret = secret
         self._jwks = JwksKeys(jwks_url) if jwks_url else None
+        self._own_kid: str | None = own_key[0] if own_key is not None else None
+        self._own_key: Any = own_key[1] if own_key is not None else None
+        self._issuers = list(issuers)
+        self._audiences = list(audiences)
+        self._revocations = revocations
         self._cache: dict[str, Principal] = {}
 
     def may_block(self, authorization: str | None) -> bool:
-        """True when verifying could fetch keys over the network (JWKS, token not cached)."""
-        if self._jwks is None or not authorization:
+        """True when verifying could do I/O: a JWKS key fetch, or reloading the revocations."""
+        if not authorization:
             return False
-        return authorization[7:].strip() not in self._cache
+        cached = self._cache.get(authorization[7:].strip())
+        stale = self._revocations is not None and self._revocations.stale()
+        if cached is None:
+            return self._jwks is not None or stale
+        return stale and cached.client_id is not None
 
     def verify(self, authorization: str | None) -> Principal:
         if not authorization or not authorization[:7].lower() == "bearer ":
             raise Unauthorized()
         token = authorization[7:].strip()
-        cached = self._cache.get(token)
+        principal = self._cache.get(token)
         now = time.time()
-        if cached is not None:
-            if cached.expires_at > now:
-                return cached
-            raise Unauthorized(expired=True)
-        principal = self._decode(token)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[token] = principal
+        if principal is not None:
+            if principal.expires_at <= now:
+                raise Unauthorized(expired=True)
+        else:
+            principal = self._decode(token)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[token] = principal
+        revocations = self._revocations
+        client_id = principal.client_id
+        if client_id is not None and revocations is not None and revocations.is_revoked(client_id):
+            raise Unauthorized()
         return principal
 
     def _decode(self, token: str) -> Principal:
         options: Any = {"require": ["exp"]}
+        checks: dict[str, Any] = {}
+        if self._issuers:
+            checks["issuer"] = self._issuers
+            options["require"] = ["exp", "iss"]
+        if self._audiences:
+            checks["audience"] = self._audiences
+        else:
+            options["verify_aud"] = False  # not configured: any `aud`, or none
+        own = False
         try:
             header = jwt.get_unverified_header(token)
             alg = header.get("alg")
             if alg == "HS256" and self._secret:
-                claims = jwt.decode(token, self._secret, algorithms=["HS256"], options=options)
+                key: Any = self._secret
+                own = True
+            elif (
+                alg == "RS256"
+                and self._own_key is not None
+                and (header.get("kid") == self._own_kid or self._jwks is None)
+            ):
+                key, own = self._own_key, True
             elif alg in _ASYMMETRIC and self._jwks is not None:
                 key = self._jwks.key_for(token)
-                claims = jwt.decode(token, key, algorithms=_ASYMMETRIC, options=options)
             else:
                 raise Unauthorized()
+            claims = jwt.decode(token, key, algorithms=[alg], options=options, **checks)
         except jwt.ExpiredSignatureError:
             raise Unauthorized(expired=True) from None
         except (jwt.PyJWTError, ValueError):
@@ -111,11 +158,13 @@ class TokenVerifier:
             # `sub` is written into every event as `user`: a control character (a NUL
             # cannot even be stored) or a huge value makes the token unusable, not a 500.
             raise Unauthorized()
+        client_id = claims.get("client_id") if own else None
         return Principal(
             subject=str(subject) if subject is not None else None,
             tenant=str(tenant) if tenant is not None else None,
             scopes=frozenset(scopes),
             expires_at=float(claims["exp"]),
+            client_id=str(client_id) if client_id is not None else None,
         )
 
 
@@ -137,44 +186,57 @@ def authorize(principal: Principal, tenant: str, scope: str) -> None:
 
 
 def mint_token(
-    secret: str,
+    secret: Any,
     tenant: str,
     scopes: list[str],
     subject: str = "dev-user",
     ttl_seconds: int = 30 * 24 * 3600,
+    issuer: str | None = None,
+    audience: str | None = None,
+    algorithm: str = "HS256",
+    kid: str | None = None,
 ) -> str:
-    """An HS256 dev token (what `pickpack token` and `serve` print)."""
+    """A dev token (what `pickpack token` and `serve` print): HS256 with `secret`, or
+    RS256 when `secret` is the service's own private key."""
     now = int(time.time())
-    claims = {
+    claims: dict[str, Any] = {
         "sub": subject,
         "tenant": tenant,
         "scope": " ".join(scopes),
         "iat": now,
         "exp": now + ttl_seconds,
     }
-    return jwt.encode(claims, secret, algorithm="HS256")
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims, secret, algorithm=algorithm, headers=headers)
 
 
-def make_verifier(settings: Settings) -> TokenVerifier:
-    """Configured verification, or the dev secret generated in the data dir."""
-    if settings.jwt_secret or settings.jwks_url:
-        return TokenVerifier(secret=settings.jwt_secret, jwks_url=settings.jwks_url)
-    return TokenVerifier(secret=local_secret(settings.data_dir))
+def make_verifier(
+    settings: Settings,
+    signer: tokens.Signer | None = None,
+    revocations: RevocationList | None = None,
+) -> TokenVerifier:
+    """Configured verification, or the dev secret generated in the data dir.
 
-
-def local_secret(data_dir: Path, create: bool = True) -> str | None:
-    """The dev secret kept in the data dir (mode 0600), generated on first use."""
-    path = data_dir / "jwt-secret"
-    if path.exists():
-        return path.read_text().strip()
-    if not create:
-        return None
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    try:
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race: use its secret
-        return path.read_text().strip()
-    with os.fdopen(handle, "w") as out:
-        out.write(secret)
-    return secret
+    The service's own RS256 key (PICKPACK_JWT_PRIVATE_KEY_FILE) is trusted beside a
+    secret or a JWKS URL; with none of the three, the dev secret is.
+    """
+    if signer is None and settings.jwt_private_key_file is not None:
+        signer = tokens.Signer.from_settings(settings)
+    own_key = None
+    if signer is not None and signer.algorithm == "RS256":
+        own_key = (signer.kid, signer.public_key)
+    secret = settings.jwt_secret
+    if not (secret or settings.jwks_url or own_key):
+        secret = tokens.local_secret(settings.data_dir)
+    return TokenVerifier(
+        secret=secret,
+        jwks_url=settings.jwks_url,
+        own_key=own_key,
+        issuers=tokens.split_names(settings.jwt_issuer),
+        audiences=tokens.split_names(settings.jwt_audience),
+        revocations=revocations,
+    )

@@ -14,6 +14,7 @@ from api.observability import logging_config
 from ledger.adapters.database import provision
 from ledger.adapters.migrate import MigrationError, migrate
 from ledger.config import ConfigError, Settings
+from ledger.services.tokens import Signer, own_audience, own_issuer
 
 log = logging.getLogger("pickpack.serve")
 
@@ -22,6 +23,8 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings.from_env()  # a wrong value stops here, before anything starts
+    if settings.jwt_private_key_file is not None:
+        Signer.from_settings(settings)  # and so does a key file that is not an RSA key
     log_config = logging_config(args.log_level, access_log=args.access_log)
     logging.config.dictConfig(log_config)
     database = provision(settings)
@@ -32,10 +35,16 @@ def _serve(args: argparse.Namespace) -> int:
         # Workers (and a single in-process app) find the database through the
         # environment, so they attach to the server this process provisioned.
         os.environ["PICKPACK_DATABASE_URL"] = database.url
-        if not (settings.jwt_secret or settings.jwks_url):
+        if not (settings.jwt_secret or settings.jwks_url or settings.jwt_private_key_file):
             secret = local_secret(settings.data_dir)
             assert secret is not None
-            token = mint_token(secret, "demo", [VIEW, MANAGE])
+            token = mint_token(
+                secret,
+                "demo",
+                [VIEW, MANAGE],
+                issuer=settings.jwt_issuer and own_issuer(settings),
+                audience=settings.jwt_audience and own_audience(settings),
+            )
             print(
                 "\nNo PICKPACK_JWT_SECRET or PICKPACK_JWKS_URL: using the dev secret in "
                 f"{settings.data_dir / 'jwt-secret'}.\nDev token (tenant demo, both scopes):\n\n"
@@ -87,10 +96,22 @@ def _migrate(_: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    secret = settings.jwt_secret or local_secret(settings.data_dir)
-    assert secret is not None
+    signer = Signer.from_settings(settings)  # the own RS256 key, the secret, or the dev secret
     scopes = args.scope or [VIEW, MANAGE]
-    print(mint_token(secret, args.tenant, scopes, subject=args.sub, ttl_seconds=args.ttl))
+    print(
+        mint_token(
+            signer.key,
+            args.tenant,
+            scopes,
+            subject=args.sub,
+            ttl_seconds=args.ttl,
+            # Carried when configured, so the dev token passes the service's own checks.
+            issuer=settings.jwt_issuer and own_issuer(settings),
+            audience=settings.jwt_audience and own_audience(settings),
+            algorithm=signer.algorithm,
+            kid=signer.kid,
+        )
+    )
     return 0
 
 
@@ -124,6 +145,9 @@ def _unset_meaning(name: str, settings: Settings) -> str:
         else f"dev secret in {dev_secret}",
         "PICKPACK_ORDER_SERVICE_URL": "recalculation requests stay queued (PENDING)",
         "PICKPACK_ORDER_SERVICE_TOKEN": "no Authorization header is sent to the Order Service",
+        "PICKPACK_JWT_PRIVATE_KEY_FILE": "own tokens are HS256, /.well-known/jwks.json is empty",
+        "PICKPACK_JWT_ISSUER": "iss is not checked",
+        "PICKPACK_JWT_AUDIENCE": "aud is not checked",
     }.get(name, "default")
 
 
@@ -170,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     from devtools.fake_order_service import add_commands as add_fake_commands
 
     add_fake_commands(sub)
+    from cli.clients import add_commands as add_client_commands
+
+    add_client_commands(sub)
     return parser
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -43,7 +43,20 @@ EXTRA_NAMES = (
     "PICKPACK_RECALC_MAX_BACKOFF_SECONDS",
     "PICKPACK_RECALC_MAX_ATTEMPTS",
     "PICKPACK_RECALC_POLL_SECONDS",
+    # Identity (docs/operations.md, "Identity and tokens").
+    "PICKPACK_JWT_SECRET_FILE",
+    "PICKPACK_ORDER_SERVICE_TOKEN_FILE",
+    "PICKPACK_JWT_PRIVATE_KEY_FILE",
+    "PICKPACK_JWT_ISSUER",
+    "PICKPACK_JWT_AUDIENCE",
+    "PICKPACK_TOKEN_LIFETIME_SECONDS",
+    "PICKPACK_REVOCATION_CACHE_SECONDS",
 )
+# A secret may come from a file instead (as container secrets are mounted): NAME_FILE.
+SECRET_FILES = {
+    "jwt_secret": "jwt_secret_file",
+    "order_service_token": "order_service_token_file",
+}
 # Shown as **** by `pickpack config`; never printed or logged.
 SECRET_NAMES = frozenset({"PICKPACK_JWT_SECRET", "PICKPACK_ORDER_SERVICE_TOKEN"})
 MASK = "****"
@@ -106,6 +119,14 @@ class Settings(BaseSettings):
     recalc_max_backoff_seconds: float = Field(default=300.0, ge=0)
     recalc_max_attempts: int = Field(default=10, ge=1)
     recalc_poll_seconds: float = Field(default=0.5, gt=0)
+    # Identity: secrets from files, the service's own RS256 key, what tokens must carry.
+    jwt_secret_file: Path | None = None
+    order_service_token_file: Path | None = None
+    jwt_private_key_file: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    token_lifetime_seconds: int = Field(default=14399, ge=1)  # Emporix's expires_in
+    revocation_cache_seconds: float = Field(default=30.0, gt=0)
 
     @classmethod
     def settings_customise_sources(
@@ -127,6 +148,31 @@ class Settings(BaseSettings):
                 return cls()
         except ValidationError as exc:
             raise ConfigError(_describe(exc, os.environ if env is None else env)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        """NAME_FILE's content (one trailing newline dropped) becomes NAME's value."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, file_name in SECRET_FILES.items():
+            path = data.get(file_name)
+            if path in (None, ""):
+                continue
+            var, file_var = PREFIX + name.upper(), PREFIX + file_name.upper()
+            if data.get(name) not in (None, ""):
+                raise ValueError(f"{var} and {file_var} are both set: set only one of them")
+            try:
+                text = Path(path).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+                raise ValueError(f"{file_var}: cannot read {path}: {reason}") from None
+            value = text.removesuffix("\n").removesuffix("\r")
+            if not value.strip():
+                raise ValueError(f"{file_var}: {path} is empty")
+            data[name] = value
+        return data
 
     @field_validator("data_dir")
     @classmethod
@@ -218,10 +264,13 @@ def _describe(exc: ValidationError, env: Mapping[str, str]) -> str:
     names = Settings.env_names()
     problems = []
     for err in exc.errors():
-        loc = err.get("loc") or ("?",)
+        loc = err.get("loc") or ()
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        if not loc:  # a rule over several variables: its message names them
+            problems.append(msg)
+            continue
         field = str(loc[0])
         var = names.get(field, field if field.startswith(PREFIX) else PREFIX + field.upper())
-        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         raw: Any = env.get(var)
         if field in fields and var not in SECRET_NAMES and raw is not None:
             problems.append(f"{var}={mask_password(str(raw))!r}: {msg}")

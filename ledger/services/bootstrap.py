@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.adapters import outbox_store
+from ledger.adapters.client_store import revoked_ids
 from ledger.adapters.database import Database, provision
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.migrate import migrate
 from ledger.config import Settings
+from ledger.services import tokens
 from ledger.services.changes import CommitBell
 from ledger.services.group_commit import GroupCommitter
 from projections.read import Freshness
@@ -36,6 +38,11 @@ class Runtime:
     bell: CommitBell = field(default_factory=CommitBell)
     _stale_reads: int = field(default=0, init=False, repr=False)
     _stale_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    # POST /oauth/token's use case, the key it signs with, and the revoked clients the
+    # API's verifier consults (ledger/services/tokens.py); api.app builds the verifier.
+    token_service: tokens.TokenService | None = None
+    signer: tokens.Signer | None = None
+    revocations: tokens.RevocationList | None = None
 
     @classmethod
     def start(
@@ -45,6 +52,10 @@ class Runtime:
         run_workers: bool = True,
     ) -> Runtime:
         settings = settings or Settings.from_env()
+        # First, so an unreadable key file stops start-up before anything runs. None when
+        # only an identity provider is trusted: tokens signed here would be refused here,
+        # and no dev secret should appear in the data dir.
+        signer = tokens.Signer.from_settings(settings) if tokens.issues_tokens(settings) else None
         database = database or provision(settings)
         migrate(database.url)
         store = EventStore.from_url(database.url)
@@ -54,6 +65,17 @@ class Runtime:
         runtime = cls(settings, database, store, committer)
         committer.on_commit.append(runtime.bell.ring)
         store.on_committed.append(runtime.bell.ring)
+        runtime.signer = signer
+        runtime.revocations = tokens.RevocationList(
+            lambda: _revoked_ids(store), settings.revocation_cache_seconds
+        )
+        runtime.token_service = tokens.TokenService(
+            connect=store.datastore.get_connection,
+            signer=signer,
+            lifetime=settings.token_lifetime_seconds,
+            issuer=tokens.own_issuer(settings),
+            audience=tokens.own_audience(settings),
+        )
         if run_workers:
             runtime.start_workers()
         return runtime
@@ -154,3 +176,8 @@ def start_outbox_dispatcher(settings: Settings, database_url: str) -> Any:
     return OutboxDispatcher(
         database_url, client, policy, poll_seconds=settings.recalc_poll_seconds
     ).start()
+
+
+def _revoked_ids(store: EventStore) -> frozenset[str]:
+    with store.datastore.get_connection() as conn:
+        return revoked_ids(conn)
