@@ -244,6 +244,7 @@ def two(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
     """Two processes on one database, one of them SIGKILLed and restarted now and then."""
     from devtools.fake_order_service import FakeOrderService
     from ledger.adapters.migrate import MIGRATION_LOCK_KEY
+    from ledger.adapters.sql import APPEND_LOCK_KEY
     from projections.base import lock_key
     from projections.registry import PROJECTIONS
     from tests.faults import LockWatcher, order_document, outbox
@@ -368,8 +369,10 @@ def two(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
     problems = check(pg, distinct + twice, report)
     if reports[1].ok != reports[2].ok:
         problems.append("a pair sent to both processes was not answered 200 by both")
-    if set(locks.holders) - {MIGRATION_LOCK_KEY} - keys:
-        problems.append("advisory locks other than the projections' were taken")
+    if set(locks.holders) - {MIGRATION_LOCK_KEY, APPEND_LOCK_KEY} - keys:
+        problems.append("advisory locks other than the projections' and writers' were taken")
+    if locks.most_at_once[APPEND_LOCK_KEY] > 1:
+        problems.append("two backends held the append lock at once")
     if any(locks.most_at_once[k] > 1 for k in keys):
         problems.append("two backends held one projection lock at once")
     if delivered != attempts or sum(attempts.values()) != orders + 10:

@@ -2,17 +2,18 @@
 
 Writes go through :meth:`EventStore.append_packing_events`, one transaction per batch:
 
-1. take the EXCLUSIVE lock on the library's stored_events table (the lock its own
-   recorder takes, so commit order equals notification-id order and projections
-   tailing by id never skip an event);
+1. take the append lock every writer takes (`sql.SERIALIZE_APPENDS`: an advisory
+   lock held to commit, so commit order equals notification-id order and projections
+   tailing by id never skip an event; no table maintenance waits on it or blocks it);
 2. read what the store holds for the batch's eventIds and orders;
 3. let the pure domain (:func:`ledger.packing.decide`) judge each event;
 4. insert the accepted events (encoded by the library's mapper, into the library's
    table), their index rows and each tenant's high-water mark (tenant_heads) in one
    statement.
 
-Order commands (:meth:`EventStore.run_order_command`) take the same lock, insert
-through the library's recorder itself and raise their tenant's mark.
+Order commands (:meth:`EventStore.run_order_command`) take the same lock (through the
+recorder subclass, whose lock the library's own inserts take too), insert through the
+library's recorder itself and raise their tenant's mark.
 
 Because every writer takes the same lock, "eventId unique per tenant" and "no event
 after a cancellation" hold under any concurrency, and a bad event in a batch only
@@ -99,7 +100,7 @@ class EventStore:
         # is ever right here, so none is planned (tests/integration/test_query_plans.py).
         self._begin_lock_and_read = (
             f"BEGIN; SET LOCAL lock_timeout = '{datastore.lock_timeout}s'; "
-            "SET LOCAL enable_seqscan = off; LOCK TABLE stored_events IN EXCLUSIVE MODE; "
+            f"SET LOCAL enable_seqscan = off; {sql.SERIALIZE_APPENDS}; "
             f"EXECUTE {READ_FOR_DECISION}("
         ).encode()
         # Called inside the append transaction for each order fact (e.g. the outbox).
@@ -220,8 +221,8 @@ class EventStore:
             }
         )
         curs.execute(self._begin_lock_and_read + literal(conn, keys) + b")")
-        while curs.description is None and curs.nextset():
-            pass  # past BEGIN, SET and LOCK to the read's rows
+        while curs.nextset():
+            pass  # past BEGIN, SET, the locks (the advisory one returns a row) to the read's
         for kind, tenant, ref, content_hash, n in curs.fetchall():
             if kind == "e":
                 recorded[(tenant, ref)] = (bytes(content_hash), n)
@@ -290,7 +291,7 @@ class EventStore:
     def run_order_command(
         self, tenant: str, order_id: str, decide: Callable[[OrderContext], list[Fact]]
     ) -> list[int]:
-        """Fold the order under the write lock, let `decide` judge, append its facts.
+        """Fold the order under the append lock, let `decide` judge, append its facts.
 
         Domain errors raised by `decide` (ledger.orders.OrderError) roll back and
         propagate; nothing is recorded.

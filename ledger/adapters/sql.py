@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+# How every writer serializes its append: a transaction-scoped advisory lock on one fixed
+# key, taken before the decision's read and held to commit, so ids are drawn and committed
+# in one order (projections tailing by position never pass over a late commit) and the
+# duplicate and closed-order checks see every earlier append. An advisory lock lives in
+# PostgreSQL's lock manager, not on the table: VACUUM, ANALYZE, CREATE INDEX CONCURRENTLY
+# and autovacuum (SHARE UPDATE EXCLUSIVE on the table) neither wait on it nor block it.
+# ROW EXCLUSIVE, the lock the INSERT takes anyway, is taken up front only for a rolling
+# upgrade: it conflicts with the EXCLUSIVE lock older processes still take (so an old
+# and a new writer are serialized too) and not with SHARE UPDATE EXCLUSIVE. The
+# consistency argument is in docs/architecture.md.
+APPEND_LOCK_KEY = 0x70_70_61_70_70_65_6E_64  # "ppappend" as an advisory-lock key
+SERIALIZE_APPENDS = (
+    f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY}); "
+    "LOCK TABLE stored_events IN ROW EXCLUSIVE MODE"
+)
+
 # Everything the decision needs: which eventIds the tenant already has (with their
 # content hash), which orders are closed, each line stream's version. The batch's keys
 # arrive as one JSON document ({"e": [[tenant, eventId]...], "o": [[tenant, order]...],

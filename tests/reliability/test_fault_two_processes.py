@@ -18,6 +18,7 @@ import pytest
 
 from devtools.fake_order_service import FakeOrderService
 from ledger.adapters.migrate import MIGRATION_LOCK_KEY
+from ledger.adapters.sql import APPEND_LOCK_KEY
 from projections.base import lock_key
 from projections.registry import PROJECTIONS
 from tests import fold
@@ -158,9 +159,11 @@ def test_two_processes_on_one_database_record_each_event_once_and_deliver_each_a
     # One active runner per projection: both processes' runners contend for the same
     # lock keys (they took turns), never two at once, and nothing was applied twice.
     assert locks.samples > 50
-    seen_keys = set(locks.holders) - {MIGRATION_LOCK_KEY}
+    seen_keys = set(locks.holders) - {MIGRATION_LOCK_KEY, APPEND_LOCK_KEY}
     assert seen_keys == projection_keys, "both processes must lock the same projection keys"
     assert all(locks.most_at_once[k] == 1 for k in projection_keys)
+    # Both processes' writers serialize on the one append lock, never two at once.
+    assert locks.most_at_once[APPEND_LOCK_KEY] <= 1
     assert view_totals(db_url, "demo") == fold.line_totals(stored)
     assert view_totals(db_url, "demo") == fold.line_totals(
         fold.accepted(as_packing_event(e) for e in sent)
