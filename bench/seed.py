@@ -66,7 +66,9 @@ def seed(
                 packing_event(i, tenant, orders, products) for i in range(lo, min(n, lo + chunk))
             ]
             with conn.transaction():
-                # The store's own lock: ids are drawn and committed in order, consecutively.
+                # Ids drawn and committed in order, consecutively: EXCLUSIVE excludes the
+                # writers (it conflicts with the ROW EXCLUSIVE they take with the append
+                # lock); seeding runs before the service, so stalling maintenance is moot.
                 conn.execute("LOCK TABLE stored_events IN EXCLUSIVE MODE")
                 first = conn.execute(
                     "SELECT coalesce(max(notification_id), 0) FROM stored_events"

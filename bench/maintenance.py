@@ -1,0 +1,250 @@
+"""Scans while the database is maintained: VACUUM, ANALYZE, index builds during the shift.
+
+    python bench/maintenance.py [--rate 500] [--events 200000] [--database-url URL]
+                                [--server-root DIR]
+
+Seeds a fresh database (COPY, bench/seed.py) on an embedded PostgreSQL (or on the server
+of `--database-url`, in a database of its own), starts `pickpack serve` on it, waits for
+the projections to catch up, then posts scans at a steady rate from several clients
+(http.client, paced as bench/lag.py's) through phases, each on the same running service:
+
+- baseline: 10 s without maintenance;
+- a 10 s hold of SHARE UPDATE EXCLUSIVE on stored_events (what every VACUUM, ANALYZE,
+  CREATE INDEX CONCURRENTLY and autovacuum holds, for as long as they run);
+- `VACUUM (ANALYZE)` of the whole database;
+- `VACUUM (FREEZE)` of stored_events (what a wraparound vacuum does, and it never yields);
+- `CREATE INDEX CONCURRENTLY` on stored_events (dropped concurrently afterwards);
+- `REINDEX TABLE CONCURRENTLY stored_events`.
+
+Each maintenance phase has 1 s of scans before and after the operation. For each phase
+it prints the operation's duration, the scans sent, the failed ones (any answer but 200,
+or no answer), p50/p99/max latency (from sending a scan to its answer), and in how many
+of its pg_locks samples (every ~5 ms) a backend of the service was waiting for a lock
+(a scan stalled by a lock, not by the machine's load). Target: no failed scan, max
+under 200 ms, in every phase.
+
+`--server-root DIR` runs the service from another checkout (e.g. `git archive` of the
+commit before the append lock, unpacked in DIR) for a before/after on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from api.auth import MANAGE, VIEW, mint_token  # noqa: E402
+from bench.ingest import wait_ready  # noqa: E402
+from bench.seed import seeded_database  # noqa: E402
+
+SECRET = "bench-secret-" + uuid.uuid4().hex
+PORT = 18234
+TARGET_MAX_MS = 200.0
+MAINTENANCE = "bench-maintenance"  # the maintenance sessions' application_name
+
+
+@dataclass
+class Phase:
+    name: str
+    took: float = 0.0  # the maintenance operation's own duration
+    wall: float = 0.0  # the whole phase, scans before and after the operation included
+    # pg_locks samples (every ~5 ms) in which the service's backends waited for a lock:
+    # tells a scan stalled by a lock from one slowed by the machine's load.
+    waits: int = 0
+    samples: int = 0
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=500, help="scans per second")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--events", type=int, default=200_000, help="events seeded first")
+    parser.add_argument("--hold", type=float, default=10.0, help="seconds of the lock hold")
+    parser.add_argument("--database-url", help="a server to create the database on")
+    parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout to serve")
+    args = parser.parse_args()
+    with seeded_database(args.database_url, "pp_maintenance", args.events) as (url, _):
+        env = {**os.environ, "PICKPACK_JWT_SECRET": SECRET, "PICKPACK_DATABASE_URL": url}
+        service = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "serve", "--port", str(PORT)],
+            cwd=args.server_root,  # `-m` imports from here first: that checkout's code
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{PORT}", "/ready")
+            caught_up(url)
+            phases = run(url, args)
+        finally:
+            service.terminate()
+            service.wait(timeout=30)
+    print(
+        f"{args.rate:.0f} scans/s from {args.clients} clients, store seeded with "
+        f"{args.events:,} events, service from {args.server_root}"
+    )
+    print(
+        f"{'phase':<34} {'op s':>6} {'scans':>6} {'/s':>5} {'failed':>6} "
+        f"{'p50':>8} {'p99':>8} {'max':>9} {'lock waits':>12}"
+    )
+    ok = True
+    for p in phases:
+        q = statistics.quantiles(p.latencies, n=100) if len(p.latencies) > 1 else [0.0] * 99
+        worst = max(p.latencies, default=0.0) * 1000
+        sent = len(p.latencies) + len(p.failures)
+        print(
+            f"{p.name:<34} {p.took:>6.1f} {sent:>6} {sent / p.wall:>5.0f} {len(p.failures):>6} "
+            f"{q[49] * 1000:>6.1f}ms {q[98] * 1000:>6.1f}ms {worst:>7.1f}ms "
+            f"{p.waits:>5}/{p.samples:<6}"
+        )
+        for reason in sorted(set(p.failures))[:3]:
+            print(f"    failed: {reason}")
+        ok = ok and not p.failures and worst < TARGET_MAX_MS
+    print("target (no failed scan, max < 200 ms in every phase):", "met" if ok else "NOT met")
+
+
+def run(url: str, args: argparse.Namespace) -> list[Phase]:
+    def hold() -> None:
+        with psycopg.connect(url, application_name=MAINTENANCE) as conn:  # held open
+            conn.execute("LOCK TABLE stored_events IN SHARE UPDATE EXCLUSIVE MODE")
+            time.sleep(args.hold)
+            conn.rollback()
+
+    def sql(statement: str) -> Callable[[], None]:
+        def op() -> None:
+            with psycopg.connect(url, autocommit=True, application_name=MAINTENANCE) as conn:
+                conn.execute(statement)
+
+        return op
+
+    def create_index() -> None:
+        sql("CREATE INDEX CONCURRENTLY bench_maintenance ON stored_events (topic)")()
+
+    plan: list[tuple[str, Callable[[], None]]] = [
+        ("baseline (no maintenance)", lambda: time.sleep(10.0)),
+        (f"SHARE UPDATE EXCLUSIVE held {args.hold:.0f} s", hold),
+        ("VACUUM (ANALYZE) database", sql("VACUUM (ANALYZE)")),
+        ("VACUUM (FREEZE) stored_events", sql("VACUUM (FREEZE) stored_events")),
+        ("CREATE INDEX CONCURRENTLY", create_index),
+        ("REINDEX TABLE CONCURRENTLY", sql("REINDEX TABLE CONCURRENTLY stored_events")),
+    ]
+    phases = []
+    for n, (name, op) in enumerate(plan):
+        phases.append(phase(url, n, name, op, args.rate, args.clients))
+        if op is create_index:
+            sql("DROP INDEX CONCURRENTLY bench_maintenance")()
+        time.sleep(1.0)
+    return phases
+
+
+def phase(url: str, n: int, name: str, op: Callable[[], None], rate: float, clients: int) -> Phase:
+    """Scans at `rate` for 1 s, while `op` runs, and 1 s after."""
+    result = Phase(name)
+    stop = threading.Event()
+
+    def watch() -> None:
+        with psycopg.connect(url, autocommit=True, application_name=MAINTENANCE) as conn:
+            while not stop.is_set():
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                    "WHERE NOT l.granted AND a.application_name <> %s "
+                    "AND a.datname = current_database()",
+                    (MAINTENANCE,),
+                ).fetchone()
+                result.samples += 1
+                result.waits += bool(row and row[0])
+                time.sleep(0.005)
+
+    lock = threading.Lock()
+    headers = {
+        "Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW, MANAGE])}",
+        "saas-token": "bench",
+        "Content-Type": "application/json",
+    }
+
+    def client(c: int) -> None:
+        interval = clients / rate
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        start = time.perf_counter() + c * interval / clients
+        i = 0
+        while not stop.is_set():
+            time.sleep(max(0.0, start + i * interval - time.perf_counter()))
+            body = (
+                f'{{"eventId":"m{n}-{c}-{i}","orderNumber":"o{i % 500}","productId":"p{c}",'
+                '"unit":"H87","packedAmount":1,"site":"main",'
+                '"timestamp":"2024-05-01T10:00:00.000Z"}'
+            )
+            sent = time.perf_counter()
+            try:
+                conn.request("POST", "/pick-pack/demo/events", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                took = time.perf_counter() - sent
+                failure = None if response.status == 200 else f"HTTP {response.status}"
+            except (OSError, http.client.HTTPException) as e:
+                failure = type(e).__name__
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+            with lock:
+                if failure:
+                    result.failures.append(failure)
+                else:
+                    result.latencies.append(took)
+            i += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    threads.append(threading.Thread(target=watch))
+    first = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    began = time.perf_counter()
+    op()
+    result.took = time.perf_counter() - began
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    result.wall = time.perf_counter() - first
+    return result
+
+
+def caught_up(url: str, timeout: float = 300.0) -> None:
+    """Wait until both projections have applied the seeded store (no catch-up in phases)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT (SELECT coalesce(max(notification_id), 0) FROM stored_events), "
+                "(SELECT coalesce(min(notification_id), 0) FROM notification_tracking "
+                "WHERE application_name IN ('line_totals', 'order_status')), "
+                "(SELECT count(*) FROM notification_tracking "
+                "WHERE application_name IN ('line_totals', 'order_status'))"
+            ).fetchone()
+            assert row is not None
+            head, applied, tracked = row
+            if tracked == 2 and applied >= head:
+                return
+            time.sleep(0.5)
+    raise RuntimeError("the projections did not catch up with the seeded store")
+
+
+if __name__ == "__main__":
+    main()
