@@ -52,6 +52,11 @@ class Accumulator(Protocol):
         """How many rows' states it keeps in memory after a flush (a bound for keeping it)."""
         ...
 
+    def rows(self) -> int:
+        """Rows folded since the last flush: what a flush writes, then lets go or keeps
+        within `held`'s own bound (a rebuild flushes once they pass its bound)."""
+        ...
+
 
 class Projection(Protocol):
     """A read model kept from the event store."""

@@ -85,6 +85,9 @@ class LineTotalsAccumulator:
     def held(self) -> int:
         return 0  # sums are written and forgotten at each flush
 
+    def rows(self) -> int:
+        return len(self.pending)
+
     def flush(self, curs: Any) -> None:
         acc, self.pending = self.pending, {}
         if not acc:

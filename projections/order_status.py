@@ -109,6 +109,10 @@ class OrderStatusAccumulator:
     def held(self) -> int:
         return len(self.states)
 
+    def rows(self) -> int:
+        # States beyond these are the ones kept across flushes, at most MAX_CACHED.
+        return len(self.dirty)
+
     def _load(
         self, curs: Any, table: sql.Identifier, keys: list[tuple[str, str]]
     ) -> dict[tuple[str, str], OrderState]:

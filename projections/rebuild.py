@@ -23,6 +23,11 @@ from projections.base import Accumulator, Projection, Recorded, decode_rows, loc
 from projections.runner import SELECT_BATCH, UPSERT_POSITION
 
 SUFFIX = "__rebuild"
+# Rows' states the accumulators may hold before a flush. The store's lines grow with it
+# (every line's sums were kept until a flush every 2,000,000 events: memory grew with
+# the store); past this bound a flush writes them and lets them go. A store with fewer
+# rows than this flushes no more often than before.
+MAX_ROWS = 200_000
 
 
 @dataclass
@@ -147,13 +152,16 @@ def rebuild(
     flush_seconds: float = 30.0,
     flush_every: int = 2_000_000,
     progress: Progress | None = None,
+    max_rows: int = MAX_ROWS,
 ) -> RebuildReport:
     """Rebuild one projection or several in one pass over the store, then swap them in.
 
     Events are read once, decoded once and folded in memory into every projection being
     rebuilt. The folds are written (with the position reached, so a killed rebuild
-    resumes from there) every `flush_seconds` or `flush_every` events, and at the end:
-    a row touched by many events is written once per flush, not once per event.
+    resumes from there) every `flush_seconds` or `flush_every` events, whenever the
+    accumulators hold more than `max_rows` rows, and at the end: a row touched by many
+    events is written once per flush, not once per event, and memory stays bounded
+    however many lines the store holds.
     """
     group = projections if isinstance(projections, list) else [projections]
     started = time.perf_counter()
@@ -172,7 +180,11 @@ def rebuild(
                         acc.fold(curs, events)
                 position = events[-1].position
                 unflushed += len(events)
-            due = unflushed >= flush_every or time.monotonic() - last_flush >= flush_seconds
+            due = (
+                unflushed >= flush_every
+                or time.monotonic() - last_flush >= flush_seconds
+                or sum(acc.rows() for acc in accs) > max_rows
+            )
             if unflushed and (due or not events):
                 _flush(conn, group, accs, position)
                 unflushed = 0
