@@ -222,7 +222,7 @@ class EventStore:
         )
         curs.execute(self._begin_lock_and_read + literal(conn, keys) + b")")
         while curs.nextset():
-            pass  # past BEGIN, SET, the locks (the advisory one returns a row) to the read's
+            pass  # to the last result, the read's (the advisory lock's SELECT has one too)
         for kind, tenant, ref, content_hash, n in curs.fetchall():
             if kind == "e":
                 recorded[(tenant, ref)] = (bytes(content_hash), n)
