@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
-from api import docs_pages, errors
+from api import board_page, docs_pages, errors
 from api.auth import TokenVerifier, make_verifier
 from api.body_limit import BodyLimitMiddleware
 from api.fast_ingest import FastIngest
@@ -106,6 +106,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     app.include_router(story_router)
     app.include_router(oauth_router)  # POST /oauth/token, /.well-known/jwks.json
     docs_pages.install(app)
+    board_page.install(app)  # GET /board, the live packing board (api/board_page.py)
     return app
 
 

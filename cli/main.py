@@ -1,4 +1,4 @@
-"""The `pickpack` command line: serve, migrate, token, config, projections, orders, fakes."""
+"""The `pickpack` command line: serve, migrate, token, config, projections, orders, demo, fakes."""
 
 from __future__ import annotations
 
@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cli.orders import add_commands as add_order_commands
 
     add_order_commands(sub)
+    from cli.demo import add_commands as add_demo_commands
+
+    add_demo_commands(sub)
     from cli.events import add_commands as add_event_commands
 
     add_event_commands(sub)
