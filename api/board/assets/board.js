@@ -817,13 +817,16 @@
     $("token-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const token = $("token-input").value.trim();
-      location.hash = writeFragment({
+      const hash = writeFragment({
         token,
         tenant: $("tenant-input").value.trim() || tokenTenant(token),
         site: $("site-input").value.trim(),
         date: $("date-input").value,
       });
       $("token-input").value = "";
+      // The same address again (a token pasted twice) fires no hashchange: start anyway.
+      if (location.hash === hash) start();
+      else location.hash = hash;
     });
     $("pickers").addEventListener("submit", (event) => {
       event.preventDefault();
