@@ -277,3 +277,40 @@ def test_events_feed_order_and_pieces_of_weighed_units() -> None:
     feed = led.events()
     assert [(e["eventId"], e["packedAmountInPc"]) for e in feed] == [("s2", 2), ("s1", 4)]
     assert [e["eventId"] for e in led.events(after="2026-01-01T00:00:01.000Z")] == ["s1"]
+
+
+def test_an_entry_without_order_unit_counts_pieces_and_sends_h87() -> None:
+    led = Ledger()
+    led.register("o1", {"entries": [{"entryId": "e1", "productId": "p1", "totalCount": 2}]})
+    led.post_event(scan("s1", unit="C62", packed=1))  # another piece code: counted
+    led.post_event(scan("s2", unit="KGM", packed=2))  # a weight: never pieces
+    assert led.calculation("o1") == {
+        "entries": [
+            {"entryId": "e1", "deliveredAmount": 1, "deliveredAmountInPc": 1, "unit": "H87"}
+        ]
+    }
+    detail = led.order_detail("o1")
+    assert detail is not None
+    assert [u["unit"] for u in detail["unreconciledAmounts"]] == ["KGM"]
+
+
+def test_each_figure_converts_on_its_own() -> None:
+    led = Ledger()
+    led.register(
+        "o1",
+        {"entries": [{"entryId": "w", "productId": "p1", "totalCount": 3, "orderUnit": "KGM"}]},
+    )
+    led.post_event(scan("s1", unit="GRM", packed=1500, canceled=1000, picked=2000))
+    detail = led.order_detail("o1")
+    assert detail is not None
+    e = detail["entries"][0]
+    assert (e["pickedCount"], e["packedCount"], e["canceledCount"]) == (2, 0, 1)
+    assert detail["unreconciledAmounts"] == [
+        {
+            "productId": "p1",
+            "unit": "GRM",
+            "pickedAmount": 0,
+            "packedAmount": 1500,
+            "canceledAmount": 0,
+        }
+    ]
