@@ -56,7 +56,8 @@ async def record_packing_event(
 
     Raises Conflict (409) for an eventId recorded with other content or a CANCELLED order.
     """
-    outcome = await rt.committer.append(event, Attribution(principal.subject, saas_token))
+    who = Attribution(principal.subject, rt.fingerprints(saas_token))
+    outcome = await rt.committer.append(event, who)
     if outcome.verdict is Verdict.CONFLICT:
         raise Conflict(f"eventId: event '{event.event_id}' was already recorded with other content")
     if outcome.verdict is Verdict.ORDER_CLOSED:

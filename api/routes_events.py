@@ -13,7 +13,7 @@ from api.params import SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, JSONBody, freshness_headers
 from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
 from ledger.domain.packing import parse_event_time
-from ledger.domain.units import is_piece_unit, packed_in_pieces
+from ledger.domain.units import is_piece_unit, measure_unit, packed_in_pieces, same_dimension
 
 router = APIRouter(tags=["Events"])
 
@@ -97,7 +97,9 @@ def _plus_restored(timestamp: str) -> str:
     return date + sep + time_part.replace(" ", "+") if sep else timestamp
 
 
-def feed_item(state: dict[str, Any], entries: dict[tuple[str, str], Any]) -> dict[str, Any]:
+def feed_item(
+    state: dict[str, Any], entries: dict[tuple[str, str], list[dict[str, Any]]]
+) -> dict[str, Any]:
     """A stored PackingEventRecorded as the spec's OrderEntryEventResponse.
 
     A field with no value (no deliveryCycle sent, packedAmountInPc unknown) is left out
@@ -119,9 +121,16 @@ def feed_item(state: dict[str, Any], entries: dict[tuple[str, str], Any]) -> dic
     if is_piece_unit(unit):
         item["packedAmountInPc"] = packed
     else:
-        pieces = packed_in_pieces(
-            packed, unit, entries.get((state["order_id"], state["product_id"]))
+        # The first of the product's entries whose measure converts from the scan's unit.
+        entry = next(
+            (
+                e
+                for e in entries.get((state["order_id"], state["product_id"]), ())
+                if same_dimension(measure_unit(e), unit)
+            ),
+            None,
         )
+        pieces = packed_in_pieces(packed, unit, entry)
         if pieces is not None:
             item["packedAmountInPc"] = pieces
     for key, field in _OPTIONAL_FIELDS:

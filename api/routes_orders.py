@@ -195,11 +195,10 @@ def retrieve_order(
             raise NotFound(f"orderId: order '{orderId}' was not registered at {asOf}")
         return JSONBody(body)
     with rt.read_views(tenant, read.ORDER_VIEWS) as (conn, freshness):
-        row = read.order_row(conn, tenant, orderId)
-        if row is None:
-            raise NotFound(f"orderId: order '{orderId}' is not registered")
-        lines = read.line_totals(conn, tenant, [orderId])[orderId]
-    return JSONBody(present_order(row, lines), headers=freshness_headers(freshness))
+        row = read.order_row(conn, tenant, orderId)  # row and lines: one snapshot
+    if row is None:
+        raise NotFound(f"orderId: order '{orderId}' is not registered")
+    return JSONBody(present_order(row, row["lines"]), headers=freshness_headers(freshness))
 
 
 @router.get(
@@ -223,10 +222,9 @@ def retrieve_packlist(
 ) -> JSONBody:
     day = _parse_date(deliveryDate)
     with rt.read_views(tenant, read.ORDER_VIEWS) as (conn, freshness):
-        rows = read.packlist_rows(conn, tenant, siteCode, day)
-        lines = read.line_totals(conn, tenant, [r["order_id"] for r in rows])
+        rows = read.packlist_rows(conn, tenant, siteCode, day)  # with their lines
     return JSONBody(
-        [present_packlist_item(r, lines[r["order_id"]]) for r in rows],
+        [present_packlist_item(r, r["lines"]) for r in rows],
         headers=freshness_headers(freshness),
     )
 

@@ -134,5 +134,12 @@ def correct_order_line(
     principal: CanManage,
     rt: RuntimeDep,
 ) -> JSONBody:
-    story.correct(rt.store, tenant, orderId, body.to_correction(), principal.subject, saas_token)
+    story.correct(
+        rt.store,
+        tenant,
+        orderId,
+        body.to_correction(),
+        principal.subject,
+        rt.fingerprints(saas_token),  # never the token itself (decision 14)
+    )
     return JSONBody(SUCCESS)

@@ -16,7 +16,7 @@ import psycopg
 from ledger.adapters.database import provision
 from ledger.adapters.migrate import migrate
 from ledger.config import Settings
-from projections.rebuild import rebuild
+from projections.rebuild import RebuildBusy, rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
 
@@ -59,13 +59,17 @@ def _rebuild(args: argparse.Namespace) -> int:
                 bar.update(task, completed=position, total=head, rate=rate)
 
             # One pass over the store feeds every projection being rebuilt.
-            report = rebuild(
-                database.url,
-                [PROJECTIONS[n] for n in names],
-                chunk=args.chunk,
-                flush_every=args.flush_every,
-                progress=update,
-            )
+            try:
+                report = rebuild(
+                    database.url,
+                    [PROJECTIONS[n] for n in names],
+                    chunk=args.chunk,
+                    flush_every=args.flush_every,
+                    progress=update,
+                )
+            except RebuildBusy as busy:
+                print(f"pickpack: {busy}", file=sys.stderr)
+                return 1
             bar.console.print(
                 f"{label}: {report.events:,} events in {report.seconds:.1f}s "
                 f"({report.rate:,.0f} events/s)"

@@ -1,4 +1,7 @@
-"""Projection "line_totals": picked, packed, cancelled sums per order line."""
+"""Projection "line_totals": picked, packed, cancelled sums per order line and unit.
+
+Amounts in unlike units are never added (DESIGN decision 12): one row per unit.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ class LineTotalsAccumulator:
 
     def __init__(self, table: str) -> None:
         self.table = table
-        self.pending: dict[tuple[str, str, str], list[Any]] = {}
+        self.pending: dict[tuple[str, str, str, str], list[Any]] = {}
 
     def fold(self, curs: Any, events: list[Recorded]) -> None:
         acc = self.pending
@@ -52,16 +55,15 @@ class LineTotalsAccumulator:
                     self._correct(ev.data)
                 continue
             d = ev.data
-            key = (d["tenant"], d["order_id"], d["product_id"])
+            key = (d["tenant"], d["order_id"], d["product_id"], d["unit"])
             at = d["event_time"]  # normalised ISO text: compares chronologically
             row = acc.get(key)
             if row is None:
-                acc[key] = [d["picked"], d["packed"], d["canceled"], d["unit"], 1, at, at]
+                acc[key] = [d["picked"], d["packed"], d["canceled"], None, 1, at, at]
             else:
                 row[0] += d["picked"]
                 row[1] += d["packed"]
                 row[2] += d["canceled"]
-                row[3] = d["unit"]
                 row[4] += 1
                 if row[5] is None:  # the line had only corrections so far
                     row[5] = row[6] = at
@@ -73,10 +75,10 @@ class LineTotalsAccumulator:
     def _correct(self, d: dict[str, Any]) -> None:
         """A correction's signed deltas, added to its line's sums (not an event count,
         nor a scanner time: those describe the scans)."""
-        key = (d["tenant"], d["order_id"], d["product_id"])
+        key = (d["tenant"], d["order_id"], d["product_id"], d["unit"])
         row = self.pending.get(key)
         if row is None:
-            self.pending[key] = [d["picked"], d["packed"], d["canceled"], d["unit"], 0, None, None]
+            self.pending[key] = [d["picked"], d["packed"], d["canceled"], None, 0, None, None]
         else:
             row[0] += d["picked"]
             row[1] += d["packed"]
@@ -101,9 +103,9 @@ class LineTotalsAccumulator:
                 "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bigint[], "
                 "%b::bigint[], %b::bigint[], %b::text[], %b::int[], %b::text[]::timestamptz[], "
                 "%b::text[]::timestamptz[]) "
-                "ON CONFLICT (tenant, order_id, product_id) DO UPDATE SET "
+                "ON CONFLICT (tenant, order_id, product_id, unit) DO UPDATE SET "
                 "picked = l.picked + excluded.picked, packed = l.packed + excluded.packed, "
-                "canceled = l.canceled + excluded.canceled, unit = excluded.unit, "
+                "canceled = l.canceled + excluded.canceled, "
                 "events = l.events + excluded.events, "
                 "first_event_at = least(l.first_event_at, excluded.first_event_at), "
                 "last_event_at = greatest(l.last_event_at, excluded.last_event_at)"
@@ -115,7 +117,7 @@ class LineTotalsAccumulator:
                 [v[0] for v in vals],
                 [v[1] for v in vals],
                 [v[2] for v in vals],
-                [v[3] for v in vals],
+                [k[3] for k in keys],
                 [v[4] for v in vals],
                 [v[5] for v in vals],  # ISO text: PostgreSQL parses it faster than Python
                 [v[6] for v in vals],

@@ -141,28 +141,56 @@ def _first(row: Any) -> Any:
     return next(iter(row.values())) if isinstance(row, dict) else row[0]
 
 
+# An order's line totals as one JSON array of [product, unit, picked, packed, canceled],
+# read in the statement that reads its row: one statement is one snapshot, so a
+# projection commit between two reads can never pair a row with lines it never had.
+_LINES = (
+    "(SELECT coalesce(json_agg(json_build_array(l.product_id, l.unit, l.picked, l.packed, "
+    "l.canceled)), '[]') FROM line_totals l "
+    "WHERE l.tenant = o.tenant AND l.order_id = o.order_id) AS line_rows"
+)
+
+
+def _lines_of(line_rows: Any) -> dict[str, dict[str, list[int]]]:
+    lines: dict[str, dict[str, list[int]]] = {}
+    for product, unit, picked, packed, canceled in line_rows or ():
+        lines.setdefault(product, {})[unit] = [int(picked), int(packed), int(canceled)]
+    return lines
+
+
 def order_row(conn: Connection[Any], tenant: str, order_id: str) -> dict[str, Any] | None:
-    """A registered order's view row, or None."""
-    row = conn.execute(
-        f"SELECT {_ORDER_COLUMNS} FROM order_status "
-        "WHERE tenant = %s AND order_id = %s AND registered",
-        (tenant, order_id),
-    ).fetchone()
-    return _as_dict(row)
+    """A registered order's view row with its `lines` (counting.Lines), or None.
+
+    One statement: the row and its lines come from one snapshot.
+    """
+    row = _as_dict(
+        conn.execute(
+            f"SELECT {_ORDER_COLUMNS}, {_LINES} FROM order_status o "
+            "WHERE tenant = %s AND order_id = %s AND registered",
+            (tenant, order_id),
+        ).fetchone()
+    )
+    if row is not None:
+        row["lines"] = _lines_of(row.pop("line_rows"))
+    return row
 
 
 def packlist_rows(
     conn: Connection[Any], tenant: str, site_code: str, delivery_date: date
 ) -> list[dict[str, Any]]:
-    """Registered, not cancelled orders of a site and date, by window end then orderId."""
+    """Registered, not cancelled orders of a site and date, by window end then orderId,
+    each with its `lines` (read in the same statement, so from the same snapshot)."""
     cur = conn.execute(
-        f"SELECT {_ORDER_COLUMNS} FROM order_status "
+        f"SELECT {_ORDER_COLUMNS}, {_LINES} FROM order_status o "
         "WHERE tenant = %s AND site_code = %s AND delivery_date = %s AND registered "
         "AND packing_status IS DISTINCT FROM 'CANCELLED' "
         "ORDER BY window_end NULLS LAST, order_id",
         (tenant, site_code, delivery_date),
     )
-    return [r for r in (_as_dict(row) for row in cur.fetchall()) if r is not None]
+    rows = [r for r in (_as_dict(row) for row in cur.fetchall()) if r is not None]
+    for r in rows:
+        r["lines"] = _lines_of(r.pop("line_rows"))
+    return rows
 
 
 def order_cycles(conn: Connection[Any], tenant: str, site_code: str, since: date) -> list[str]:
@@ -176,29 +204,10 @@ def order_cycles(conn: Connection[Any], tenant: str, site_code: str, since: date
     return [_first(r).isoformat() for r in cur.fetchall()]
 
 
-def line_totals(
-    conn: Connection[Any], tenant: str, order_ids: Iterable[str]
-) -> dict[str, dict[str, dict[str, Any]]]:
-    """order_id -> product_id -> {picked, packed, canceled, unit}."""
-    ids = sorted(set(order_ids))
-    result: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in ids}
-    if not ids:
-        return result
-    cur = conn.execute(
-        "SELECT order_id, product_id, picked, packed, canceled, unit FROM line_totals "
-        "WHERE tenant = %s AND order_id = ANY(%s)",
-        (tenant, ids),
-    )
-    for row in cur.fetchall():
-        r = _as_dict(row) or {}
-        result[r["order_id"]][r["product_id"]] = r
-    return result
-
-
 def order_entries(
     conn: Connection[Any], tenant: str, pairs: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """(order_id, product_id) -> the registered order's entry for that product."""
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(order_id, product_id) -> the registered order's entries for that product."""
     wanted = set(pairs)
     orders = sorted({o for o, _ in wanted})
     if not orders:
@@ -208,13 +217,13 @@ def order_entries(
         "WHERE tenant = %s AND order_id = ANY(%s) AND registered",
         (tenant, orders),
     )
-    found: dict[tuple[str, str], dict[str, Any]] = {}
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in cur.fetchall():
         r = _as_dict(row) or {}
         for entry in (r.get("document") or {}).get("entries") or []:
             key = (r["order_id"], str(entry.get("productId")))
-            if key in wanted and key not in found:
-                found[key] = entry
+            if key in wanted:
+                found.setdefault(key, []).append(entry)
     return found
 
 

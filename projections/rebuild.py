@@ -30,6 +30,40 @@ SUFFIX = "__rebuild"
 MAX_ROWS = 200_000
 
 
+class RebuildBusy(RuntimeError):
+    """Another process is rebuilding one of the projections asked for."""
+
+
+def rebuild_lock_key(name: str) -> int:
+    """The session advisory lock a rebuild of `name` holds for its whole run.
+
+    Distinct from the projection's own lock (lock_key), which its live runner takes for
+    every step: the rebuild takes that one only for the swap.
+    """
+    return lock_key(f"rebuild:{name}")
+
+
+def _claim(conn: psycopg.Connection, projections: list[Projection]) -> None:
+    """One rebuild of a projection at a time (DESIGN decision 13).
+
+    Two rebuilds of the same projection would both fill its fresh tables (the second
+    resumes at the position the first one committed) and count events twice. Each
+    rebuild holds a session lock per projection on its own connection, released when the
+    rebuild ends or its process dies; a second one refuses at once, before touching any
+    table.
+    """
+    for projection in sorted(projections, key=lambda p: p.name):
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(%s)", (rebuild_lock_key(projection.name),)
+        ).fetchone()
+        if not (row and row[0]):
+            conn.execute("SELECT pg_advisory_unlock_all()")
+            raise RebuildBusy(
+                f"projection {projection.name} is being rebuilt by another process; "
+                "wait for it to finish (`pickpack projections status` shows its progress)"
+            )
+
+
 @dataclass
 class RebuildReport:
     projection: str
@@ -166,67 +200,76 @@ def rebuild(
     group = projections if isinstance(projections, list) else [projections]
     started = time.perf_counter()
     with _no_cyclic_gc(), psycopg.connect(url, autocommit=True) as conn:
-        head = _head(conn)
-        resumed_from = position = _prepare(conn, group, head)
-        accs = [p.accumulator(SUFFIX) for p in group]
-        unflushed = 0
-        last_flush = time.monotonic()
-        # Replay without pausing anyone.
-        while True:
-            events = _read_chunk(conn, position, chunk)
-            if events:
+        _claim(conn, group)
+        try:
+            head = _head(conn)
+            resumed_from = position = _prepare(conn, group, head)
+            accs = [p.accumulator(SUFFIX) for p in group]
+            unflushed = 0
+            last_flush = time.monotonic()
+            # Replay without pausing anyone.
+            while True:
+                events = _read_chunk(conn, position, chunk)
+                if events:
+                    with conn.cursor() as curs:
+                        for acc in accs:
+                            acc.fold(curs, events)
+                    position = events[-1].position
+                    unflushed += len(events)
+                due = (
+                    unflushed >= flush_every
+                    or time.monotonic() - last_flush >= flush_seconds
+                    or sum(acc.rows() for acc in accs) > max_rows
+                )
+                if unflushed and (due or not events):
+                    _flush(conn, group, accs, position)
+                    unflushed = 0
+                    last_flush = time.monotonic()
+                if progress:
+                    progress(position, max(head, position))
+                if not events:
+                    head = _head(conn)
+                    if head <= position:
+                        break
+            # The swap: pause the live runners, take the last events, rename, track.
+            with conn.transaction():
+                for projection in sorted(group, key=lambda p: p.name):
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(projection.name),))
+                while events := _read_chunk(conn, position, chunk):
+                    with conn.cursor() as curs:
+                        for acc in accs:
+                            acc.fold(curs, events)
+                    position = events[-1].position
                 with conn.cursor() as curs:
                     for acc in accs:
-                        acc.fold(curs, events)
-                position = events[-1].position
-                unflushed += len(events)
-            due = (
-                unflushed >= flush_every
-                or time.monotonic() - last_flush >= flush_seconds
-                or sum(acc.rows() for acc in accs) > max_rows
-            )
-            if unflushed and (due or not events):
-                _flush(conn, group, accs, position)
-                unflushed = 0
-                last_flush = time.monotonic()
+                        acc.flush(curs)
+                for t in [t for p in group for t in p.tables]:
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                            sql.Identifier(t), sql.Identifier(t + "__old")
+                        )
+                    )
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                            sql.Identifier(t + SUFFIX), sql.Identifier(t)
+                        )
+                    )
+                    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(t + "__old")))
+                for projection in group:
+                    conn.execute(UPSERT_POSITION, (projection.name, position))
+                conn.execute(
+                    "DELETE FROM projection_rebuilds WHERE projection = ANY(%s)",
+                    ([p.name for p in group],),
+                )
             if progress:
-                progress(position, max(head, position))
-            if not events:
-                head = _head(conn)
-                if head <= position:
-                    break
-        # The swap: pause the live runners, take the last events, rename, track.
-        with conn.transaction():
-            for projection in sorted(group, key=lambda p: p.name):
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(projection.name),))
-            while events := _read_chunk(conn, position, chunk):
-                with conn.cursor() as curs:
-                    for acc in accs:
-                        acc.fold(curs, events)
-                position = events[-1].position
-            with conn.cursor() as curs:
-                for acc in accs:
-                    acc.flush(curs)
-            for t in [t for p in group for t in p.tables]:
-                conn.execute(
-                    sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                        sql.Identifier(t), sql.Identifier(t + "__old")
-                    )
-                )
-                conn.execute(
-                    sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                        sql.Identifier(t + SUFFIX), sql.Identifier(t)
-                    )
-                )
-                conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(t + "__old")))
-            for projection in group:
-                conn.execute(UPSERT_POSITION, (projection.name, position))
-            conn.execute(
-                "DELETE FROM projection_rebuilds WHERE projection = ANY(%s)",
-                ([p.name for p in group],),
-            )
-        if progress:
-            progress(position, position)
+                progress(position, position)
+        finally:
+            # Released here, not left to the connection's close: a backend frees its
+            # session locks only once it has processed the disconnect, so a rebuild
+            # started right after this one could still find them held.
+            if not conn.closed and not conn.broken:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("SELECT pg_advisory_unlock_all()")
     return RebuildReport(
         "+".join(p.name for p in group),
         position - resumed_from,

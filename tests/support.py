@@ -65,8 +65,12 @@ def packing_event(
 def view_totals(url: str, tenant: str | None = None) -> dict[tuple[str, str, str], tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT tenant, order_id, product_id, picked, packed, canceled, events "
-            "FROM line_totals WHERE %s::text IS NULL OR tenant = %s",
+            # one row per unit: summed per line (the folds these are compared with
+            # sum every unit, and the tests send one unit per line)
+            "SELECT tenant, order_id, product_id, sum(picked)::bigint, sum(packed)::bigint, "
+            "sum(canceled)::bigint, sum(events)::int "
+            "FROM line_totals WHERE %s::text IS NULL OR tenant = %s "
+            "GROUP BY tenant, order_id, product_id",
             (tenant, tenant),
         ).fetchall()
     return {(r[0], r[1], r[2]): (r[3], r[4], r[5], r[6]) for r in rows}

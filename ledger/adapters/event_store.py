@@ -289,16 +289,22 @@ class EventStore:
         return {(tenant, event_id): position for tenant, event_id, position in rows}
 
     def run_order_command(
-        self, tenant: str, order_id: str, decide: Callable[[OrderContext], list[Fact]]
+        self,
+        tenant: str,
+        order_id: str,
+        decide: Callable[[OrderContext], list[Fact]],
+        with_lines: bool = False,
     ) -> list[int]:
         """Fold the order under the append lock, let `decide` judge, append its facts.
+
+        `with_lines`: fold the order's packing events too (OrderContext).
 
         Domain errors raised by `decide` (ledger.orders.OrderError) roll back and
         propagate; nothing is recorded.
         """
         with self.datastore.transaction(commit=True) as curs:
             self.recorder.lock_table(curs)
-            context = OrderContext(curs, tenant, order_id)
+            context = OrderContext(curs, tenant, order_id, with_lines)
             facts = decide(context)
             if not facts:
                 return []

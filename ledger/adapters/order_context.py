@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from ledger.adapters import sql
+from ledger.domain.counting import Lines
 from ledger.domain.events import event_class, line_stream_id, order_stream_id
 from ledger.domain.status import OrderState, apply
 
@@ -14,25 +15,30 @@ from ledger.domain.status import OrderState, apply
 class OrderContext:
     """What an order decision may look at, read inside the locked transaction."""
 
-    def __init__(self, curs: Any, tenant: str, order_id: str) -> None:
+    def __init__(self, curs: Any, tenant: str, order_id: str, with_lines: bool = False) -> None:
         self._curs = curs
         self.tenant = tenant
         self.order_id = order_id
         self.state = OrderState(tenant=tenant, order_id=order_id)
-        for row in curs.execute(sql.ORDER_STREAM, (order_stream_id(tenant, order_id),)):
+        # with_lines: the order's facts and its packing events, folded as the order_status
+        # projection folds them, for a command that decides on the status clients see (a
+        # PATCH to the status the order has records nothing) or on the exact line totals.
+        # Without: the order's own stream, all that assignees, packaging and registration
+        # decide on (and a cancellation is one of its facts).
+        stream = order_stream_id(tenant, order_id)
+        rows = (
+            curs.execute(sql.ORDER_FACTS, {"s": stream, "t": tenant, "o": order_id})
+            if with_lines
+            else curs.execute(sql.ORDER_STREAM, (stream,))
+        )
+        self.with_lines = with_lines
+        for row in rows:
             apply(self.state, event_class(row["topic"]), orjson.loads(bytes(row["state"])))
 
-    def lines(self) -> tuple[dict[str, list[int]], dict[str, str]]:
-        """Exact [packed, canceled] per product and the last unit, from the line streams."""
-        lines: dict[str, list[int]] = {}
-        units: dict[str, str] = {}
-        for row in self._curs.execute(sql.ORDER_LINES, {"t": self.tenant, "o": self.order_id}):
-            d = orjson.loads(bytes(row["state"]))
-            line = lines.setdefault(d["product_id"], [0, 0])
-            line[0] += d["packed"]
-            line[1] += d["canceled"]
-            units[d["product_id"]] = d["unit"]
-        return lines, units
+    def lines(self) -> Lines:
+        """Exact totals per product and unit, from the line streams."""
+        assert self.with_lines, "read with_lines=True"
+        return self.state.lines
 
     def line_sums(self, product_id: str) -> dict[str, list[int]]:
         """[picked, packed, canceled] per unit of one order line, scans and corrections."""

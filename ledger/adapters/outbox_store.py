@@ -27,7 +27,8 @@ INSERT = (
 
 def on_recorded(curs: Any, event: DomainEvent, position: int) -> None:
     """Store hook: an OrderFinished queues its calculations request in its own transaction."""
-    if isinstance(event, OrderFinished):
+    # An empty recalculation id: a finish whose totals equal the last one's (decision 13).
+    if isinstance(event, OrderFinished) and event.recalculation_id:
         curs.execute(
             INSERT,
             (
@@ -176,11 +177,34 @@ def queue(curs: Any, tenant: str, order_id: str, job_id: str | None, queued: rc.
     )
 
 
-def insert_job(curs: Any, tenant: str, job_id: str, job_type: str) -> None:
+def insert_job(curs: Any, tenant: str, job_id: str, job_type: str, order_ids: list[str]) -> None:
     curs.execute(
-        "INSERT INTO recalculation_jobs (tenant, job_id, job_type) VALUES (%s, %s, %s)",
-        (tenant, job_id, job_type),
+        "INSERT INTO recalculation_jobs (tenant, job_id, job_type, order_ids) "
+        "VALUES (%s, %s, %s, %s)",
+        (tenant, job_id, job_type, Jsonb(order_ids)),
     )
+
+
+def queued_orders(curs: Any, tenant: str, job_id: str) -> set[str]:
+    """The orders a job has queued (or recorded a FAILURE for) so far."""
+    return {
+        r["order_id"]
+        for r in curs.execute(
+            "SELECT order_id FROM recalculation_outbox WHERE tenant = %s AND job_id = %s",
+            (tenant, job_id),
+        )
+    }
+
+
+def incomplete_jobs(curs: Any) -> list[tuple[str, str, str, list[str] | None]]:
+    """(tenant, job_id, job_type, order_ids) of every job not fully queued."""
+    return [
+        (r["tenant"], r["job_id"], r["job_type"], r["order_ids"])
+        for r in curs.execute(
+            "SELECT tenant, job_id, job_type, order_ids FROM recalculation_jobs "
+            "WHERE NOT complete ORDER BY started_at"
+        )
+    ]
 
 
 def open_orders_with_events(curs: Any, tenant: str) -> list[str]:

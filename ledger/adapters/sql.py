@@ -121,14 +121,17 @@ ORDER_STREAM = (
     "SELECT topic, state FROM stored_events WHERE originator_id = %s ORDER BY originator_version"
 )
 
-# The states of one order's packing events and corrections, in recording order
-# (OrderContext.lines): a correction's signed deltas count as a scan's amounts do.
-ORDER_LINES = (
-    "SELECT s.state FROM ("
+# Every fact of one order, its own stream's, its packing events and its corrections, in
+# recording order (OrderContext): the order's status depends on all of them, interleaved
+# as recorded, and a correction's signed deltas count as a scan's amounts do.
+ORDER_FACTS = (
+    "SELECT notification_id, topic, state FROM stored_events WHERE originator_id = %(s)s "
+    "UNION ALL "
+    "SELECT s.notification_id, s.topic, s.state FROM ("
     " SELECT position FROM packing_events WHERE tenant = %(t)s AND order_id = %(o)s"
     " UNION ALL"
     " SELECT position FROM corrections WHERE tenant = %(t)s AND order_id = %(o)s) p "
-    "JOIN stored_events s ON s.notification_id = p.position ORDER BY p.position"
+    "JOIN stored_events s ON s.notification_id = p.position ORDER BY 1"
 )
 
 # One stream's events, oldest first (an order line's scans and corrections).

@@ -90,7 +90,7 @@ class PackingEventRecorded(LedgerEvent):
     site: str
     book_product: bool | None
     user: str | None  # the token's `sub`
-    saas_token: str | None  # kept as metadata, never interpreted
+    saas_token: str | None  # its keyed fingerprint at most (decision 14), never the token
 
 
 @dataclass(frozen=True)
@@ -166,4 +166,4 @@ class CorrectionRecorded(LedgerEvent):
     unit: str
     reason: str
     user: str | None
-    saas_token: str | None  # kept as metadata, never interpreted or shown
+    saas_token: str | None  # its keyed fingerprint at most (decision 14), never shown

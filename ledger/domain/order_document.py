@@ -11,11 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ledger.domain import counting
+from ledger.domain.counting import Lines, drop_none
 from ledger.domain.errors import InvalidDocument
 from ledger.domain.inputs import MAX_AMOUNT, document_problem
-from ledger.domain.units import packed_in_pieces
 
-SERVER_OWNED = ("packingStatus", "assignees", "holdingAreaNumber", "packagingProducts")
+SERVER_OWNED = (
+    "packingStatus",
+    "assignees",
+    "holdingAreaNumber",
+    "packagingProducts",
+    "unreconciledAmounts",
+)
 ENTRY_COUNTS = ("pickedCount", "packedCount", "canceledCount", "packedAmountInPc")
 
 
@@ -61,48 +68,51 @@ def normalize(document: Any, order_id: str) -> dict[str, Any]:
     return doc
 
 
-def _drop_none(value: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI 3.0 fields are not nullable: an unknown figure is left out, not null."""
-    return {k: v for k, v in value.items() if v is not None}
+def live_entries(document: Mapping[str, Any], lines: Lines) -> list[dict[str, Any]]:
+    """The document's entries with their live counts: the line totals split over the
+    entries (decisions 11 and 12, ledger.domain.counting)."""
+    entries = [e for e in document.get("entries") or [] if isinstance(e, dict)]
+    return _present_entries(entries, counting.split(entries, lines))
 
 
-def live_entries(
-    document: Mapping[str, Any], lines: Mapping[str, Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    """The document's entries with their live counts from the line totals (by productId)."""
-    result = []
-    for entry in document.get("entries") or []:
-        line = lines.get(str(entry.get("productId"))) or {}
-        packed = int(line.get("packed") or 0)
-        unit = line.get("unit") or entry.get("orderUnit")
-        result.append(
-            _drop_none(
-                {
-                    **entry,
-                    "pickedCount": int(line.get("picked") or 0),
-                    "packedCount": packed,
-                    "canceledCount": int(line.get("canceled") or 0),
-                    "packedAmountInPc": packed_in_pieces(packed, unit, entry),
-                }
-            )
+def _present_entries(entries: list[dict[str, Any]], split: counting.Split) -> list[dict[str, Any]]:
+    return [
+        drop_none(
+            {
+                **entry,
+                "pickedCount": c.picked,
+                "packedCount": c.packed,
+                "canceledCount": c.canceled,
+                "packedAmountInPc": counting.entry_pieces(entry, c),
+            }
         )
-    return result
+        for entry, c in zip(entries, split.entries, strict=True)
+    ]
 
 
-def present_order(row: Mapping[str, Any], lines: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """GET order: the registered document with the ledger's facts and live counts."""
+def present_order(row: Mapping[str, Any], lines: Lines) -> dict[str, Any]:
+    """GET order: the registered document with the ledger's facts and live counts.
+
+    `unreconciledAmounts` (an extension) lists, per product and unit, the amounts no
+    entry counts (decision 12): another unit that does not convert to a whole number of
+    the entry's orderUnit, or a product the order does not list.
+    """
     document = dict(row["document"] or {})
+    entries = [e for e in document.get("entries") or [] if isinstance(e, dict)]
+    split = counting.split(entries, lines)
     body = {
         **document,
         "id": row["order_id"],
-        "entries": live_entries(document, lines),
+        "entries": _present_entries(entries, split),
         "packingStatus": row["packing_status"],
         "packagingProducts": list(row["packaging"] or []),
         "holdingAreaNumber": row["holding_area_number"],
     }
     if row["assignees"]:
         body["assignees"] = list(row["assignees"])  # the spec says minItems 1: absent if none
-    return _drop_none(body)
+    if split.unreconciled:
+        body["unreconciledAmounts"] = split.unreconciled
+    return drop_none(body)
 
 
 def customer_name(document: Mapping[str, Any]) -> str | None:
@@ -116,9 +126,7 @@ def customer_name(document: Mapping[str, Any]) -> str | None:
     return full or (str(customer["companyName"]) if customer.get("companyName") else None)
 
 
-def present_packlist_item(
-    row: Mapping[str, Any], lines: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Any]:
+def present_packlist_item(row: Mapping[str, Any], lines: Lines) -> dict[str, Any]:
     """One packlist row (spec `OrderList`)."""
     document = dict(row["document"] or {})
     delivery = document.get("delivery") or {}
@@ -135,4 +143,4 @@ def present_packlist_item(
         "holdingAreaNumber": row["holding_area_number"],
         "deliveryWindow": delivery.get("deliveryWindow") if isinstance(delivery, dict) else None,
     }
-    return _drop_none(item)
+    return drop_none(item)

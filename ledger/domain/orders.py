@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.domain import counting
 from ledger.domain import events as ev
+from ledger.domain.counting import Lines
 from ledger.domain.errors import (
     AssigneeTaken,
     InvalidCommand,
@@ -19,7 +21,6 @@ from ledger.domain.errors import (
     UnknownOrder,
 )
 from ledger.domain.status import CANCELLED, PACKED, STATUSES, OrderState
-from ledger.domain.units import packed_in_pieces
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ def change_status(
         raise InvalidCommand(f"packingStatus: must be one of {', '.join(STATUSES)}")
     if status == CANCELLED:
         return [Fact(ev.OrderCancelled, {"user": user})]
+    if status == state.status:
+        return []  # decision 13: the status it already has records nothing
     facts = [Fact(ev.PackingStatusChanged, {"status": status, "user": user})]
     if status == PACKED and state.holding_area_number is None and next_holding_area is not None:
         facts.append(Fact(ev.HoldingAreaAssigned, {"number": next_holding_area}))
@@ -85,6 +88,8 @@ def add_assignee(state: OrderState, assignee: dict[str, Any], force: bool) -> li
         raise AssigneeTaken(
             f"order '{state.order_id}' already has an assignee; use force=true to replace"
         )
+    if state.assignees == [assignee]:
+        return []  # decision 13: already the order's assignee, nothing recorded
     replaced = [str(a.get("id")) for a in others] if force else []
     return [Fact(ev.AssigneeAdded, {"assignee": assignee, "replaced": replaced})]
 
@@ -98,61 +103,40 @@ def remove_assignee(state: OrderState, assignee_id: str) -> list[Fact]:
 
 def change_packaging(state: OrderState, packaging: list[dict[str, Any]]) -> list[Fact]:
     _known(state)
+    if state.packaging == packaging:
+        return []  # decision 13: the same packaging again records nothing
     return [Fact(ev.PackagingChanged, {"packaging": packaging})]
 
 
-def calculation_entries(
-    state: OrderState, lines: dict[str, list[int]], units: dict[str, str]
-) -> list[dict[str, Any]]:
-    """The calculations body's entries: one per order entry, with its packed total.
-
-    For an unregistered order, one entry per product seen, keyed by productId
-    (DESIGN.md decision 7).
-    """
-    entries: list[dict[str, Any]] = []
-    if state.registered:
-        for entry in state.entries():
-            product = str(entry.get("productId"))
-            packed = lines.get(product, [0, 0])[0]
-            unit = units.get(product) or entry.get("orderUnit")
-            entries.append(
-                {
-                    "entryId": str(entry.get("entryId") or product),
-                    "deliveredAmount": packed,
-                    "deliveredAmountInPc": packed_in_pieces(packed, unit, entry),
-                    "unit": unit,
-                }
-            )
-    else:
-        for product, (packed, _) in sorted(lines.items()):
-            unit = units.get(product)
-            entries.append(
-                {
-                    "entryId": product,
-                    "deliveredAmount": packed,
-                    "deliveredAmountInPc": packed_in_pieces(packed, unit),
-                    "unit": unit,
-                }
-            )
-    return entries
+def calculation_entries(state: OrderState, lines: Lines) -> list[dict[str, Any]]:
+    """The calculations body's entries (decision 7, split by decisions 11 and 12)."""
+    return counting.calculation_entries(state.entries() if state.registered else None, lines)
 
 
 def finish(
     state: OrderState,
-    lines: dict[str, list[int]],
-    units: dict[str, str],
+    lines: Lines,
     recalculation_id: str,
     user: str | None,
     next_holding_area: int | None = None,
 ) -> list[Fact]:
-    """PACKED, assignees removed, and the calculations request to send (outbox)."""
+    """PACKED, assignees removed, and the calculations request to send (outbox).
+
+    Decision 13: when the packed totals equal those of the last finish, nothing is
+    queued (the fact keeps an empty recalculation id), and when the order is also
+    already PACKED without assignees, nothing is recorded at all.
+    """
     _known(state)
+    entries = calculation_entries(state, lines)
+    unchanged = state.last_finish is not None and entries == state.last_finish
+    if unchanged and state.status == PACKED and not state.assignees:
+        return []
     facts = [
         Fact(
             ev.OrderFinished,
             {
-                "recalculation_id": recalculation_id,
-                "entries": calculation_entries(state, lines, units),
+                "recalculation_id": "" if unchanged else recalculation_id,
+                "entries": entries,
                 "user": user,
             },
         )

@@ -10,6 +10,7 @@ reads under its write lock and hands in here.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,9 +38,57 @@ class PackingEvent:
     book_product: bool | None = None
 
     def content_hash(self) -> bytes:
-        """What "the same content" means for idempotency: every field the scanner sent."""
-        # orjson serialises dataclasses natively (field by field, sorted): no asdict copy.
-        return hashlib.sha256(orjson.dumps(self, option=orjson.OPT_SORT_KEYS)).digest()
+        """What "the same content" means for idempotency: every field the scanner sent.
+
+        The hash is over the request's fields BY THEIR SPEC NAMES (canonical JSON: sorted
+        keys, normalised values, a field not sent left out), not over this class: a field
+        added to the class later changes no stored hash, so a scanner retry spanning that
+        deploy is still a duplicate (tests/unit/test_content_hash.py).
+        """
+        sent = {
+            "eventId": self.event_id,
+            "orderNumber": self.order_id,
+            "productId": self.product_id,
+            "unit": self.unit,
+            "timestamp": self.event_time,
+            "site": self.site,
+            "pickedAmount": self.picked,
+            "packedAmount": self.packed,
+            "canceledAmount": self.canceled,
+        }
+        if self.delivery_cycle is not None:
+            sent["deliveryCycle"] = self.delivery_cycle
+        if self.supplier_id is not None:
+            sent["supplierId"] = self.supplier_id
+        if self.book_product is not None:
+            sent["bookProduct"] = self.book_product
+        return hashlib.sha256(orjson.dumps(sent, option=orjson.OPT_SORT_KEYS)).digest()
+
+    def legacy_content_hash(self) -> bytes:
+        """The hash events recorded before the canonical form carry: the thirteen fields
+        the event had then, by their Python names, in that order (None included: orjson
+        wrote the dataclass field by field). Computed only when a retry meets a stored
+        hash that the canonical one does not match."""
+        old = {name: getattr(self, name) for name in LEGACY_HASH_FIELDS}
+        return hashlib.sha256(orjson.dumps(old)).digest()
+
+
+# The fields of PackingEvent, in order, when the first events were hashed (the dataclass).
+LEGACY_HASH_FIELDS = (
+    "tenant",
+    "event_id",
+    "order_id",
+    "product_id",
+    "unit",
+    "event_time",
+    "site",
+    "picked",
+    "packed",
+    "canceled",
+    "delivery_cycle",
+    "supplier_id",
+    "book_product",
+)
 
 
 def format_event_time(moment: datetime) -> str:
@@ -94,7 +143,8 @@ def decide(
         key = (ev.tenant, ev.event_id)
         digest = hashes[i] if hashes is not None else ev.content_hash()
         if key in seen:
-            verdict = Verdict.DUPLICATE if seen[key] == digest else Verdict.CONFLICT
+            same = seen[key] == digest or seen[key] == ev.legacy_content_hash()
+            verdict = Verdict.DUPLICATE if same else Verdict.CONFLICT
         elif (ev.tenant, ev.order_id) in closed_orders:
             verdict = Verdict.ORDER_CLOSED
         else:
@@ -115,7 +165,38 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Attribution:
-    """Who sent a packing event: the token's subject and the request's saas-token."""
+    """Who sent a packing event: the token's subject and the saas-token's keyed
+    fingerprint (TokenFingerprints), never the token itself."""
 
     user: str | None = None
     saas_token: str | None = None
+
+
+class TokenFingerprints:
+    """Keyed fingerprints of saas-tokens (DESIGN decision 14: secrets are not history).
+
+    An event keeps `hmac-sha256:<hex>` of the request's saas-token under the service's
+    key (migrations/0008 creates it in ledger_keys; every replica reads the same one), so
+    two events can be told to share a token without the token being kept. A scanner
+    sends the same token with every scan: the last fingerprints are remembered, so the
+    append path pays one HMAC per token, not per scan.
+    """
+
+    PREFIX = "hmac-sha256:"
+    MAX_REMEMBERED = 4096
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._known: dict[str, str] = {}
+
+    def __call__(self, token: str | None) -> str | None:
+        if token is None:
+            return None
+        found = self._known.get(token)
+        if found is None:
+            digest = hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
+            found = self.PREFIX + digest
+            if len(self._known) >= self.MAX_REMEMBERED:
+                self._known.clear()
+            self._known[token] = found
+        return found

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ledger.domain.counting import Lines
 from ledger.domain.orders import calculation_entries
 from ledger.domain.packing import format_event_time
 from ledger.domain.status import CANCELLED, OrderState
@@ -128,8 +129,7 @@ class Queued:
 
 def queue_for_job(
     state: OrderState,
-    lines: dict[str, list[int]],
-    units: dict[str, str],
+    lines: Lines,
     automatic: bool,
     known: Sequence[list[dict[str, Any]] | None] = (None,),
 ) -> Queued | None:
@@ -144,7 +144,7 @@ def queue_for_job(
         return Queued(FAILURE, f"order '{order_id}' is CANCELLED", None)
     if not state.registered and not lines:
         return Queued(FAILURE, f"order '{order_id}' is unknown to the ledger", None)
-    entries = calculation_entries(state, lines, units)
+    entries = calculation_entries(state, lines)
     if automatic and not any(needs_recalculation(entries, seen) for seen in known):
         return None
     return Queued(PENDING, None, {"entries": entries})

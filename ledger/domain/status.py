@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.domain import events
+from ledger.domain import counting, events
+from ledger.domain.counting import Lines
 
 INITIAL, IN_PROGRESS, PRE_PACKED, PACKED, CANCELLED = (
     "INITIAL",
@@ -28,8 +29,7 @@ STATUSES = (INITIAL, IN_PROGRESS, PRE_PACKED, PACKED, CANCELLED)
 AUTOMATIC = frozenset({INITIAL, IN_PROGRESS, PRE_PACKED})
 
 
-_EntryRule = tuple[str, int, bool]  # productId as text, totalCount, weightDependent
-_NOTHING = (0, 0)  # [packed, canceled] of a product with no events
+_UNSET = object()  # no document's entries worked out yet
 
 
 @dataclass
@@ -44,49 +44,41 @@ class OrderState:
     assignees: list[dict[str, Any]] = field(default_factory=list)
     packaging: list[dict[str, Any]] = field(default_factory=list)
     holding_area_number: int | None = None
-    # per product: [packed, canceled], the sums the status rule needs
-    lines: dict[str, list[int]] = field(default_factory=dict)
-    # What the rules read of the document's entries, worked out once per document: a
-    # projection step applies the rules to every order it touches, and walking a
-    # document's entries each time was over half of a step's Python time (BENCHMARKS.md).
-    _rules_of: Any = field(default=None, repr=False, compare=False)
-    _rules: tuple[_EntryRule, ...] = field(default=(), repr=False, compare=False)
+    # productId -> unit -> [picked, packed, canceled] (ledger.domain.counting.Lines)
+    lines: Lines = field(default_factory=dict)
+    # The entries of the last finish's calculations body (decision 13: a finish with
+    # the same totals queues nothing); None before any finish.
+    last_finish: list[dict[str, Any]] | None = None
+    # The document's entries, worked out once per document: a projection step applies
+    # the rules to every order it touches (BENCHMARKS.md).
+    _entries_of: Any = field(default=_UNSET, repr=False, compare=False)
+    _entries: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    _plan: counting.Plan | None = field(default=None, repr=False, compare=False)
 
     @property
     def registered(self) -> bool:
         return self.document is not None
 
     def entries(self) -> list[dict[str, Any]]:
-        entries = (self.document or {}).get("entries") or []
-        return [e for e in entries if isinstance(e, dict)]
+        if self._entries_of is not self.document:  # a document is replaced, never edited
+            entries = (self.document or {}).get("entries") or []
+            self._entries = [e for e in entries if isinstance(e, dict)]
+            self._plan = counting.Plan(self._entries)
+            self._entries_of = self.document
+        return self._entries
 
-    def _entry_rules(self) -> tuple[_EntryRule, ...]:
-        """(productId as text, totalCount, weightDependent) per entry, of this document."""
-        if self._rules_of is not self.document:  # a document is replaced, never edited
-            self._rules = tuple(
-                (
-                    str(e.get("productId")),
-                    int(e.get("totalCount") or 0),
-                    bool(e.get("weightDependent")),
-                )
-                for e in self.entries()
-            )
-            self._rules_of = self.document
-        return self._rules
+    def plan(self) -> counting.Plan:
+        self.entries()
+        assert self._plan is not None
+        return self._plan
+
+    def split(self) -> counting.Split:
+        """Each entry's figures under decisions 11 and 12."""
+        return counting.split(self.entries(), self.lines)
 
     def all_entries_resolved(self) -> bool:
-        rules = self._entry_rules()
-        if not rules:
-            return False
-        lines = self.lines
-        for product, total, weight_dependent in rules:
-            packed, canceled = lines.get(product, _NOTHING)
-            if weight_dependent:
-                if packed <= 0:
-                    return False
-            elif packed + canceled < total:
-                return False
-        return True
+        plan = self._plan if self._entries_of is self.document else None
+        return (plan or self.plan()).resolved(self.lines)
 
     def derived_status(self) -> str:
         if not self.active:
@@ -98,25 +90,19 @@ class OrderState:
             self.status = self.derived_status()
 
     def counts(self) -> tuple[int, int, int]:
-        """productsTotal, productsPacked, productsCanceled over the order's entries."""
-        total = packed = canceled = 0
-        lines = self.lines
-        for product, count, _ in self._entry_rules():
-            total += count
-            p, c = lines.get(product, _NOTHING)
-            packed += p
-            canceled += c
-        return total, packed, canceled
+        """productsTotal, productsPacked, productsCanceled: the entries' split figures."""
+        return self.plan().counts(self.lines)
 
 
 Fold = Callable[[OrderState, dict[str, Any]], None]
 
 
 def _add_to_line(state: OrderState, ev: dict[str, Any]) -> None:
-    """A scan's amounts or a correction's signed deltas, added to its line's sums."""
-    line = state.lines.setdefault(ev["product_id"], [0, 0])
-    line[0] += ev["packed"]
-    line[1] += ev["canceled"]
+    """A scan's amounts or a correction's signed deltas, added to its line's sums (per
+    unit: ledger.domain.counting)."""
+    counting.add(
+        state.lines, ev["product_id"], ev["unit"], ev["picked"], ev["packed"], ev["canceled"]
+    )
 
 
 def _packed(state: OrderState, ev: dict[str, Any]) -> None:
@@ -162,6 +148,8 @@ def _packaging_changed(state: OrderState, ev: dict[str, Any]) -> None:
 
 
 def _finished(state: OrderState, ev: dict[str, Any]) -> None:
+    if ev.get("recalculation_id"):  # "": a finish that queued nothing (same totals)
+        state.last_finish = ev["entries"]
     state.status = PACKED
     state.active = True
     state.assignees = []

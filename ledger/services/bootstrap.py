@@ -13,12 +13,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.adapters import outbox_store
+from ledger.adapters import keys, outbox_store
 from ledger.adapters.client_store import revoked_ids
 from ledger.adapters.database import Database, provision
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.migrate import migrate
 from ledger.config import Settings
+from ledger.domain.packing import TokenFingerprints
 from ledger.services import tokens
 from ledger.services.changes import CommitBell
 from ledger.services.group_commit import GroupCommitter
@@ -33,6 +34,7 @@ class Runtime:
     database: Database
     store: EventStore
     committer: GroupCommitter
+    fingerprints: TokenFingerprints
     workers: list[Any] = field(default_factory=list)
     # Rung after every commit of facts: the change feed's long-polls and streams wait on it.
     bell: CommitBell = field(default_factory=CommitBell)
@@ -60,9 +62,16 @@ class Runtime:
         migrate(database.url)
         store = EventStore.from_url(database.url)
         store.on_recorded.append(outbox_store.on_recorded)  # finish queues its request atomically
+        fingerprints = TokenFingerprints(keys.fingerprint_key(store))
+        if run_workers:
+            from ledger.services.recalculation import resume_jobs
+
+            resumed = resume_jobs(store)  # jobs a dead process left half-queued
+            if resumed:
+                log.info("resumed %d interrupted recalculation job(s)", resumed)
         committer = GroupCommitter(store)
         committer.start()
-        runtime = cls(settings, database, store, committer)
+        runtime = cls(settings, database, store, committer, fingerprints)
         committer.on_commit.append(runtime.bell.ring)
         store.on_committed.append(runtime.bell.ring)
         runtime.signer = signer
@@ -134,7 +143,7 @@ class Runtime:
 
     def orders_lookup(
         self, tenant: str, pairs: set[tuple[str, str]]
-    ) -> tuple[dict[tuple[str, str], dict[str, Any]], Freshness | None]:
+    ) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], Freshness | None]:
         """Registered order entries for (order, product) pairs, for packedAmountInPc,
         and how fresh the view they came from was (None: nothing was looked up)."""
         from projections.read import order_entries

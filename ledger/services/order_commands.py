@@ -27,12 +27,14 @@ def change_status(
 ) -> None:
     def decide(ctx: OrderContext) -> list[orders.Fact]:
         # The sequence row is advanced in the same transaction, so a refusal gives it back.
-        takes = orders.takes_holding_area(ctx.state, status)
+        # (none for a PATCH to the status the order already has: it records nothing)
+        takes = status != ctx.state.status and orders.takes_holding_area(ctx.state, status)
         return orders.change_status(
             ctx.state, status, user, ctx.next_holding_area() if takes else None
         )
 
-    store.run_order_command(tenant, order_id, decide)
+    # with its scans: the PATCH compares with the status clients see (decision 13)
+    store.run_order_command(tenant, order_id, decide, with_lines=True)
 
 
 def change_packaging(
@@ -65,10 +67,10 @@ def finish(store: EventStore, tenant: str, order_id: str, user: str | None) -> s
     recalculation_id = uuid.uuid4().hex
 
     def decide(ctx: OrderContext) -> list[orders.Fact]:
-        lines, units = ctx.lines()
+        lines = ctx.lines()
         takes = orders.takes_holding_area(ctx.state, PACKED)
         area = ctx.next_holding_area() if takes else None
-        return orders.finish(ctx.state, lines, units, recalculation_id, user, area)
+        return orders.finish(ctx.state, lines, recalculation_id, user, area)
 
-    store.run_order_command(tenant, order_id, decide)
+    store.run_order_command(tenant, order_id, decide, with_lines=True)
     return recalculation_id

@@ -8,6 +8,9 @@ in `seq` order delivers the newest totals last, whatever crashes and retries hap
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ledger.adapters import outbox_store
@@ -30,17 +33,78 @@ def create_job(
     not hold scanners' writes up for its whole length. AUTOMATIC ignores `order_ids`
     and takes every open order whose totals changed since its last successful (or still
     queued) recalculation.
+
+    The job row keeps its orders, and this process holds the job's session lock while
+    it queues them: should it die half-way, the next start finds the job incomplete and
+    unlocked and finishes it (`resume_jobs`).
     """
     automatic = job_type == rc.AUTOMATIC
-    with store.datastore.transaction(commit=True) as curs:
-        outbox_store.insert_job(curs, tenant, job_id, job_type)
-        if automatic:
-            order_ids = outbox_store.open_orders_with_events(curs, tenant)
-    candidates = rc.unique(order_ids)
+    with _job_lock(store, tenant, job_id) as held:
+        assert held  # a new job id: nobody else can hold it
+        with store.datastore.transaction(commit=True) as curs:
+            if automatic:
+                order_ids = outbox_store.open_orders_with_events(curs, tenant)
+            candidates = rc.unique(order_ids)
+            outbox_store.insert_job(curs, tenant, job_id, job_type, candidates)
+        _queue_orders(store, tenant, job_id, automatic, candidates)
+
+
+def resume_jobs(store: EventStore) -> int:
+    """Finish every job whose process died while queueing its orders (decision 13).
+
+    Called at start-up. A job still being queued by a live process is skipped: that
+    process holds the job's lock. Returns how many jobs were resumed.
+    """
+    with store.datastore.transaction(commit=False) as curs:
+        jobs = outbox_store.incomplete_jobs(curs)
+    resumed = 0
+    for tenant, job_id, job_type, order_ids in jobs:
+        with _job_lock(store, tenant, job_id) as held:
+            if not held:
+                continue
+            automatic = job_type == rc.AUTOMATIC
+            if order_ids is None:  # a job recorded before jobs kept their orders
+                with store.datastore.transaction(commit=False) as curs:
+                    order_ids = (
+                        outbox_store.open_orders_with_events(curs, tenant) if automatic else []
+                    )
+            _queue_orders(store, tenant, job_id, automatic, rc.unique(order_ids))
+            resumed += 1
+    return resumed
+
+
+@contextmanager
+def _job_lock(store: EventStore, tenant: str, job_id: str) -> Iterator[bool]:
+    """Hold the job's session advisory lock on a connection of its own, if free."""
+    key = int.from_bytes(
+        hashlib.sha256(f"recalculation-job\x1f{tenant}\x1f{job_id}".encode()).digest()[:8],
+        "big",
+        signed=True,
+    )
+    with store.datastore.get_connection() as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s) AS held", (key,)).fetchone()
+        held = bool(row["held"] if isinstance(row, dict) else row[0])  # type: ignore[index]
+        if not conn.autocommit:
+            conn.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                if not conn.autocommit:
+                    conn.commit()
+
+
+def _queue_orders(
+    store: EventStore, tenant: str, job_id: str, automatic: bool, candidates: list[str]
+) -> None:
+    """Queue the job's orders not yet queued, chunk by chunk, then mark it complete."""
     for start in range(0, len(candidates), JOB_CHUNK):
         chunk = candidates[start : start + JOB_CHUNK]
         with store.datastore.transaction(commit=True) as curs:
             store.recorder.lock_table(curs)
+            done = outbox_store.queued_orders(curs, tenant, job_id)
+            chunk = [o for o in chunk if o not in done]
             known = outbox_store.known_entries(curs, tenant, chunk) if automatic else {}
             for order_id in chunk:
                 _queue_order(curs, tenant, job_id, order_id, automatic, known)
@@ -57,9 +121,8 @@ def _queue_order(
     known: dict[str, list[list[dict[str, Any]]]],
 ) -> None:
     """Queue one order's request (or record why not), its totals read under the lock."""
-    ctx = OrderContext(curs, tenant, order_id)
-    lines, units = ctx.lines()
-    queued = rc.queue_for_job(ctx.state, lines, units, automatic, known.get(order_id, [None]))
+    ctx = OrderContext(curs, tenant, order_id, with_lines=True)
+    queued = rc.queue_for_job(ctx.state, ctx.lines(), automatic, known.get(order_id, [None]))
     if queued is not None:
         outbox_store.queue(curs, tenant, order_id, job_id, queued)
 

@@ -96,10 +96,9 @@ def order_as_of(
     sums.fold(None, recorded)
     if not state.registered:
         return None
-    lines = {
-        product: {"picked": v[0], "packed": v[1], "canceled": v[2], "unit": v[3]}
-        for (_, _, product), v in sums.pending.items()
-    }
+    lines: dict[str, dict[str, list[int]]] = {}
+    for (_, _, product, unit), v in sums.pending.items():
+        lines.setdefault(product, {})[unit] = [v[0], v[1], v[2]]
     row = {
         "order_id": order_id,
         "document": state.document,

@@ -80,8 +80,9 @@ def expected_orders(
         apply(s, OrderRegistered, {"order_id": o, "document": {"id": o, "entries": ENTRIES}})
     for f in facts:
         cls = CorrectionRecorded if isinstance(f, fold.Corrected) else PackingEventRecorded
-        data = {"order_id": f.order_id, "product_id": f.product_id}
-        apply(states[f.order_id], cls, {**data, "packed": f.packed, "canceled": f.canceled})
+        data = {"order_id": f.order_id, "product_id": f.product_id, "unit": f.unit}
+        amounts = {"picked": f.picked, "packed": f.packed, "canceled": f.canceled}
+        apply(states[f.order_id], cls, {**data, **amounts})
     return {(tenant, o): (s.status, *s.counts()) for o, s in states.items()}
 
 

@@ -61,13 +61,15 @@ def test_two_runners_taking_turns_keep_the_views_equal_to_the_fold(db_url: str) 
     assert {o: lines_of(db_url, o) for o in ("o0", "o1", "o2")} == expected_lines(sent)
 
 
-def expected_lines(events: list[PackingEvent]) -> dict[str, dict[str, list[int]]]:
-    """Each order's [packed, canceled] per product, summed over its events."""
-    lines: dict[str, dict[str, list[int]]] = {}
+def expected_lines(events: list[PackingEvent]) -> dict[str, dict[str, dict[str, list[int]]]]:
+    """Each order's [picked, packed, canceled] per product and unit, summed over its events."""
+    lines: dict[str, dict[str, dict[str, list[int]]]] = {}
     for e in events:
-        line = lines.setdefault(e.order_id, {}).setdefault(e.product_id, [0, 0])
-        line[0] += e.packed
-        line[1] += e.canceled
+        by_unit = lines.setdefault(e.order_id, {}).setdefault(e.product_id, {})
+        line = by_unit.setdefault(e.unit, [0, 0, 0])
+        line[0] += e.picked
+        line[1] += e.packed
+        line[2] += e.canceled
     return lines
 
 
@@ -80,13 +82,14 @@ def test_a_table_swapped_in_under_kept_states_is_read_again(db_url: str) -> None
         while step(conn, GROUP, 100, kept):
             pass
         assert "order_status" in kept
-        assert lines_of(db_url, "o1") == {"p0": [1, 0]}
+        assert lines_of(db_url, "o1") == {"p0": {"H87": [0, 1, 0]}}
         # A rebuild's swap (as if the fold had changed): same position, another table.
         with psycopg.connect(db_url, autocommit=True) as admin, admin.transaction():
             admin.execute("CREATE TABLE order_status__new (LIKE order_status INCLUDING ALL)")
             admin.execute("INSERT INTO order_status__new SELECT * FROM order_status")
             admin.execute(
-                "UPDATE order_status__new SET lines = '{\"p0\": [5, 0]}' WHERE order_id = 'o1'"
+                'UPDATE order_status__new SET lines = \'{"p0": {"H87": [0, 5, 0]}}\' '
+                "WHERE order_id = 'o1'"
             )
             admin.execute("ALTER TABLE order_status RENAME TO order_status__old")
             admin.execute("ALTER TABLE order_status__new RENAME TO order_status")
@@ -97,7 +100,9 @@ def test_a_table_swapped_in_under_kept_states_is_read_again(db_url: str) -> None
     finally:
         conn.close()
         store.close()
-    assert lines_of(db_url, "o1") == {"p0": [6, 0]}  # the swapped-in row, then the event
+    assert lines_of(db_url, "o1") == {
+        "p0": {"H87": [0, 6, 0]}
+    }  # the swapped-in row, then the event
 
 
 def test_a_runner_keeps_no_more_states_than_its_bound(

@@ -83,6 +83,8 @@ def _facts(
             {
                 "order_id": e.order_id,
                 "product_id": e.product_id,
+                "unit": e.unit,
+                "picked": e.picked,
                 "packed": e.packed,
                 "canceled": e.canceled,
             },

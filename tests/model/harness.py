@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from api.fake_order_service import FakeOrderService
+from devtools.fake_order_service import FakeOrderService
 from tests.conftest import auth, start_service
 
 FAST = {

@@ -51,8 +51,14 @@ def registered() -> OrderState:
     return state_after((ev.OrderRegistered, {"document": DOC}))
 
 
-def scan(product: str, packed: int = 0, canceled: int = 0) -> dict[str, Any]:
-    return {"product_id": product, "packed": packed, "canceled": canceled}
+def scan(product: str, packed: int = 0, canceled: int = 0, unit: str = "H87") -> dict[str, Any]:
+    return {
+        "product_id": product,
+        "unit": unit,
+        "picked": 0,
+        "packed": packed,
+        "canceled": canceled,
+    }
 
 
 # -- packing.decide ----------------------------------------------------------------------
@@ -112,7 +118,7 @@ def test_status_is_derived_from_activity_and_resolution() -> None:
     assert state.status == IN_PROGRESS
     apply(state, ev.PackingEventRecorded, scan("p1", canceled=1))
     assert state.status == IN_PROGRESS  # the weighed entry has nothing packed yet
-    apply(state, ev.PackingEventRecorded, scan("p2", packed=700))
+    apply(state, ev.PackingEventRecorded, scan("p2", packed=700, unit="GRM"))
     assert state.status == PRE_PACKED
     assert state.counts() == (3, 701, 1)
 
@@ -162,7 +168,7 @@ def test_commands_on_an_unknown_order_are_refused() -> None:
         lambda: orders.change_status(unknown, IN_PROGRESS, None),
         lambda: orders.add_assignee(unknown, ALICE, True),
         lambda: orders.change_packaging(unknown, []),
-        lambda: orders.finish(unknown, {}, {}, "r", None),
+        lambda: orders.finish(unknown, {}, "r", None),
     ):
         with pytest.raises(UnknownOrder):
             command()
@@ -200,16 +206,16 @@ def test_assignees_force_semantics_and_idempotent_removal() -> None:
     )
     with pytest.raises(AssigneeTaken):
         orders.add_assignee(state, BOB, force=False)
-    assert orders.add_assignee(state, ALICE, force=False)[0].fields["replaced"] == []
+    # decision 13: the assignee the order already has again records nothing
+    assert orders.add_assignee(state, ALICE, force=False) == []
     assert orders.add_assignee(state, BOB, force=True)[0].fields["replaced"] == ["a-1"]
     assert classes(orders.remove_assignee(state, "a-1")) == [ev.AssigneeRemoved]
     assert orders.remove_assignee(state, "zz") == []
 
 
 def test_finish_sends_exact_totals_per_entry() -> None:
-    lines = {"p1": [2, 0], "p2": [750, 0]}
-    units = {"p1": "H87", "p2": "GRM"}
-    facts = orders.finish(registered(), lines, units, "r1", "u", next_holding_area=1)
+    lines = {"p1": {"H87": [0, 2, 0]}, "p2": {"GRM": [0, 750, 0]}}
+    facts = orders.finish(registered(), lines, "r1", "u", next_holding_area=1)
     assert classes(facts) == [ev.OrderFinished, ev.HoldingAreaAssigned]
     entries = facts[0].fields["entries"]
     assert [(e["entryId"], e["deliveredAmount"], e["deliveredAmountInPc"]) for e in entries] == [
@@ -223,21 +229,22 @@ def test_finish_sends_exact_totals_per_entry() -> None:
 
 def test_a_job_fails_cancelled_and_unknown_orders_with_the_reason() -> None:
     cancelled = state_after((ev.OrderRegistered, {"document": DOC}), (ev.OrderCancelled, {}))
-    queued = rc.queue_for_job(cancelled, {}, {}, automatic=False)
+    queued = rc.queue_for_job(cancelled, {}, automatic=False)
     assert queued == rc.Queued(rc.FAILURE, "order 'o1' is CANCELLED", None)
-    unknown = rc.queue_for_job(OrderState("t", "o1"), {}, {}, automatic=False)
+    unknown = rc.queue_for_job(OrderState("t", "o1"), {}, automatic=False)
     assert unknown == rc.Queued(rc.FAILURE, "order 'o1' is unknown to the ledger", None)
 
 
 def test_a_job_queues_totals_and_an_automatic_job_skips_unchanged_orders() -> None:
-    lines, units = {"p1": [1, 0]}, {"p1": "H87"}
-    queued = rc.queue_for_job(registered(), lines, units, automatic=False)
+    lines = {"p1": {"H87": [0, 1, 0]}}
+    queued = rc.queue_for_job(registered(), lines, automatic=False)
     assert queued is not None and queued.status == rc.PENDING and queued.body is not None
     sent = queued.body["entries"]
-    assert rc.queue_for_job(registered(), lines, units, automatic=True, known=[sent]) is None
-    assert rc.queue_for_job(registered(), {"p1": [2, 0]}, units, True, known=[sent]) is not None
+    assert rc.queue_for_job(registered(), lines, automatic=True, known=[sent]) is None
+    more = {"p1": {"H87": [0, 2, 0]}}
+    assert rc.queue_for_job(registered(), more, True, known=[sent]) is not None
     # an order without any registered document but with scans is still sent
-    assert rc.queue_for_job(OrderState("t", "o1"), lines, units, automatic=False) is not None
+    assert rc.queue_for_job(OrderState("t", "o1"), lines, automatic=False) is not None
 
 
 def test_job_body_is_the_specs_recalculation_job() -> None:

@@ -27,8 +27,8 @@ class FakeContext:
         self.store = store
         self.state = state
 
-    def lines(self) -> tuple[dict[str, list[int]], dict[str, str]]:
-        return {"p1": [1, 0]}, {"p1": "H87"}
+    def lines(self) -> dict[str, dict[str, list[int]]]:
+        return {"p1": {"H87": [0, 1, 0]}}
 
     def next_holding_area(self) -> int:
         self.store.numbers_taken += 1
@@ -44,7 +44,11 @@ class FakeStore:
         self.numbers_taken = 0
 
     def run_order_command(
-        self, tenant: str, order_id: str, decide: Callable[[Any], list[Fact]]
+        self,
+        tenant: str,
+        order_id: str,
+        decide: Callable[[Any], list[Fact]],
+        with_lines: bool = False,
     ) -> list[int]:
         # No rollback here: a number taken by a refused command stays counted, so the
         # tests see that the rule takes none for a command the domain refuses.

@@ -63,9 +63,10 @@ def test_the_order_fold_counts_corrections_as_signed_deltas() -> None:
     s = state()
     doc = {"id": "o1", "entries": [{"productId": "p1", "totalCount": 2}]}
     apply(s, ev.OrderRegistered, {"document": doc})
-    apply(s, ev.PackingEventRecorded, {"product_id": "p1", "packed": 3, "canceled": 0})
+    line = {"product_id": "p1", "unit": "H87", "picked": 0}
+    apply(s, ev.PackingEventRecorded, {**line, "packed": 3, "canceled": 0})
     assert s.status == "PRE_PACKED"
-    apply(s, ev.CorrectionRecorded, {"product_id": "p1", "packed": -2, "canceled": 0})
+    apply(s, ev.CorrectionRecorded, {**line, "packed": -2, "canceled": 0})
     assert s.status == "IN_PROGRESS" and s.counts() == (2, 1, 0)
 
 
