@@ -51,7 +51,9 @@ def test_the_saas_token_is_never_stored_only_its_fingerprint(service: Service) -
 
 def test_migration_0008_removes_tokens_stored_in_clear(databases: DatabaseFactory) -> None:
     url = databases.empty()
-    before = [m for m in shipped_migrations() if m.version < 8]
+    # every other migration first (the append of today's code needs them), as on a
+    # database that ran the later-numbered ones before this one shipped
+    before = [m for m in shipped_migrations() if m.version != 8]
     migrate(url, before)
     store = EventStore.from_url(url, pool_size=1, max_overflow=1)
     try:  # the way events were written before: the token in clear
