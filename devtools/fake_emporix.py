@@ -7,8 +7,9 @@ It serves the two operations `pickpack emporix import-events` and `reconcile` ca
   answers Emporix's body with an opaque bearer token.
 - ``GET /pick-pack/{tenant}/events``: the spec's OrderEntryEventResponse items, strictly
   after ``timestamp`` when given, ordered by (timestamp, recording order), paged by
-  ``pageNumber`` (from 1; 0 is read as 1, as this service reads it) and ``pageSize`` (at
-  most 20000, absent or 0 meaning 20000). Needs a token for that tenant.
+  ``pageNumber`` (from 1, 0 read as 1, as this service reads it; or from 0 with
+  ``first_page=0``) and ``pageSize`` (at most 20000, absent or 0 meaning 20000). Needs a
+  token for that tenant.
 - ``POST /pick-pack/{tenant}/events``: records one event (a scanner still on Emporix
   while both run side by side); the user is the token's client.
 
@@ -101,7 +102,9 @@ def _fault(status: int, message: str) -> tuple[int, Any]:
 class FakeEmporix:
     """The fake as a Python object: start(), stop(), and the knobs tests turn."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, first_page: int = 1) -> None:
+        # The number of the first page: 1 as this service counts (0 read as 1), or 0.
+        self.first_page = first_page
         self.state = _State()
         self._server = _Server((host, port), _Handler)
         self._server.fake = self
@@ -210,7 +213,10 @@ class FakeEmporix:
         if granted != tenant:
             return 403, {"status": 403, "message": "tenant not allowed"}
         try:
-            page = max(int(query.get("pageNumber", 1)), 1)
+            page = int(query.get("pageNumber", self.first_page))
+            if page < 0:
+                raise ValueError("pageNumber: at least 0")
+            page = page + 1 - self.first_page if self.first_page == 0 else max(page, 1)
             size = int(query.get("pageSize", 0)) or MAX_PAGE_SIZE
             after = _moment(query["timestamp"]) if "timestamp" in query else None
         except ValueError as exc:

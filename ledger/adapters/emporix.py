@@ -25,6 +25,10 @@ VIEW_SCOPE = "pickpack.pickpack_view"
 class SourceError(RuntimeError):
     """The Emporix service refused or failed a call (after the retries)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, None when no answer came
+
 
 def _transient(status: int) -> bool:
     return status >= 500 or status == 429
@@ -94,7 +98,8 @@ class EmporixSource:
             break
         if not response.is_success:
             raise SourceError(
-                f"GET events page {page} failed ({response.status_code}): {response.text[:300]}"
+                f"GET events page {page} failed ({response.status_code}): {response.text[:300]}",
+                response.status_code,
             )
         try:
             body = response.json()

@@ -15,7 +15,7 @@ retries, the process is killed), the next run with the same tenant, URL and `sin
 resumes at the first page not yet recorded; a page appended but not yet noted is read
 again and counts as "already there". The pages are counted from `since`, so a resume
 assumes the feed's earlier pages did not change meanwhile; a final full run (the next
-run after one that finished starts again at page 1) catches anything that did.
+run after one that finished starts again at the first page) catches anything that did.
 
 `reconcile` sums both services' events per (order, product, unit) and lists where they
 differ.
@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ledger.adapters import import_progress
+from ledger.adapters.emporix import SourceError
 from ledger.adapters.event_store import EventStore
 from ledger.domain.cutover import (
     Difference,
@@ -67,16 +68,15 @@ def import_events(
     with store.datastore.get_connection() as conn:
         saved = import_progress.load(conn, *key)
     tally = Tally()
-    first = 1
+    start = None
     if saved is not None and not saved.finished and saved.page_size == page_size:
-        first = saved.next_page
+        start = saved.next_page
         tally = Tally.from_dict(saved.counts)
     last_time = saved.last_event_time if saved is not None else None
-    page = first
-    while True:
-        items = source.events_page(since, page, page_size)
-        page_tally = _record_page(store, tenant, items)
-        tally.add(page_tally)
+    first = None
+    for page, items in pages(source, since, page_size, start):
+        first = page if first is None else first
+        tally.add(_record_page(store, tenant, items))
         del tally.problems[MAX_PROBLEMS:]
         if items:
             last_time = str(items[-1].get("timestamp") or last_time)
@@ -87,8 +87,42 @@ def import_events(
             )
         if on_page is not None:
             on_page(tally, page)
-        if done:
-            return tally, first
+    return tally, first if first is not None else 1
+
+
+def pages(
+    source: EventSource, since: str | None, size: int, start: int | None = None
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(page number, events) until a short page. From `start`, or from the first page.
+
+    Which number the first page has is not settled: the Pick-Pack spec allows
+    `pageNumber` 0 and says no more, this service (like the Order API) counts from 1 and
+    reads 0 as 1. So a fresh read asks for pages 0 and 1: the same events twice (or an
+    empty or refused page 0) means numbering from 1; different events mean from 0, and
+    page 0 is the first. One extra request, and no first page skipped either way.
+    """
+    if start is None:
+        try:
+            zero = source.events_page(since, 0, size)
+        except SourceError as exc:
+            if exc.status != 400:
+                raise
+            zero = []
+        one = source.events_page(since, 1, size)
+        if zero and zero != one:
+            yield 0, zero
+            if len(zero) < size:
+                return
+        yield 1, one
+        if len(one) < size:
+            return
+        start = 2
+    page = start
+    while True:
+        items = source.events_page(since, page, size)
+        yield page, items
+        if len(items) < size:
+            return
         page += 1
 
 
@@ -112,16 +146,6 @@ def _record_page(store: EventStore, tenant: str, items: list[dict[str, Any]]) ->
         elif outcome.verdict is Verdict.ORDER_CLOSED:
             tally.problems.append(f"{outcome.event.event_id}: order is CANCELLED here")
     return tally
-
-
-def _emporix_pages(source: EventSource, page_size: int) -> Iterator[list[dict[str, Any]]]:
-    page = 1
-    while True:
-        items = source.events_page(None, page, page_size)
-        yield items
-        if len(items) < page_size:
-            return
-        page += 1
 
 
 def our_feed(store: EventStore, tenant: str, page_size: int) -> Iterator[list[dict[str, Any]]]:
@@ -156,7 +180,7 @@ def reconcile(
     """The lines whose totals differ, and how many lines were compared."""
     theirs: dict[LineKey, Totals] = {}
     ours: dict[LineKey, Totals] = {}
-    for items in _emporix_pages(source, page_size):
+    for _, items in pages(source, None, page_size):
         add_to_totals(theirs, items, until)
     for items in our_feed(store, tenant, page_size):
         add_to_totals(ours, items, until)

@@ -120,10 +120,24 @@ def test_import_records_every_event_with_its_own_id_time_user_and_site(
         assert state["site"] == f"store-{n % 2}"
         assert state["event_time"] == f"2026-11-02T07:{n // 60:02d}:{n % 60:02d}.250Z"
         assert (state["order_id"], state["packed"]) == (f"o{n % 3}", 1)
-    # Three pages of ten: the last one short, which ends the import.
+    # Pages 0 and 1 (the same: numbering from 1), then 2 and 3, the short one ending it.
     pages = [p for m, p in emporix.requests() if m == "GET"]
-    assert [("pageNumber=1" in p, "pageSize=10" in p) for p in pages[:1]] == [(True, True)]
-    assert len(pages) == 3
+    assert [p.split("?")[1] for p in pages] == [f"pageNumber={n}&pageSize=10" for n in (0, 1, 2, 3)]
+
+
+def test_a_feed_numbering_its_pages_from_0_is_read_from_its_first_page(
+    cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeEmporix(first_page=0).start()
+    try:
+        fake.add_client("importer", "s3cret", TENANT)
+        fake.add_events(TENANT, [emporix_event(n) for n in range(25)])
+        assert import_events(fake) == 0
+        assert summary(capsys.readouterr().out).startswith("read 25, recorded 25,")
+        assert reconcile(fake) == 0
+    finally:
+        fake.stop()
+    assert len(recorded(cli_env)) == 25
 
 
 def test_a_rerun_finds_every_event_already_there(
