@@ -200,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     from cli.clients import add_commands as add_client_commands
 
     add_client_commands(sub)
+    from cli.emporix import add_commands as add_emporix_commands
+
+    add_emporix_commands(sub)
+    from devtools.fake_emporix import add_commands as add_fake_emporix_commands
+
+    add_fake_emporix_commands(sub)
     return parser
 
 

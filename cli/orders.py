@@ -1,4 +1,9 @@
-"""`pickpack orders import FILE | --from-order-service ID...`: register orders in bulk.
+"""`pickpack orders import FILE | --from-order-service (ID... | --site S --from-date D
+[--to-date D])`: register orders in bulk.
+
+With --site, the open orders (CREATED, CONFIRMED) of that site whose delivery date falls
+in the window are listed through the Order Service's `GET /{tenant}/salesorders` (its
+`q` query, page by page); each listed salesorder is mapped and registered as it comes.
 
 Each order is registered through the same decision as `PUT /orders/{orderId}`
 (ledger.domain.orders.register under the store's lock), so importing is idempotent and a
@@ -15,7 +20,7 @@ from typing import Any
 
 from ledger.domain.errors import DomainError
 from ledger.domain.order_document import normalize
-from ledger.domain.order_import import NotAnOrder, from_sales_order
+from ledger.domain.order_import import NotAnOrder, from_sales_order, open_orders_query
 from ledger.services import order_commands
 
 
@@ -43,6 +48,28 @@ def _from_order_service(
                 yield order_id, None, str(exc)
 
 
+def _listed(
+    base_url: str, token: str | None, tenant: str, q: str, on_total: Any
+) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+    """(orderId, Order document or None, error) per listed salesorder."""
+    import httpx
+
+    from ledger.adapters.order_service import sales_order_pages
+
+    try:
+        for orders, total in sales_order_pages(base_url, token, tenant, q):
+            if total is not None:
+                on_total(total)
+            for order in orders:
+                order_id = str(order.get("id", "")) if isinstance(order, dict) else ""
+                try:
+                    yield order_id, from_sales_order(order), None
+                except NotAnOrder as exc:
+                    yield order_id, None, str(exc)
+    except (httpx.HTTPError, ValueError) as exc:
+        yield "", None, f"listing salesorders failed: {exc}"
+
+
 def _import(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -54,10 +81,19 @@ def _import(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     settings = Settings.from_env()
-    if bool(args.file) == bool(args.from_order_service):
-        console.print("error: give either FILE or --from-order-service ID...")
+    from_service = args.from_order_service is not None
+    if bool(args.file) == from_service:
+        console.print("error: give either FILE or --from-order-service")
+        return 2
+    if from_service and bool(args.from_order_service) == bool(args.site):
+        console.print("error: --from-order-service takes either IDs or --site and --from-date")
+        return 2
+    if bool(args.site) != bool(args.from_date) or (args.to_date and not args.site):
+        console.print("error: --site and --from-date go together (--to-date with them)")
         return 2
     source: Iterable[tuple[str, dict[str, Any] | None, str | None]]
+    total: int | None
+    totals: list[int] = []
     if args.file:
         docs = _from_file(Path(args.file))
         source = [(str(d.get("id", "")) if isinstance(d, dict) else "", d, None) for d in docs]
@@ -66,6 +102,23 @@ def _import(args: argparse.Namespace) -> int:
         if not settings.order_service_url:
             console.print("error: PICKPACK_ORDER_SERVICE_URL is not set")
             return 2
+    if args.site:
+        try:
+            q = open_orders_query(args.site, args.from_date, args.to_date)
+        except ValueError as exc:
+            console.print(f"error: {exc}")
+            return 2
+        assert settings.order_service_url is not None
+        source = _listed(
+            settings.order_service_url,
+            settings.order_service_token,
+            args.tenant,
+            q,
+            totals.append,
+        )
+        total = None  # known once the first page has answered (X-Total-Count)
+    elif not args.file:
+        assert settings.order_service_url is not None
         source = _from_order_service(
             settings.order_service_url,
             settings.order_service_token,
@@ -75,7 +128,7 @@ def _import(args: argparse.Namespace) -> int:
         total = len(args.from_order_service)
     database = provision(settings)
     store = EventStore.from_url(database.url)
-    failed = 0
+    failed = done = 0
     try:
         migrate(database.url)
         with Progress(
@@ -87,15 +140,18 @@ def _import(args: argparse.Namespace) -> int:
         ) as progress:
             task = progress.add_task("import", total=total, last="")
             for order_id, doc, error in source:
+                if totals:
+                    progress.update(task, total=totals[-1])
                 error = error or _register(store, args.tenant, order_id, doc)
                 if error:
                     failed += 1
                     progress.console.print(f"[red]{order_id or '?'}[/red]: {error}")
+                done += 1
                 progress.update(task, advance=1, last=order_id)
     finally:
         store.close()
         database.stop()
-    console.print(f"imported {total - failed} of {total} orders")
+    console.print(f"imported {done - failed} of {done} orders")
     return 1 if failed else 0
 
 
@@ -122,8 +178,12 @@ def add_commands(sub: Any) -> None:
     imp.add_argument("--tenant", required=True, help="the tenant the orders belong to")
     imp.add_argument(
         "--from-order-service",
-        nargs="+",
+        nargs="*",
         metavar="ID",
-        help="fetch these salesorders from PICKPACK_ORDER_SERVICE_URL",
+        help="fetch these salesorders (or, with --site, the listed ones) from "
+        "PICKPACK_ORDER_SERVICE_URL",
     )
+    imp.add_argument("--site", help="with --from-order-service: list this site's open orders")
+    imp.add_argument("--from-date", help="first delivery date (YYYY-MM-DD) to list")
+    imp.add_argument("--to-date", help="last delivery date (inclusive; default: no end)")
     imp.set_defaults(func=_import)

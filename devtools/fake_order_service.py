@@ -11,6 +11,12 @@ through its Python API or its /_control endpoints, to misbehave:
 - ``POST /_control/reject`` ``{"orderId": "o1", "message": "...", "status": 400}``: refuse
   every calculations call for that order;
 - ``GET /_control/requests`` (what was received) and ``POST /_control/reset``.
+
+``GET .../{tenant}/salesorders`` lists the registered orders as the Order API does
+(emporix-order-api.yml, GET-order-retrieve-tenant-orders): filtered by ``q`` (the forms
+`field:value`, `field:(v1,v2)`, `field:>=value`, `field:(>="a" AND <="b")`, fields
+separated by spaces, dotted paths into the document), ``pageNumber`` from 1,
+``pageSize`` (default 16), sorted by id, the match count in ``X-Total-Count``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
+_LIST_PATH = re.compile(r"^(?:/[^/]+)*?/(?P<tenant>[^/]+)/salesorders/?$")
+_CONDITION = re.compile(r'(?P<field>[\w.]+):(?P<expr>\([^)]*\)|"[^"]*"|\S+)')
+_COMPARISON = re.compile(r'^(?P<op>>=|<=|>|<)?"?(?P<value>[^"]*)"?$')
 _ORDER_PATH = re.compile(
     r"^(?:/[^/]+)*?/(?P<tenant>[^/]+)/salesorders/(?P<order>[^/]+)(?P<calc>/calculations)?/?$"
 )
@@ -94,9 +104,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the fake records requests itself
 
-    def _reply(self, status: int, body: Any = None) -> None:
+    def _reply(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode() if body is not None else b""
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -114,6 +126,14 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         if self.path.startswith("/_control/requests"):
             self._reply(200, [asdict(r) for r in fake.requests()])
+            return
+        path, _, query = self.path.partition("?")
+        listing = _LIST_PATH.match(path)
+        if listing is not None:
+            tenant = listing.group("tenant")
+            fake._record(Received("GET", self.path, tenant, None, dict(self.headers), None))
+            status, page, total = fake.list_orders(tenant, parse_qs(query))
+            self._reply(status, page, {"X-Total-Count": str(total)})
             return
         self._order_call("GET", None)
 
@@ -224,6 +244,21 @@ class FakeOrderService:
             self.state.rejections.clear()
             self.state.orders.clear()
 
+    def list_orders(self, tenant: str, query: dict[str, list[str]]) -> tuple[int, Any, int]:
+        """(status, the page of matching orders, how many match): the Order API's listing."""
+        try:
+            page = int(query.get("pageNumber", ["1"])[-1])
+            size = int(query.get("pageSize", ["16"])[-1])
+        except ValueError:
+            return 400, {"status": 400, "message": "pageNumber, pageSize: integers"}, 0
+        if page < 1 or size < 1:
+            return 400, {"status": 400, "message": "pageNumber, pageSize: at least 1"}, 0
+        conditions = _CONDITION.findall(query.get("q", [""])[-1])
+        with self.state.lock:
+            docs = [d for (t, _), d in sorted(self.state.orders.items()) if t == tenant]
+        chosen = [d for d in docs if all(_holds(d, f, e) for f, e in conditions)]
+        return 200, chosen[(page - 1) * size : page * size], len(chosen)
+
     def requests(self) -> list[Received]:
         with self.state.lock:
             return list(self.state.received)
@@ -278,6 +313,40 @@ class FakeOrderService:
                     delay,
                 )
             return 200, None, delay
+
+
+def _field(doc: Any, path: str) -> Any:
+    for name in path.split("."):
+        doc = doc.get(name) if isinstance(doc, dict) else None
+    return doc
+
+
+def _compare(actual: Any, term: str) -> bool:
+    m = _COMPARISON.match(term.strip())
+    if m is None or actual is None:
+        return False
+    op, value = m.group("op"), m.group("value")
+    have = str(actual)
+    if op == ">=":
+        return have >= value
+    if op == "<=":
+        return have <= value
+    if op == ">":
+        return have > value
+    if op == "<":
+        return have < value
+    return have == value
+
+
+def _holds(doc: Any, path: str, expr: str) -> bool:
+    """One q condition; ISO dates compare as text, which orders them correctly."""
+    actual = _field(doc, path)
+    if expr.startswith("(") and expr.endswith(")"):
+        inner = expr[1:-1]
+        if " AND " in inner:
+            return all(_compare(actual, t) for t in inner.split(" AND "))
+        return any(_compare(actual, t) for t in inner.split(","))
+    return _compare(actual, expr)
 
 
 def _run(args: argparse.Namespace) -> int:

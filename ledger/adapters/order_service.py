@@ -6,6 +6,7 @@ connections become Answer(None, ...), so the retry decision stays in ledger.doma
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -45,3 +46,28 @@ class OrderServiceClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def sales_order_pages(
+    base_url: str, token: str | None, tenant: str, q: str, page_size: int = 100
+) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
+    """`GET {base}/{tenant}/salesorders?q=...`, page by page (pageNumber from 1, as the
+    Order API counts), sorted by id so pages do not shift; each page with the match
+    count from X-Total-Count (None if absent). Raises httpx.HTTPError on a failed call."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    path = f"/{quote(tenant, safe='')}/salesorders"
+    with httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=60) as client:
+        page = 1
+        while True:
+            response = client.get(
+                path, params={"q": q, "pageNumber": page, "pageSize": page_size, "sort": "id"}
+            )
+            response.raise_for_status()
+            orders = response.json()
+            if not isinstance(orders, list):
+                raise httpx.DecodingError("salesorders: expected a JSON array")
+            total = response.headers.get("X-Total-Count")
+            yield orders, int(float(total)) if total else None
+            if len(orders) < page_size:
+                return
+            page += 1

@@ -145,3 +145,30 @@ def from_sales_order(order: Mapping[str, Any]) -> dict[str, Any]:
             "payment": {"invoiceAddress": _address(order.get("billingAddress") or {})},
         }
     )
+
+
+# Orders a pack station still has work on: placed and not yet shipped, completed or declined.
+OPEN_STATUSES = ("CREATED", "CONFIRMED")
+
+
+def open_orders_query(
+    site: str, from_date: str, to_date: str | None = None, statuses: tuple[str, ...] = OPEN_STATUSES
+) -> str:
+    """The Order API's `q` for a site's open orders delivered from `from_date` (to
+    `to_date`, inclusive; open-ended without it, so nothing later is missed).
+
+    Dates are the delivery window's `deliveryDate` (format date); ValueError for a
+    malformed date or an empty site.
+    """
+    from datetime import date
+
+    if not site or any(c in site for c in ' ()",:'):
+        raise ValueError(f"site: not a site code: {site!r}")
+    first = date.fromisoformat(from_date).isoformat()
+    window = f'>="{first}"'
+    if to_date is not None:
+        last = date.fromisoformat(to_date).isoformat()
+        if last < first:
+            raise ValueError("to-date: before from-date")
+        window = f'(>="{first}" AND <="{last}")'
+    return f"siteCode:{site} deliveryWindow.deliveryDate:{window} status:({','.join(statuses)})"

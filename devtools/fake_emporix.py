@@ -1,0 +1,272 @@
+"""A fake Emporix (OAuth Service + Pick-Pack event feed) for tests and demos: real HTTP.
+
+It serves the two operations `pickpack emporix import-events` and `reconcile` call:
+
+- ``POST /oauth/token``: client credentials, form-encoded or JSON; the client must be
+  registered (``add_client``) and the scope must name its tenant (``tenant=T ...``);
+  answers Emporix's body with an opaque bearer token.
+- ``GET /pick-pack/{tenant}/events``: the spec's OrderEntryEventResponse items, strictly
+  after ``timestamp`` when given, ordered by (timestamp, recording order), paged by
+  ``pageNumber`` (from 1, 0 read as 1, as this service reads it; or from 0 with
+  ``first_page=0``) and ``pageSize`` (at most 20000, absent or 0 meaning 20000). Needs a
+  token for that tenant.
+- ``POST /pick-pack/{tenant}/events``: records one event (a scanner still on Emporix
+  while both run side by side); the user is the token's client.
+
+Knobs, from Python or ``POST /_control/...``: ``add_events`` (seed), ``fail_page(page,
+times, status)`` (that page answers ``status`` the next ``times`` times: an outage
+mid-way), ``requests()`` (what was received).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+MAX_PAGE_SIZE = 20_000
+TOKEN_LIFETIME = 14399
+
+
+def _moment(stamp: str) -> datetime:
+    moment = datetime.fromisoformat(stamp.replace("z", "Z"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class _State:
+    clients: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (secret, tenant)
+    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # token -> (tenant, client)
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    failures: dict[int, list[int]] = field(default_factory=dict)  # page -> [times, status]
+    received: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _reply(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _raw_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_POST(self) -> None:
+        fake = self.server.fake
+        path = urlsplit(self.path).path
+        fake._record("POST", self.path)
+        raw = self._raw_body()
+        if path == "/oauth/token":
+            status, body = fake._token(raw, self.headers.get("Content-Type") or "")
+        elif path.startswith("/_control/"):
+            status, body = fake._control(path, json.loads(raw or b"{}"))
+        else:
+            status, body = fake._post_event(path, self.headers.get("Authorization"), raw)
+        self._reply(status, body)
+
+    def do_GET(self) -> None:
+        fake = self.server.fake
+        fake._record("GET", self.path)
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        status, body = fake._events(parts.path, self.headers.get("Authorization"), query)
+        self._reply(status, body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeEmporix
+
+
+def _fault(status: int, message: str) -> tuple[int, Any]:
+    return status, {"fault": {"faultstring": message, "detail": {"errorcode": str(status)}}}
+
+
+class FakeEmporix:
+    """The fake as a Python object: start(), stop(), and the knobs tests turn."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, first_page: int = 1) -> None:
+        # The number of the first page: 1 as this service counts (0 read as 1), or 0.
+        self.first_page = first_page
+        self.state = _State()
+        self._server = _Server((host, port), _Handler)
+        self._server.fake = self
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}"
+
+    def start(self) -> FakeEmporix:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    # -- knobs --------------------------------------------------------------------------
+
+    def add_client(self, client_id: str, secret: str, tenant: str) -> None:
+        with self.state.lock:
+            self.state.clients[client_id] = (secret, tenant)
+
+    def add_events(self, tenant: str, events: list[dict[str, Any]]) -> None:
+        """Seed the feed with OrderEntryEventResponse items (recorded in this order)."""
+        with self.state.lock:
+            self.state.events.setdefault(tenant, []).extend(dict(e) for e in events)
+
+    def fail_page(self, page: int, times: int = 1, status: int = 500) -> None:
+        """GET events with pageNumber `page` answers `status`, the next `times` times."""
+        with self.state.lock:
+            self.state.failures[page] = [times, status]
+
+    def requests(self) -> list[tuple[str, str]]:
+        with self.state.lock:
+            return list(self.state.received)
+
+    # -- behaviour ----------------------------------------------------------------------
+
+    def _record(self, method: str, path: str) -> None:
+        with self.state.lock:
+            self.state.received.append((method, path))
+
+    def _control(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if path == "/_control/clients":
+            self.add_client(str(body["client_id"]), str(body["client_secret"]), body["tenant"])
+        elif path == "/_control/events":
+            self.add_events(str(body["tenant"]), list(body["events"]))
+        elif path == "/_control/fail":
+            self.fail_page(int(body["page"]), int(body.get("times", 1)), body.get("status", 500))
+        else:
+            return 404, {"message": f"no control endpoint {path}"}
+        return 200, {"status": "ok"}
+
+    def _token(self, raw: bytes, content_type: str) -> tuple[int, Any]:
+        if content_type.split(";")[0].strip().lower() == "application/json":
+            try:
+                form = {k: str(v) for k, v in json.loads(raw or b"{}").items()}
+            except (ValueError, AttributeError):
+                return 400, {"error": "invalid_request"}
+        else:
+            form = dict(parse_qsl(raw.decode()))
+        if form.get("grant_type") != "client_credentials":
+            return 400, {"error": "unsupported_grant_type"}
+        with self.state.lock:
+            known = self.state.clients.get(form.get("client_id", ""))
+            if known is None or not secrets.compare_digest(known[0], form.get("client_secret", "")):
+                return 401, {"error": "invalid_client"}
+            scopes = form.get("scope", "").split()
+            if f"tenant={known[1]}" not in scopes:
+                return 400, {"error": "invalid_scope"}
+            token = secrets.token_urlsafe(24)
+            self.state.tokens[token] = (known[1], form["client_id"])
+        return 200, {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME,
+            "session_idle_time": 120,
+            "refresh_token": "",
+            "refresh_token_expires_in": 0,
+            "scope": " ".join(scopes),
+        }
+
+    def _caller(self, path: str, authorization: str | None) -> tuple[str, str, str] | None:
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "pick-pack" or parts[2] != "events":
+            return None
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        with self.state.lock:
+            tenant, client = self.state.tokens.get(token, ("", ""))
+        return parts[1], tenant, client
+
+    def _events(
+        self, path: str, authorization: str | None, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        caller = self._caller(path, authorization)
+        if caller is None:
+            return 404, {"message": f"no route GET {path}"}
+        tenant, granted, _ = caller
+        if not granted:
+            return _fault(401, "Invalid access token")
+        if granted != tenant:
+            return 403, {"status": 403, "message": "tenant not allowed"}
+        try:
+            page = int(query.get("pageNumber", self.first_page))
+            if page < 0:
+                raise ValueError("pageNumber: at least 0")
+            page = page + 1 - self.first_page if self.first_page == 0 else max(page, 1)
+            size = int(query.get("pageSize", 0)) or MAX_PAGE_SIZE
+            after = _moment(query["timestamp"]) if "timestamp" in query else None
+        except ValueError as exc:
+            return 400, {"status": 400, "message": str(exc)}
+        if not 0 < size <= MAX_PAGE_SIZE:
+            return 400, {"status": 400, "message": "pageSize: at most 20000"}
+        with self.state.lock:
+            failure = self.state.failures.get(page)
+            if failure and failure[0] > 0:
+                failure[0] -= 1
+                return failure[1], {"status": failure[1], "message": "Simulated failure"}
+            events = list(self.state.events.get(tenant, []))
+        # sorted() is stable: events with equal timestamps keep their recording order.
+        chosen = sorted(
+            (e for e in events if after is None or _moment(e["timestamp"]) > after),
+            key=lambda e: _moment(e["timestamp"]),
+        )
+        return 200, chosen[(page - 1) * size : page * size]
+
+    def _post_event(self, path: str, authorization: str | None, raw: bytes) -> tuple[int, Any]:
+        caller = self._caller(path, authorization)
+        if caller is None:
+            return 404, {"message": f"no route POST {path}"}
+        tenant, granted, client = caller
+        if not granted:
+            return _fault(401, "Invalid access token")
+        if granted != tenant:
+            return 403, {"status": 403, "message": "tenant not allowed"}
+        event = json.loads(raw or b"{}")
+        if not isinstance(event, dict) or not event.get("eventId"):
+            return 400, {"status": 400, "message": "eventId: required"}
+        self.add_events(tenant, [{**event, "user": client}])
+        return 200, {"message": "Success", "code": 200}
+
+
+def _run(args: argparse.Namespace) -> int:
+    fake = FakeEmporix(args.host, args.port)
+    for spec in args.client or []:
+        client_id, secret, tenant = spec.split(":", 2)
+        fake.add_client(client_id, secret, tenant)
+    print(f"fake Emporix on {fake.url}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        fake.serve_forever()
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """`pickpack fake-emporix [--host] [--port] [--client ID:SECRET:TENANT ...]`."""
+    cmd = sub.add_parser("fake-emporix", help="run a fake Emporix (token + event feed) for demos")
+    cmd.add_argument("--host", default="127.0.0.1")
+    cmd.add_argument("--port", type=int, default=8091)
+    cmd.add_argument("--client", nargs="*", metavar="ID:SECRET:TENANT")
+    cmd.set_defaults(func=_run)
