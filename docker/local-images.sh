@@ -43,6 +43,7 @@ docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd firs
 
 # The machine's release and the first mirror its apt sources give for it (deb822 .sources
 # files or one-line sources.list). DEBIAN_MIRROR overrides.
+# shellcheck source=/dev/null
 . /etc/os-release
 SUITE=${DEBIAN_SUITE:-$VERSION_CODENAME}
 machine_mirror() {
@@ -85,12 +86,15 @@ rootfs() {
     root="$WORKDIR/$name"
     rm -rf "$root"
     cp -a "$WORKDIR/base" "$root"
-    # No daemon starts inside the chroot; Debian's postgresql-common creates no cluster
-    # (the entrypoint makes one in PGDATA at first start, as the official image does).
+    # No daemon starts inside the chroot.
     printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
     chmod 755 "$root/usr/sbin/policy-rc.d"
-    mkdir -p "$root/etc/postgresql-common"
-    echo "create_main_cluster = false" >"$root/etc/postgresql-common/createcluster.conf"
+    if [ "$name" = postgres ]; then
+        # Debian's postgresql-common creates no cluster: the entrypoint makes one in
+        # PGDATA at first start, as the official image does.
+        mkdir -p "$root/etc/postgresql-common"
+        echo "create_main_cluster = false" >"$root/etc/postgresql-common/createcluster.conf"
+    fi
     chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -c '
         apt-get update -q &&
         apt-get install -y -q --no-install-recommends \
@@ -157,7 +161,7 @@ if [ "$FORCE" = 1 ] || ! image_exists "$POSTGRES_TAG"; then
     mkdir -p "$root/var/lib/postgresql/data" "$root/var/run/postgresql"
     chroot "$root" chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql
     chmod 700 "$root/var/lib/postgresql/data"
-    chmod 2777 "$root/var/run/postgresql"
+    chmod 3777 "$root/var/run/postgresql"
     slim "$root"
     import_image "$root" "$POSTGRES_TAG" \
         -c "ENV PATH=/usr/lib/postgresql/$major/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \

@@ -60,7 +60,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     for f in /docker-entrypoint-initdb.d/*; do
         case "$f" in
             *.sql) log "running $f"; psql -v ON_ERROR_STOP=1 -U "$user" -d "$db" -q -f "$f" ;;
-            *.sh) log "running $f"; . "$f" ;;
+            *.sh)
+                log "running $f"
+                # shellcheck source=/dev/null
+                . "$f"
+                ;;
         esac
     done
     pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null

@@ -87,9 +87,10 @@ count_event() {
 done_step
 
 step "building and starting the stack (docker compose up -d --build)"
-docker compose up -d --build --quiet-pull >/tmp/pickpack-smoke-up.$$ 2>&1 ||
-    { sed 's/^/    /' /tmp/pickpack-smoke-up.$$ | tail -40; rm -f /tmp/pickpack-smoke-up.$$; fail "docker compose up failed"; }
-rm -f /tmp/pickpack-smoke-up.$$
+out=$(mktemp)
+docker compose up -d --build --quiet-pull >"$out" 2>&1 ||
+    { tail -n 40 "$out" | sed 's/^/    /'; rm -f "$out"; fail "docker compose up failed"; }
+rm -f "$out"
 done_step
 
 step "waiting for postgres and pickpack to be healthy"
