@@ -80,7 +80,7 @@ def test_a_container_that_cannot_start_falls_back_to_embedded_with_one_line_warn
     # What docker-py raises when the image is absent and no registry answers the pull.
     error = RuntimeError(
         "500 Server Error for http+docker://localhost/v1.41/images/create: "
-        '"Get https://registry-1.docker.io/v2/: dial tcp: lookup registry-1.docker.io: '
+        '"Get https://registry.invalid/v2/: dial tcp: lookup registry.invalid: '
         'no such host"\nsecond line of detail'
     )
     sources = Sources(docker=True, container_error=error)
@@ -92,6 +92,6 @@ def test_a_container_that_cannot_start_falls_back_to_embedded_with_one_line_warn
     message = str(warning.message)
     assert "\n" not in message
     assert DEFAULT_POSTGRES_IMAGE in message and "embedded" in message
-    assert "registry-1.docker.io" in message and "second line" not in message
+    assert "registry.invalid" in message and "second line" not in message
     source.close()
     assert sources.stopped == ["e"]
