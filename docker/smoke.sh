@@ -12,6 +12,8 @@
 # prints which step failed, the containers' state and their last log lines, takes the
 # stack down and exits 1.
 #
+# It runs compose.yaml's own project (`name: pickpack`): a stack already running from
+# this file is rebuilt, restarted and taken down by it.
 # Not part of the pytest suite: it needs a Docker engine and the base images
 # (docker/local-images.sh makes stand-ins for a machine without a registry).
 # SMOKE_TIMEOUT (seconds, default 180) bounds each wait for health.
