@@ -79,10 +79,15 @@ class ServerSource:
     def __init__(
         self,
         *,
-        docker_answers: Callable[[], bool] = docker_engine_answers,
-        container: Callable[[str], Started] = start_container,
-        embedded: Callable[[], Started] = start_embedded_server,
+        docker_answers: Callable[[], bool] | None = None,
+        container: Callable[[str], Started] | None = None,
+        embedded: Callable[[], Started] | None = None,
     ) -> None:
+        # Looked up now, not bound at definition, so that a test may patch the module's
+        # functions as well as pass its own.
+        docker_answers = docker_answers or docker_engine_answers
+        container = container or start_container
+        embedded = embedded or start_embedded_server
         self.kind: str
         self.url: str
         self._cleanup: Callable[[], None] = lambda: None

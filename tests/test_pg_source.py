@@ -1,7 +1,8 @@
-"""How the test session finds its PostgreSQL (tests/pg.py): the order of the sources, the
-image the container path uses, and that a Docker engine whose container cannot start
-falls back to the embedded server instead of failing the session. The sources are
-replaced by stand-ins that record their calls, so no container or server starts here."""
+"""How the test session finds its PostgreSQL (tests/pg.py), beyond the order of the sources
+that tests/test_provisioning.py checks: the image the container path uses, and that a
+Docker engine whose container cannot start falls back to the embedded server instead of
+failing the session. The sources are replaced by stand-ins that record their calls, so
+no container or server starts here."""
 
 from __future__ import annotations
 
@@ -43,16 +44,6 @@ def no_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TESTCONTAINERS_POSTGRES_IMAGE", raising=False)
 
 
-def test_the_environment_url_wins_and_nothing_else_is_asked(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("PICKPACK_TEST_DATABASE_URL", "postgresql://given/postgres")
-    sources = Sources(docker=True)
-    source = sources.source()
-    assert (source.kind, source.url) == ("env", "postgresql://given/postgres")
-    assert sources.calls == []
-
-
 def test_a_docker_engine_gives_a_container_of_the_default_image() -> None:
     sources = Sources(docker=True)
     source = sources.source()
@@ -67,13 +58,6 @@ def test_testcontainers_postgres_image_selects_the_image(monkeypatch: pytest.Mon
     sources = Sources(docker=True)
     sources.source()
     assert sources.calls == ["docker?", "container postgres:16"]
-
-
-def test_without_a_docker_engine_the_embedded_server_starts() -> None:
-    sources = Sources(docker=False)
-    source = sources.source()
-    assert (source.kind, source.url) == ("embedded", "postgresql://embedded/postgres")
-    assert sources.calls == ["docker?", "embedded"]
 
 
 def test_a_container_that_cannot_start_falls_back_to_embedded_with_one_line_warning() -> None:
