@@ -43,8 +43,10 @@ def postmaster_running(data_dir: Path) -> bool:
     return (data_dir / "pg" / "postmaster.pid").exists()
 
 
-def test_serve_prints_a_dev_token_stops_on_sigterm_and_keeps_its_data(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_serve_prints_a_dev_token_stops_on_sigterm_and_keeps_its_data(
+    embedded_root: Path,
+) -> None:
+    data_dir = embedded_root / "data"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start(data_dir, port)
