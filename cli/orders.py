@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cli.errors import CommandError, Exit, UsageError
 from ledger.domain.errors import DomainError
 from ledger.domain.order_document import normalize
 from ledger.domain.order_import import NotAnOrder, from_sales_order
@@ -22,7 +23,9 @@ from ledger.services import order_commands
 def _from_file(path: Path) -> list[dict[str, Any]]:
     data = json.loads(path.read_text())
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON array of Order documents")
+        raise CommandError(
+            f"{path} holds no JSON array: give a JSON array of Order documents", Exit.FILE
+        )
     return data
 
 
@@ -55,8 +58,7 @@ def _import(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     settings = Settings.from_env()
     if bool(args.file) == bool(args.from_order_service):
-        console.print("error: give either FILE or --from-order-service ID...")
-        return 2
+        raise UsageError("give either FILE or --from-order-service ID..., not both")
     source: Iterable[tuple[str, dict[str, Any] | None, str | None]]
     if args.file:
         docs = _from_file(Path(args.file))
@@ -64,8 +66,10 @@ def _import(args: argparse.Namespace) -> int:
         total = len(docs)
     else:
         if not settings.order_service_url:
-            console.print("error: PICKPACK_ORDER_SERVICE_URL is not set")
-            return 2
+            raise UsageError(
+                "PICKPACK_ORDER_SERVICE_URL is not set: set it to the Order Service's base "
+                "URL to import from it"
+            )
         source = _from_order_service(
             settings.order_service_url,
             settings.order_service_token,
