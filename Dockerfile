@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # pickpack-ledger: the service image. Multi-stage: the builder installs the project and
 # its dependencies into a virtualenv; the runtime stage is python-slim plus that venv,
 # running as a non-root user. The entrypoint applies migrations, then serves on :8000.

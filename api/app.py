@@ -17,7 +17,7 @@ from api.fast_ingest import FastIngest
 from api.health import router as health_router
 from api.metrics import Metrics
 from api.metrics import router as metrics_router
-from api.observability import AccessLog, RequestObserver, access_log_enabled
+from api.observability import AccessLog, RequestObserver, default_access_log
 from api.routes_events import router as events_router
 from api.routes_oauth import router as oauth_router
 from api.routes_orders import router as orders_router
@@ -53,7 +53,8 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
     """An app bound to `runtime`, or one that starts its own from the environment.
 
     Requests are logged to `access_log`; without one, to stdout when the
-    ``pickpack.access`` logger is enabled for INFO (`serve` sets it; tests leave it off).
+    ``pickpack.access`` logger is enabled for INFO (`serve` sets it; tests leave it off),
+    as JSON lines or, when that logger has a handler (text logs), readable lines.
     """
 
     @asynccontextmanager
@@ -94,7 +95,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
         app.state.verifier = _verifier(runtime)
     app.state.fast_ingest = True  # valid scans skip FastAPI's layers (api/fast_ingest.py)
     app.state.metrics = Metrics(lambda: getattr(app.state, "runtime", None))
-    app.access_log = access_log or (AccessLog() if access_log_enabled() else None)
+    app.access_log = access_log or default_access_log()
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware)  # bodies over 1 MiB: 413 (api/body_limit.py)
     # The scanners' route first: routes are matched in order, one regex each.

@@ -24,6 +24,8 @@ from contextvars import ContextVar
 from typing import Any, BinaryIO
 
 import orjson
+from rich.highlighter import NullHighlighter
+from rich.markup import escape
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -55,6 +57,71 @@ class AccessLog:
         stream = self._stream or sys.stdout.buffer
         stream.write(line)
         stream.flush()
+
+    def request(
+        self,
+        rid: str,
+        method: str,
+        route: str,
+        path: str,
+        tenant: str | None,
+        status: int,
+        elapsed: float,
+    ) -> None:
+        self.write(
+            orjson.dumps(
+                {
+                    "ts": time.time(),
+                    "level": "info",
+                    "logger": ACCESS_LOGGER,
+                    "request_id": rid,
+                    "method": method,
+                    "route": route,
+                    "path": path,
+                    "tenant": tenant,
+                    "status": status,
+                    "latency_ms": round(elapsed * 1000, 3),
+                },
+                option=orjson.OPT_APPEND_NEWLINE,
+            )
+        )
+
+
+class TextAccessLog(AccessLog):
+    """One readable, coloured line per request through the ``pickpack.access`` logger.
+
+    Used when `serve` writes for a person (a terminal, or ``--log-format text``): the
+    logger's handler (a rich handler, api/console.py) adds the time and the colours.
+    Costs a logging call per request, which a terminal can afford; JSON stays the fast path.
+    """
+
+    _COLOURS = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
+
+    def request(
+        self,
+        rid: str,
+        method: str,
+        route: str,
+        path: str,
+        tenant: str | None,
+        status: int,
+        elapsed: float,
+    ) -> None:
+        colour = self._COLOURS.get(status // 100, "white")
+        # The method and path are the client's: escaped, so they cannot carry markup.
+        _access.info(
+            "%s %s [%s]%d[/] %.1f ms",
+            escape(method),
+            escape(path),
+            colour,
+            status,
+            elapsed * 1000,
+            extra={"markup": True, "highlighter": _PLAIN},
+        )
+
+
+_access = logging.getLogger(ACCESS_LOGGER)
+_PLAIN = NullHighlighter()  # the status's own colour, not rich's colouring of numbers
 
 
 class RequestObserver:
@@ -99,22 +166,14 @@ class RequestObserver:
             self.metrics.observe_request(template, method, status, elapsed)
             if self.access_log is not None:
                 params = scope.get("path_params") or {}
-                self.access_log.write(
-                    orjson.dumps(
-                        {
-                            "ts": time.time(),
-                            "level": "info",
-                            "logger": ACCESS_LOGGER,
-                            "request_id": rid.decode(),
-                            "method": method,
-                            "route": template,
-                            "path": scope["path"],
-                            "tenant": params.get("tenant"),
-                            "status": status,
-                            "latency_ms": round(elapsed * 1000, 3),
-                        },
-                        option=orjson.OPT_APPEND_NEWLINE,
-                    )
+                self.access_log.request(
+                    rid.decode(),
+                    method,
+                    template,
+                    scope["path"],
+                    params.get("tenant"),
+                    status,
+                    elapsed,
                 )
 
 
@@ -141,33 +200,66 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-def logging_config(level: str = "info", access_log: bool = True) -> dict[str, Any]:
-    """The dictConfig `serve` hands to uvicorn: JSON lines everywhere, our request log only.
+LOG_FORMATS = ("json", "text")
+
+
+def logging_config(
+    level: str = "info", access_log: bool = True, fmt: str = "json"
+) -> dict[str, Any]:
+    """The dictConfig `serve` hands to uvicorn (and the other commands use): our request
+    log only, and either JSON lines everywhere (``fmt="json"``: log collectors, pipes) or
+    readable coloured lines (``fmt="text"``: a person at a terminal; api/console.py).
 
     uvicorn's own access log is off (`serve` passes access_log=False); ``pickpack.access``
-    only carries the level that switches our request log on or off.
+    carries the level that switches our request log on or off, and in text form the
+    handler that writes it (create_app picks TextAccessLog when that handler is there).
+    The embedded database's wrapper (pgserver) narrates every start and stop at INFO,
+    initdb's whole transcript included: it is heard at WARNING (a failed command, with its
+    transcript) unless the level is debug.
     """
     lvl = level.upper()
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "api.observability.JsonFormatter"}},
-        "handlers": {
+    wrapper = lvl if lvl == "DEBUG" else "WARNING"
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"log format {fmt!r}: one of {', '.join(LOG_FORMATS)}")
+    if fmt == "json":
+        formatters: dict[str, Any] = {"json": {"()": "api.observability.JsonFormatter"}}
+        handlers: dict[str, Any] = {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
                 "stream": "ext://sys.stderr",
             }
-        },
+        }
+        requests: list[str] = []
+    else:
+        formatters = {}
+        handlers = {
+            "stderr": {"()": "api.console.log_handler", "stream": "stderr"},
+            "requests": {"()": "api.console.log_handler", "stream": "stdout"},
+        }
+        requests = ["requests"]
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": formatters,
+        "handlers": handlers,
         "root": {"handlers": ["stderr"], "level": lvl},
         "loggers": {
             "uvicorn": {"handlers": ["stderr"], "level": lvl, "propagate": False},
             "uvicorn.error": {"level": lvl},
             "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+            "pgserver": {"level": wrapper},
             ACCESS_LOGGER: {
-                "handlers": [],
+                "handlers": requests,
                 "level": lvl if access_log else "CRITICAL",
                 "propagate": False,
             },
         },
     }
+
+
+def default_access_log() -> AccessLog | None:
+    """The request log the logging configuration asks for: none, text or JSON lines."""
+    if not access_log_enabled():
+        return None
+    return TextAccessLog() if _access.handlers else AccessLog()

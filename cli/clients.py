@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from cli.errors import CommandError, Exit, UsageError
 from ledger.adapters import client_store
 from ledger.domain.clients import KNOWN_SCOPES
 
@@ -48,8 +49,7 @@ def _add(args: argparse.Namespace) -> int:
         with _connection() as conn:
             client_id, secret = add(conn, args.tenant, args.scope, args.name)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"{exc}: correct the command's arguments") from None
     print(f"client_id={client_id}")
     print(f"client_secret={secret}")
     print(
@@ -76,8 +76,10 @@ def _revoke(args: argparse.Namespace) -> int:
     with _connection() as conn:
         found = client_store.revoke(conn, args.client_id)
     if not found:
-        print(f"error: no client {args.client_id}", file=sys.stderr)
-        return 1
+        raise CommandError(
+            f"no client {args.client_id}: `pickpack clients list` shows the registered ones",
+            Exit.ITEMS_REFUSED,
+        )
     print(f"revoked {args.client_id}")
     return 0
 

@@ -5,79 +5,30 @@ from __future__ import annotations
 import argparse
 import logging.config
 import os
-import signal
 import sys
+import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
-from api.auth import MANAGE, VIEW, local_secret, mint_token
+from api.auth import MANAGE, VIEW, mint_token
 from api.observability import logging_config
+from cli.errors import UsageError, explain
+from cli.serve import serve
 from ledger.adapters.database import provision
-from ledger.adapters.migrate import MigrationError, migrate
-from ledger.config import ConfigError, Settings
+from ledger.adapters.migrate import migrate
+from ledger.config import ConfigError, Settings, mask_password
 from ledger.services.tokens import Signer, own_audience, own_issuer
 
-log = logging.getLogger("pickpack.serve")
+LEVELS = ("debug", "info", "warning", "error")
+FORMATS = ("auto", "text", "json")
+LOG_FORMAT_VARIABLE = "PICKPACK_LOG_FORMAT"
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as one sentence (cli.errors), not usage plus a message."""
 
-    settings = Settings.from_env()  # a wrong value stops here, before anything starts
-    if settings.jwt_private_key_file is not None:
-        Signer.from_settings(settings)  # and so does a key file that is not an RSA key
-    log_config = logging_config(args.log_level, access_log=args.access_log)
-    logging.config.dictConfig(log_config)
-    database = provision(settings)
-    try:
-        applied = migrate(database.url)
-        if applied:
-            log.info("migrations applied: %s", ", ".join(applied))
-        # Workers (and a single in-process app) find the database through the
-        # environment, so they attach to the server this process provisioned.
-        os.environ["PICKPACK_DATABASE_URL"] = database.url
-        if not (settings.jwt_secret or settings.jwks_url or settings.jwt_private_key_file):
-            secret = local_secret(settings.data_dir)
-            assert secret is not None
-            token = mint_token(
-                secret,
-                "demo",
-                [VIEW, MANAGE],
-                issuer=settings.jwt_issuer and own_issuer(settings),
-                audience=settings.jwt_audience and own_audience(settings),
-            )
-            print(
-                "\nNo PICKPACK_JWT_SECRET or PICKPACK_JWKS_URL: using the dev secret in "
-                f"{settings.data_dir / 'jwt-secret'}.\nDev token (tenant demo, both scopes):\n\n"
-                f"  export TOKEN={token}\n",
-                flush=True,
-            )
-        log.info("serving on http://%s:%s", args.host, args.port)
-        # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the
-        # handler that was there before it. Make that handler an orderly exit, so the
-        # `finally` below stops the embedded PostgreSQL instead of leaving it running.
-        signal.signal(signal.SIGTERM, _exit_quietly)
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            loop="uvloop",
-            http="httptools",
-            log_level=args.log_level,
-            # JSON lines; one request line per request is written by
-            # api.observability.RequestObserver, so uvicorn's own access log is off.
-            log_config=log_config,
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
-    finally:
-        database.stop()
-    return 0
-
-
-def _exit_quietly(signum: int, frame: object) -> None:
-    raise SystemExit(0)
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -85,9 +36,6 @@ def _migrate(_: argparse.Namespace) -> int:
     database = provision(settings)
     try:
         applied = migrate(database.url)
-    except MigrationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     finally:
         database.stop()
     print(f"applied: {', '.join(applied)}" if applied else "nothing to apply")
@@ -152,21 +100,32 @@ def _unset_meaning(name: str, settings: Settings) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pickpack", description=__doc__)
+    parser = Parser(prog="pickpack", description=__doc__)
+    # Accepted anywhere on the line (main() takes them out first), so every command,
+    # including those added by other modules, has them.
+    parser.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        help="serve: info; other commands: warning (debug also shows tracebacks)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        help=f"text on a terminal, else JSON lines (auto; or {LOG_FORMAT_VARIABLE})",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the API and its projection workers")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--log-level", default="info")
-    serve.add_argument(
+    serving = sub.add_parser("serve", help="run the API and its projection workers")
+    serving.add_argument("--host", default="127.0.0.1")
+    serving.add_argument("--port", type=int, default=8000)
+    serving.add_argument("--workers", type=int, default=1)
+    serving.add_argument(
         "--no-access-log",
         dest="access_log",
         action="store_false",
-        help="no JSON line per request (metrics are still counted)",
+        help="no line per request (metrics are still counted)",
     )
-    serve.set_defaults(func=_serve)
+    serving.set_defaults(func=serve)
 
     cfg = sub.add_parser("config", help="print the effective configuration, secrets masked")
     cfg.add_argument("--json", action="store_true", help="as one JSON object (null: unset)")
@@ -210,15 +169,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if not logging.getLogger().handlers:  # as basicConfig: leave a host's logging alone
-        logging.config.dictConfig(logging_config("info", access_log=False))
-    args = build_parser().parse_args(argv)
+    """Run one command; any failure becomes one sentence on stderr and an exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    level = "warning"
     try:
+        level, fmt, rest = _log_options(argv)
+        if not logging.getLogger().handlers:  # as basicConfig: leave a host's logging alone
+            logging.config.dictConfig(logging_config(level, access_log=False, fmt=fmt))
+        args = build_parser().parse_args(rest)
+        args.log_level, args.log_format = level, fmt
         return int(args.func(args))
-    except ConfigError as exc:
-        # One line naming the variable, no traceback: the operator fixes the value.
-        print(f"pickpack: {exc}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = explain(exc, _database_in_use())
+        if level == "debug":
+            traceback.print_exception(exc, file=sys.stderr)
+        print(f"pickpack: {failure.sentence}", file=sys.stderr)
+        return int(failure.code)
+
+
+def _log_options(argv: list[str]) -> tuple[str, str, list[str]]:
+    """--log-level and --log-format, wherever they are; the level's default depends on
+    the command (serve narrates at info; a one-shot command prints only its result)."""
+    options = Parser(prog="pickpack", add_help=False, allow_abbrev=False)
+    options.add_argument("--log-level", type=str.lower, choices=LEVELS)
+    options.add_argument("--log-format", type=str.lower, choices=FORMATS)
+    known, rest = options.parse_known_args(argv)
+    serving = next((a for a in rest if not a.startswith("-")), None) == "serve"
+    level = known.log_level or ("info" if serving else "warning")
+    chosen = (known.log_format or os.environ.get(LOG_FORMAT_VARIABLE) or "auto").lower()
+    if chosen not in FORMATS:
+        raise ConfigError(
+            f"invalid configuration: {LOG_FORMAT_VARIABLE}={chosen!r}: one of {', '.join(FORMATS)}"
+        )
+    if chosen == "auto":
+        chosen = "text" if sys.stderr.isatty() else "json"
+    return level, chosen, rest
+
+
+def _database_in_use() -> str:
+    """What an error message calls the database: the masked URL, or the embedded one."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        return "the database"
+    if settings.database_url:
+        return f"the database at {mask_password(settings.database_url)}"
+    return f"the embedded PostgreSQL in {settings.data_dir / 'pg'}"
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cli.errors import CommandError, Exit, UsageError
 from ledger.domain.errors import DomainError
 from ledger.domain.order_document import normalize
 from ledger.domain.order_import import NotAnOrder, from_sales_order, open_orders_query
@@ -27,7 +28,9 @@ from ledger.services import order_commands
 def _from_file(path: Path) -> list[dict[str, Any]]:
     data = json.loads(path.read_text())
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON array of Order documents")
+        raise CommandError(
+            f"{path} holds no JSON array: give a JSON array of Order documents", Exit.FILE
+        )
     return data
 
 
@@ -83,14 +86,11 @@ def _import(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     from_service = args.from_order_service is not None
     if bool(args.file) == from_service:
-        console.print("error: give either FILE or --from-order-service")
-        return 2
+        raise UsageError("give either FILE or --from-order-service, not both")
     if from_service and bool(args.from_order_service) == bool(args.site):
-        console.print("error: --from-order-service takes either IDs or --site and --from-date")
-        return 2
+        raise UsageError("--from-order-service takes either IDs or --site and --from-date")
     if bool(args.site) != bool(args.from_date) or (args.to_date and not args.site):
-        console.print("error: --site and --from-date go together (--to-date with them)")
-        return 2
+        raise UsageError("--site and --from-date go together (--to-date with them)")
     source: Iterable[tuple[str, dict[str, Any] | None, str | None]]
     total: int | None
     totals: list[int] = []
@@ -100,14 +100,15 @@ def _import(args: argparse.Namespace) -> int:
         total = len(docs)
     else:
         if not settings.order_service_url:
-            console.print("error: PICKPACK_ORDER_SERVICE_URL is not set")
-            return 2
+            raise UsageError(
+                "PICKPACK_ORDER_SERVICE_URL is not set: set it to the Order Service's base "
+                "URL to import from it"
+            )
     if args.site:
         try:
             q = open_orders_query(args.site, args.from_date, args.to_date)
         except ValueError as exc:
-            console.print(f"error: {exc}")
-            return 2
+            raise UsageError(str(exc)) from None
         assert settings.order_service_url is not None
         source = _listed(
             settings.order_service_url,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import signal
-import sys
 import threading
 import time
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from cli.errors import UsageError
 from ledger.adapters.database import provision
 from ledger.adapters.migrate import migrate
 from ledger.config import Settings
@@ -33,8 +33,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     names = list(PROJECTIONS) if args.all else [args.name]
     unknown = [n for n in names if n not in PROJECTIONS]
     if not names or unknown or (args.name and args.all):
-        print(f"choose one of {', '.join(PROJECTIONS)} or --all", file=sys.stderr)
-        return 2
+        raise UsageError(f"name one projection ({', '.join(PROJECTIONS)}) or give --all")
     database = provision(Settings.from_env())
     try:
         migrate(database.url)

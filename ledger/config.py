@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -51,6 +51,7 @@ EXTRA_NAMES = (
     "PICKPACK_JWT_AUDIENCE",
     "PICKPACK_TOKEN_LIFETIME_SECONDS",
     "PICKPACK_REVOCATION_CACHE_SECONDS",
+    "PICKPACK_LOG_FORMAT",
 )
 # A secret may come from a file instead (as container secrets are mounted): NAME_FILE.
 SECRET_FILES = {
@@ -127,6 +128,10 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     token_lifetime_seconds: int = Field(default=14399, ge=1)  # Emporix's expires_in
     revocation_cache_seconds: float = Field(default=30.0, gt=0)
+    # How the `pickpack` command writes its logs. cli.main reads the variable itself,
+    # before any command builds Settings (logging is set up first); it is a field so
+    # that `pickpack config` shows it and a wrong value is named like any other.
+    log_format: Literal["auto", "text", "json"] = "auto"
 
     @classmethod
     def settings_customise_sources(

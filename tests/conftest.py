@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +41,21 @@ def databases(pg_server: ServerSource) -> Iterator[DatabaseFactory]:
     factory = DatabaseFactory(pg_server.url)
     yield factory
     factory.close()
+
+
+@pytest.fixture
+def embedded_root() -> Iterator[Path]:
+    """A directory for an embedded PostgreSQL of the test's own, outside pytest's tmp_path.
+
+    As root, pgserver runs PostgreSQL as another user and opens the path's prefix to it;
+    a concurrent pytest session (another checkout's) resets the mode of pytest's base temp
+    directory to 0700 and the server's files become unreachable mid-start (initdb's
+    "could not open file .../pg_control: Permission denied"). tests/faults.py and
+    tests/pg.py keep their servers under the system temp dir for the same reason.
+    """
+    root = Path(tempfile.mkdtemp(prefix="pp-own-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

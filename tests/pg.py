@@ -1,8 +1,12 @@
 """Finding a PostgreSQL for the tests, in the order DEVELOPERS.md gives.
 
 1. PICKPACK_TEST_DATABASE_URL, if set;
-2. a testcontainers PostgreSQL, if a Docker engine answers;
-3. otherwise an embedded PostgreSQL (the pgserver wheel) started for this session.
+2. a testcontainers PostgreSQL, if a Docker engine answers, from the image
+   TESTCONTAINERS_POSTGRES_IMAGE names (default postgres:16-alpine);
+3. otherwise, or when that container does not start (no such image and no registry to
+   pull it from, say), an embedded PostgreSQL (the pgserver wheel) started for this
+   session. A running Docker engine must never be what fails a test session, so a
+   container that does not start costs a one-line warning, not the run.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -28,6 +33,42 @@ def docker_engine_answers() -> bool:
         return False
 
 
+DEFAULT_POSTGRES_IMAGE = "postgres:16-alpine"
+
+
+def postgres_image() -> str:
+    return os.environ.get("TESTCONTAINERS_POSTGRES_IMAGE") or DEFAULT_POSTGRES_IMAGE
+
+
+class ContainerFallbackWarning(UserWarning):
+    """A Docker engine answered but its PostgreSQL container did not start."""
+
+
+Started = tuple[str, Callable[[], None]]  # the server's URL, and how to stop it
+
+
+def start_container(image: str) -> Started:
+    from testcontainers.postgres import PostgresContainer
+
+    container = PostgresContainer(image, driver=None)
+    try:
+        container.start()
+    except BaseException:
+        # start() leaves a created container behind when it never became ready.
+        with suppress(Exception):
+            container.stop()
+        raise
+    return container.get_connection_url(), container.stop
+
+
+def start_embedded_server() -> Started:
+    from ledger.adapters.database import start_embedded
+
+    root = Path(tempfile.mkdtemp(prefix="pp-"))
+    db = start_embedded(root / "pg")
+    return db.url, db.stop
+
+
 def with_dbname(url: str, dbname: str) -> str:
     return make_conninfo(url, dbname=dbname)
 
@@ -35,27 +76,43 @@ def with_dbname(url: str, dbname: str) -> str:
 class ServerSource:
     """A PostgreSQL server for the session, and how it was found."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        docker_answers: Callable[[], bool] | None = None,
+        container: Callable[[str], Started] | None = None,
+        embedded: Callable[[], Started] | None = None,
+    ) -> None:
+        # Looked up now, not bound at definition, so that a test may patch the module's
+        # functions as well as pass its own.
+        docker_answers = docker_answers or docker_engine_answers
+        container = container or start_container
+        embedded = embedded or start_embedded_server
         self.kind: str
         self.url: str
         self._cleanup: Callable[[], None] = lambda: None
         env_url = os.environ.get("PICKPACK_TEST_DATABASE_URL")
         if env_url:
             self.kind, self.url = "env", env_url
-        elif docker_engine_answers():
-            from testcontainers.postgres import PostgresContainer
-
-            container = PostgresContainer("postgres:16-alpine", driver=None)
-            container.start()
-            self.kind, self.url = "testcontainers", container.get_connection_url()
-            self._cleanup = container.stop
-        else:
-            from ledger.adapters.database import start_embedded
-
-            root = Path(tempfile.mkdtemp(prefix="pp-"))
-            db = start_embedded(root / "pg")
-            self.kind, self.url = "embedded", db.url
-            self._cleanup = db.stop
+            return
+        if docker_answers():
+            image = postgres_image()
+            try:
+                self.url, self._cleanup = container(image)
+                self.kind = "testcontainers"
+                return
+            except Exception as exc:
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                warnings.warn(
+                    f"a Docker engine answers but no PostgreSQL container started from "
+                    f"{image} ({type(exc).__name__}: {reason[:200]}); using the embedded "
+                    f"PostgreSQL (TESTCONTAINERS_POSTGRES_IMAGE names the image; without "
+                    f"a registry set TESTCONTAINERS_RYUK_DISABLED=true too)",
+                    ContainerFallbackWarning,
+                    stacklevel=2,
+                )
+        self.url, self._cleanup = embedded()
+        self.kind = "embedded"
 
     def close(self) -> None:
         self._cleanup()

@@ -32,6 +32,11 @@ def for_role(url: str, role: str) -> str:
     return make_conninfo(url, application_name=f"pickpack-{role}")
 
 
+class EmbeddedDatabaseError(RuntimeError):
+    """The embedded PostgreSQL did not start (pgserver has logged why: initdb's or the
+    server's own transcript)."""
+
+
 @dataclass
 class Database:
     """A reachable PostgreSQL: its URL, and the embedded server handle if we own one."""
@@ -53,7 +58,14 @@ def start_embedded(pgdata: Path) -> Database:
         import pgserver
 
         pgdata.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        except Exception as exc:
+            # pgserver raises whatever its commands raised (CalledProcessError, timeouts);
+            # callers need only know that it was the embedded server, and where.
+            raise EmbeddedDatabaseError(
+                f"the embedded PostgreSQL in {pgdata} did not start"
+            ) from exc
     return Database(url=server.get_uri(), embedded=server)
 
 

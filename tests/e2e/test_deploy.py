@@ -1,6 +1,7 @@
 """compose.yaml, the Dockerfile and its entrypoint, checked as far as a machine without a
 Docker engine can: they parse, name files that exist, use DESIGN.md's configuration
-names, and the entrypoint and healthcheck do what they say when run here."""
+names, and the entrypoint and healthcheck do what they say when run here. Where an engine
+runs, docker/smoke.sh runs the stack itself (not part of this suite)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,33 @@ def test_compose_builds_pickpack_from_the_repository_and_waits_for_a_healthy_dat
     for volume in app.get("volumes", []):
         source = volume.split(":")[0]
         assert source in compose()["volumes"] or (ROOT / source).exists(), volume
+
+
+def test_compose_publishes_ports_on_the_hosts_loopback_only() -> None:
+    # "8000:8000" would listen on every interface of the host, with a dev secret when
+    # PICKPACK_JWT_SECRET is unset; another host's access is a deliberate change.
+    published = {name: service.get("ports", []) for name, service in compose()["services"].items()}
+    assert published["pickpack"] and published["order-service"]
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
+    assert not published.get("postgres"), "the database is reached on the compose network"
+
+
+def test_the_dockerfile_needs_no_registry_but_for_its_base_image() -> None:
+    # A `# syntax=` parser directive makes BuildKit pull a frontend image first: a build
+    # that cannot reach Docker Hub fails before its first step, and the built-in frontend
+    # reads everything this Dockerfile uses.
+    first_lines = (ROOT / "Dockerfile").read_text().splitlines()[:5]
+    assert not [line for line in first_lines if re.match(r"#\s*syntax\s*=", line, re.I)]
+    instructions = dockerfile_instructions(ROOT / "Dockerfile")
+    stage_names = set()
+    for word, args in instructions:
+        if word == "FROM":
+            image, *rest = args.split()
+            assert image in stage_names or image == "python:${PYTHON_VERSION}-slim", image
+            if rest and rest[0].upper() == "AS":
+                stage_names.add(rest[1])
 
 
 def test_the_fake_order_service_runs_only_under_the_demo_profile() -> None:

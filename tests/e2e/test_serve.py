@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 
 from tests.conftest import EXAMPLE_EVENT, free_port
 
@@ -43,8 +44,10 @@ def postmaster_running(data_dir: Path) -> bool:
     return (data_dir / "pg" / "postmaster.pid").exists()
 
 
-def test_serve_prints_a_dev_token_stops_on_sigterm_and_keeps_its_data(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_serve_prints_a_dev_token_stops_on_sigterm_and_keeps_its_data(
+    embedded_root: Path,
+) -> None:
+    data_dir = embedded_root / "data"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start(data_dir, port)
@@ -52,10 +55,10 @@ def test_serve_prints_a_dev_token_stops_on_sigterm_and_keeps_its_data(tmp_path: 
         wait_ready(url, proc, timeout=60)
         assert proc.stdout is not None
         token = ""
-        while not token:
+        while not token:  # piped, so every line is JSON; the banner's line has the token
             line = proc.stdout.readline()
             if "export TOKEN=" in line:
-                token = line.strip().split("export TOKEN=", 1)[1]
+                token = orjson.loads(line)["msg"].split("export TOKEN=", 1)[1]
         assert oct((data_dir / "jwt-secret").stat().st_mode & 0o777) == "0o600"
         headers = {"Authorization": f"Bearer {token}", "saas-token": "s"}
         posted = httpx.post(f"{url}/pick-pack/demo/events", json=EXAMPLE_EVENT, headers=headers)

@@ -25,8 +25,10 @@ def test_ready_when_the_database_is_migrated(service: Service) -> None:
     assert response.json()["migrations"] == "applied"
 
 
-def test_ready_is_503_while_the_database_is_stopped_and_200_after(tmp_path: Path) -> None:
-    pgdata = tmp_path / "pg"
+def test_ready_is_503_while_the_database_is_stopped_and_200_after(
+    tmp_path: Path, embedded_root: Path
+) -> None:
+    pgdata = embedded_root / "pg"
     db = start_embedded(pgdata)  # a server of this test's own: we stop it
     server, thread, runtime, url = start_service(db.url, tmp_path, run_workers=True)
     try:

@@ -409,8 +409,9 @@ def test_the_clients_commands_add_list_and_revoke(
     assert main(["clients", "list", "--tenant", "acme"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if client_id in line)
     assert not row.endswith("\t-")  # a revocation time
-    with pytest.raises(SystemExit):
-        main(["clients", "add", "--tenant", "acme", "--scope", "admin"])
+    # an unknown scope is a usage error: one sentence and exit code 2 (cli/errors.py)
+    assert main(["clients", "add", "--tenant", "acme", "--scope", "admin"]) == 2
+    assert "invalid choice: 'admin'" in capsys.readouterr().err
 
 
 def test_the_openapi_document_describes_the_token_endpoint(service: Service) -> None:

@@ -23,12 +23,12 @@ def test_a_configured_url_is_used_as_is() -> None:
 
 
 def test_without_a_url_an_embedded_server_starts_in_the_data_dir_and_keeps_data(
-    tmp_path: Path,
+    embedded_root: Path,
 ) -> None:
-    settings = Settings.from_env({"PICKPACK_DATA_DIR": str(tmp_path / "data")})
+    settings = Settings.from_env({"PICKPACK_DATA_DIR": str(embedded_root / "data")})
     database = provision(settings)
     try:
-        assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
+        assert (embedded_root / "data" / "pg" / "PG_VERSION").exists()
         with psycopg.connect(database.url, autocommit=True) as conn:
             conn.execute("CREATE TABLE kept (x int)")
             conn.execute("INSERT INTO kept VALUES (42)")
