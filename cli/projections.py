@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from cli.errors import UsageError
+from cli.errors import CommandError, Exit, UsageError
 from ledger.adapters.database import provision
 from ledger.adapters.migrate import migrate
 from ledger.config import Settings
@@ -67,8 +67,9 @@ def _rebuild(args: argparse.Namespace) -> int:
                     progress=update,
                 )
             except RebuildBusy as busy:
-                print(f"pickpack: {busy}", file=sys.stderr)
-                return 1
+                # Another rebuild holds this projection: the command refuses, as an
+                # item refused (exit 1), and writes nothing.
+                raise CommandError(str(busy), Exit.ITEMS_REFUSED) from None
             bar.console.print(
                 f"{label}: {report.events:,} events in {report.seconds:.1f}s "
                 f"({report.rate:,.0f} events/s)"

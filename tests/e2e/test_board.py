@@ -252,8 +252,11 @@ def test_an_order_opens_with_its_entries_and_history(
     )
     page.keyboard.press("Escape")
     page.locator("#detail[open]").wait_for(state="detached")
-    # Focus is back on the order it opened from.
-    assert page.evaluate("document.activeElement.dataset.orderId") == "o-1"
+    # Focus is back on the order it opened from: the dialog's `close` event, which
+    # moves it there, is dispatched a task after the `open` attribute goes.
+    page.wait_for_function(
+        holds("document.activeElement?.dataset?.orderId === 'o-1'"), timeout=2_000
+    )
     page.keyboard.press("ArrowRight")
     assert page.evaluate("document.activeElement.dataset.orderId") == "o-2"
     assert page_errors(offline_page) == []
