@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from tests.conftest import Service
-from tests.support import SPEC_PATH, resolve
+from tests.support import SPEC_PATH, resolve, spec_document
 
 # The contract, copied into the repository so a fresh clone tests against it.
 SPEC = SPEC_PATH
 
 
 def spec() -> dict[str, Any]:
-    return dict(yaml.safe_load(SPEC.read_text()))
+    return spec_document(SPEC)
 
 
 def test_every_spec_operation_is_served_with_its_operation_id_and_parameters(

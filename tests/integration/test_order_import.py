@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from copy import deepcopy
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -12,21 +11,20 @@ from typing import Any
 import jsonschema
 import psycopg
 import pytest
-import yaml
 
 from cli.main import main
 from ledger.domain.events import OrderRegistered
 from ledger.domain.order_import import NotAnOrder, from_sales_order
 from ledger.domain.status import OrderState, apply
-from tests.support import SPEC_PATH
+from tests.support import SPEC_PATH, spec_document
 
 ORDER_API = SPEC_PATH.parent / "emporix-order-api.yml"
 
 
 def sales_order_example() -> dict[str, Any]:
     """The Order Service spec's own salesOrder1 example, given an id and a delivery window."""
-    spec = yaml.safe_load(ORDER_API.read_text())
-    order = deepcopy(spec["components"]["examples"]["salesOrder1"]["value"])
+    spec = spec_document(ORDER_API)
+    order = spec["components"]["examples"]["salesOrder1"]["value"]
     order["id"] = "EON1001"
     order["deliveryWindow"] = {
         "id": "w1",
@@ -39,7 +37,7 @@ def sales_order_example() -> dict[str, Any]:
 
 
 def order_schema() -> dict[str, Any]:
-    spec = yaml.safe_load(SPEC_PATH.read_text())
+    spec = spec_document(SPEC_PATH)
     return {"$ref": "#/components/schemas/Order", "components": spec["components"]}
 
 
