@@ -7,9 +7,11 @@ thread pool.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
@@ -53,6 +55,7 @@ _SSE_DOC = {
     responses={200: {"content": _SSE_DOC}, **ERROR_DOCS},
 )
 async def list_changes(
+    request: Request,
     tenant: Tenant,
     principal: CanView,
     rt: RuntimeDep,
@@ -84,7 +87,36 @@ async def list_changes(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return JSONBody(await changes.poll(rt.bell, read_page, after, wait))
+    poll = changes.poll(rt.bell, read_page, after, wait)
+    if wait > 0:
+        return JSONBody(await _unless_disconnected(request, poll))
+    return JSONBody(await poll)
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[Any]) -> Any:
+    """`work`, abandoned if the client goes away first.
+
+    A closed board or a scanner that timed out would otherwise keep its long-poll waiting
+    for up to MAX_WAIT_SECONDS, and a server asked to stop waits for every such request
+    before it exits. (A stream needs no such care: Starlette stops it on disconnect.)
+    """
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+    if task.cancelled():
+        return {"items": [], "next": None}  # nobody is there to read it
+    return task.result()
+
+
+async def _disconnect(request: Request) -> None:
+    # A GET's one body message was read (or is empty); the next message is the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.get(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
 from tests.conftest import EXAMPLE_EVENT, Service, auth
@@ -167,6 +169,25 @@ def test_sse_streams_live_and_resumes_after_last_event_id(service: Service) -> N
     assert all(i == data["position"] for i, data in first + resumed)
     # A client that went away leaves nothing waiting behind it.
     wait_until(lambda: service.runtime.bell.waiting() == 0)
+
+
+def test_a_long_poll_whose_client_leaves_stops_waiting(service: Service) -> None:
+    """A long-poll is held up to its `wait`; a client gone before then frees it at once.
+
+    Without this a closed board kept its request open for the whole wait, and stopping
+    the service waited for it."""
+    scan(service, "e0")
+    head = follow(service)[-1]["position"]
+    url = f"{service.url}{CHANGES.format(tenant='demo')}?after={head}&wait=30"
+    with httpx.Client(timeout=0.5) as client, contextlib.suppress(httpx.ReadTimeout):
+        client.get(url, headers=auth())  # gives up after half a second and disconnects
+    started = time.monotonic()
+    wait_until(lambda: service.runtime.bell.waiting() == 0, timeout=5)
+    assert time.monotonic() - started < 5
+    # A client that stays gets the next fact as soon as it commits.
+    threading.Timer(0.3, scan, (service, "e1")).start()
+    answer = service.client.get(url, headers=auth())
+    assert [i["data"]["eventId"] for i in answer.json()["items"]] == ["e1"]
 
 
 def test_every_new_route_is_per_tenant(service: Service) -> None:
