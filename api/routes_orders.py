@@ -194,7 +194,7 @@ def retrieve_order(
         if body is None:
             raise NotFound(f"orderId: order '{orderId}' was not registered at {asOf}")
         return JSONBody(body)
-    with rt.read_views(tenant, read.ORDER_VIEWS) as (conn, freshness):
+    with rt.read_views(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
         row = read.order_row(conn, tenant, orderId)  # row and lines: one snapshot
     if row is None:
         raise NotFound(f"orderId: order '{orderId}' is not registered")
@@ -221,7 +221,7 @@ def retrieve_packlist(
     rt: RuntimeDep,
 ) -> JSONBody:
     day = _parse_date(deliveryDate)
-    with rt.read_views(tenant, read.ORDER_VIEWS) as (conn, freshness):
+    with rt.read_views(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
         rows = read.packlist_rows(conn, tenant, siteCode, day)  # with their lines
     return JSONBody(
         [present_packlist_item(r, r["lines"]) for r in rows],

@@ -127,6 +127,10 @@ def split(
                 )
         for unit, pool in pools.items():
             members = [i for i, u in zip(idx, units, strict=True) if u == unit]
+            if len(members) == 1:  # the usual line: what `fill` gives one entry, all of it
+                c = counts[members[0]]
+                c.picked, c.packed, c.canceled = pool[0], pool[1], pool[2]
+                continue
             caps = [int(entries[i].get("totalCount") or 0) for i in members]
             packed = fill(pool[1], caps)
             canceled = fill(pool[2], [c - p for c, p in zip(caps, packed, strict=True)])
