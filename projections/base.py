@@ -53,8 +53,9 @@ class Accumulator(Protocol):
         ...
 
     def rows(self) -> int:
-        """Rows folded since the last flush: what a flush writes, then lets go or keeps
-        within `held`'s own bound (a rebuild flushes once they pass its bound)."""
+        """Rows folded since the last flush, in line_totals rows' worth of memory: what
+        a flush writes, then lets go or keeps within `held`'s own bound (a rebuild
+        flushes once their sum passes its bound)."""
         ...
 
 

@@ -13,6 +13,9 @@ from ledger.domain import events
 from ledger.domain.events import CorrectionRecorded, PackingEventRecorded
 from projections.base import Recorded
 
+# Rows per upsert statement in a flush.
+FLUSH_SLICE = 20_000
+
 
 class LineTotals:
     name: str = "line_totals"
@@ -92,10 +95,15 @@ class LineTotalsAccumulator:
 
     def flush(self, curs: Any) -> None:
         acc, self.pending = self.pending, {}
-        if not acc:
-            return
-        keys = list(acc)
-        vals = list(acc.values())
+        items = list(acc.items())
+        del acc
+        # In slices: a flush's transient arrays stay bounded however many rows it writes.
+        for i in range(0, len(items), FLUSH_SLICE):
+            self._upsert(curs, items[i : i + FLUSH_SLICE])
+
+    def _upsert(self, curs: Any, items: list[tuple[tuple[str, str, str, str], list[Any]]]) -> None:
+        keys = [k for k, _ in items]
+        vals = [v for _, v in items]
         curs.execute(
             sql.SQL(
                 "INSERT INTO {t} AS l (tenant, order_id, product_id, picked, packed, canceled, "

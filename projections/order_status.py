@@ -75,7 +75,17 @@ class OrderStatusAccumulator:
     it is the row's largest part, and a packing event never changes it.
     """
 
-    MAX_CACHED = 200_000
+    # States kept across a rebuild's flushes (the live runner keeps its own few): an order
+    # state with five lines holds about 2 KB of Python objects, so 200,000 of them (a
+    # store of 10,000,000 scans) would take more than a rebuild's whole memory budget.
+    MAX_CACHED = 10_000
+    # What a state weighs in line_totals rows, for the rebuild's bound on what it holds
+    # (projections/rebuild.py, MAX_ROWS): measured, an order state with five lines holds
+    # 2.1 KB, a line's sums 0.34 KB (tests/integration/test_rebuild_memory.py).
+    STATE_WEIGHT = 6
+    # States per upsert statement: a flush's transient copies (rows, their JSON) stay
+    # bounded whatever it writes.
+    SAVE_SLICE = 5_000
 
     def __init__(self, table: sql.Identifier) -> None:
         self.table = table
@@ -100,7 +110,11 @@ class OrderStatusAccumulator:
 
     def flush(self, curs: Any) -> None:
         if self.dirty:
-            self._save(curs, self.table, [self.states[k] for k in sorted(self.dirty)])
+            keys = sorted(self.dirty)
+            for i in range(0, len(keys), self.SAVE_SLICE):
+                self._save(
+                    curs, self.table, [self.states[k] for k in keys[i : i + self.SAVE_SLICE]]
+                )
             self.dirty = set()
             self.registered = set()
         if len(self.states) > self.MAX_CACHED:
@@ -111,7 +125,7 @@ class OrderStatusAccumulator:
 
     def rows(self) -> int:
         # States beyond these are the ones kept across flushes, at most MAX_CACHED.
-        return len(self.dirty)
+        return self.STATE_WEIGHT * len(self.dirty)
 
     def _load(
         self, curs: Any, table: sql.Identifier, keys: list[tuple[str, str]]

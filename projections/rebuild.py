@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,11 +24,13 @@ from projections.base import Accumulator, Projection, Recorded, decode_rows, loc
 from projections.runner import SELECT_BATCH, UPSERT_POSITION
 
 SUFFIX = "__rebuild"
-# Rows' states the accumulators may hold before a flush. The store's lines grow with it
-# (every line's sums were kept until a flush every 2,000,000 events: memory grew with
-# the store); past this bound a flush writes them and lets them go. A store with fewer
-# rows than this flushes no more often than before.
-MAX_ROWS = 200_000
+# Rows the accumulators may hold before a flush, in line_totals rows (an order state
+# counts as several: OrderStatusAccumulator.STATE_WEIGHT). The store's lines grow with
+# it; past this bound a flush writes them and lets them go, so a rebuild's memory stays
+# bounded however large the store (about 100 MB of rows at the bound, under a 300 MB
+# budget for the process: tests/integration/test_rebuild_memory.py). A store of
+# 1,000,000 scans over 100,000 lines and 20,000 orders stays under it: one flush.
+MAX_ROWS = 300_000
 
 
 class RebuildBusy(RuntimeError):
@@ -141,11 +144,26 @@ def _copy_column_statistics_settings(conn: psycopg.Connection, live: str, fresh:
         )
 
 
+# Fields with few distinct values that the accumulators keep in their rows' keys (every
+# line's tenant, product and unit, every order state's products and units): decoded, each
+# event carries its own copies; interned, a row holds shared ones (a fifth less memory
+# per order and its lines).
+_SHARED_FIELDS = ("tenant", "product_id", "unit")
+
+
 def _read_chunk(conn: psycopg.Connection, position: int, chunk: int) -> list[Recorded]:
     # A binary cursor hands bytea over as bytes, with no hex decoding.
     with conn.cursor(binary=True) as curs:
         rows = curs.execute(SELECT_BATCH, (position, chunk)).fetchall()
-    return decode_rows(rows)
+    events = decode_rows(rows)
+    intern = sys.intern
+    for event in events:
+        data = event.data
+        for name in _SHARED_FIELDS:
+            value = data.get(name)
+            if type(value) is str:
+                data[name] = intern(value)
+    return events
 
 
 @contextlib.contextmanager
