@@ -7,12 +7,18 @@ For each size (0 is the empty store, the baseline of the same run) it seeds a fr
 database by COPY (bench/seed.py; 10 events per order line, so the lines grow with the
 store), then measures:
 
-- disk bytes per stored event (stored_events and packing_events with their indexes,
-  after VACUUM ANALYZE) against the event's JSON state;
+- disk bytes per stored event: the event store's two tables (stored_events and
+  packing_events, the dedup and feed index of scans) with their indexes and TOAST, after
+  VACUUM ANALYZE, not the projections' tables (one row per line or order, not per
+  event); against the stored JSON state (the library's encoding) and against the JSON
+  of the event as `GET /events` returns it; and where the bytes go (heap, indexes);
 - `pickpack projections rebuild --all` (in a child process): events/s and peak RSS;
 - with `pickpack serve` on the database: ingest throughput (16 Python clients posting
-  scans for `--ingest-seconds`), p99 of `GET /orders/{id}` over 200 registered orders
-  and of their packlist (200 orders), and a `GET /events` page of 20,000 (median of 3).
+  scans for `--ingest-seconds`), p99 of 1,000 `GET /orders/{id}` over 200 registered
+  orders and of 200 packlists of those orders, and a `GET /events` page of 20,000
+  (median of 3).
+
+The load average (1 min) is printed with each size: the machine may be shared.
 """
 
 from __future__ import annotations
@@ -45,12 +51,20 @@ ORDERS_READ = 200
 PAGE = 20_000
 
 CHILD = """
-import json, resource, sys
+import json, sys
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
+
+def peak_kb():
+    # This process's own peak (VmHWM). Not ru_maxrss: Linux carries the peak of the
+    # process image before exec into it, so a child of a bench that had seeded millions
+    # of events reported the bench's size, not its own.
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
 report = rebuild(sys.argv[1], list(PROJECTIONS.values()))
 print(json.dumps({"events": report.events, "seconds": report.seconds,
-                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "maxrss_kb": peak_kb()}))
 """
 
 
@@ -63,15 +77,21 @@ def main() -> None:
     results = [measure(int(n), args) for n in args.sizes.split(",")]
     base = results[0]
     print(
-        f"{'events':>11} {'disk B/ev':>9} {'json B/ev':>9} {'rebuild ev/s':>12} {'RSS MB':>7} "
-        f"{'ingest/s':>9} {'vs base':>7} {'order p99':>9} {'packlist p99':>12} {'page 20k':>9}"
+        f"{'events':>11} {'disk B/ev':>9} {'state B':>7} {'API B':>6} {'rebuild ev/s':>12} "
+        f"{'RSS MB':>7} {'ingest/s':>9} {'vs base':>7} {'order p99':>9} {'packlist p99':>12} "
+        f"{'page 20k':>9} {'load':>5}"
     )
     for r in results:
         print(
-            f"{r['events']:>11,} {r['disk']:>9.0f} {r['json']:>9.0f} {r['rebuild']:>12,.0f} "
-            f"{r['rss']:>7.0f} {r['ingest']:>9,.0f} {r['ingest'] / base['ingest']:>6.2f}x "
-            f"{r['order_p99']:>7.1f}ms {r['packlist_p99']:>10.1f}ms {r['page']:>7.0f}ms"
+            f"{r['events']:>11,} {r['disk']:>9.0f} {r['json']:>7.0f} {r['api_json']:>6.0f} "
+            f"{r['rebuild']:>12,.0f} {r['rss']:>7.0f} {r['ingest']:>9,.0f} "
+            f"{r['ingest'] / base['ingest']:>6.2f}x {r['order_p99']:>7.1f}ms "
+            f"{r['packlist_p99']:>10.1f}ms {r['page']:>7.0f}ms {r['load']:>5}"
         )
+    for r in results:
+        if r["events"]:
+            parts = ", ".join(f"{k} {v:.0f}" for k, v in r["disk_parts"].items())
+            print(f"{r['events']:>11,} bytes/event: {parts}")
 
 
 def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -80,7 +100,7 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         args.database_url, "pp_growth", n, tenant="demo", orders=orders, products=PRODUCTS
     ) as (url, seconds):
         print(f"{n:,} events seeded in {seconds:.1f}s", flush=True)
-        disk, json_size = disk_per_event(url, n)
+        disk, json_size, disk_parts = disk_per_event(url, n)
         rebuild = rebuild_in_child(url)
         print(f"  rebuild: {rebuild}", flush=True)
         env = {
@@ -102,24 +122,36 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         "events": n,
         "disk": disk,
         "json": json_size,
+        "disk_parts": disk_parts,
         "rebuild": rebuild["events"] / rebuild["seconds"] if rebuild["seconds"] else 0.0,
         "rss": rebuild["maxrss_kb"] / 1024,
         "ingest": rate,
+        "load": f"{os.getloadavg()[0]:.1f}",
         **reads,
     }
     print(f"  {result}", flush=True)
     return result
 
 
-def disk_per_event(url: str, n: int) -> tuple[float, float]:
+def disk_per_event(url: str, n: int) -> tuple[float, float, dict[str, float]]:
+    """Bytes per event of the event store's tables, the stored JSON state's mean size,
+    and the bytes per event of each table's heap (with TOAST) and each index."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT pg_total_relation_size('stored_events') "
             "+ pg_total_relation_size('packing_events'), "
             "(SELECT coalesce(avg(octet_length(state)), 0) FROM stored_events)"
         ).fetchone()
+        parts = conn.execute(
+            "SELECT c.relname, pg_table_size(c.oid) FROM pg_class c "
+            "WHERE c.relname IN ('stored_events', 'packing_events') "
+            "UNION ALL SELECT i.relname, pg_relation_size(i.oid) FROM pg_index x "
+            "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+            "WHERE t.relname IN ('stored_events', 'packing_events') ORDER BY 2 DESC"
+        ).fetchall()
     assert row is not None
-    return (float(row[0]) / n if n else 0.0), float(row[1])
+    per_event = {str(name): float(size) / n for name, size in parts} if n else {}
+    return (float(row[0]) / n if n else 0.0), float(row[1]), per_event
 
 
 def rebuild_in_child(url: str) -> dict[str, Any]:
@@ -131,6 +163,7 @@ def rebuild_in_child(url: str) -> dict[str, Any]:
 
 
 def read_latencies(base: str, n: int) -> dict[str, float]:
+    """p99s in ms, the page's median ms, and the mean bytes of an event in the page."""
     headers = {"Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW, MANAGE])}"}
     with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
         for o in range(ORDERS_READ):
@@ -138,13 +171,13 @@ def read_latencies(base: str, n: int) -> dict[str, float]:
             r = client.put(f"/pick-pack/demo/orders/o{o}", json=doc)
             assert r.status_code in (200, 201, 204), r.text
         detail = []
-        for i in range(500):
+        for i in range(1000):
             t0 = time.perf_counter()
             r = client.get(f"/pick-pack/demo/orders/o{i * 7 % ORDERS_READ}")
             detail.append(time.perf_counter() - t0)
             assert r.status_code == 200, r.text
         packlist = []
-        for _ in range(50):
+        for _ in range(200):
             t0 = time.perf_counter()
             r = client.get(
                 "/pick-pack/demo/orders", params={"siteCode": "main", "deliveryDate": "2024-05-01"}
@@ -152,12 +185,19 @@ def read_latencies(base: str, n: int) -> dict[str, float]:
             packlist.append(time.perf_counter() - t0)
             assert r.status_code == 200 and len(r.json()) == ORDERS_READ, r.text
         pages = []
+        api_json = 0.0
         for _ in range(3 if n >= PAGE else 0):
             t0 = time.perf_counter()
             r = client.get("/pick-pack/demo/events", params={"pageSize": PAGE, "pageNumber": 1})
             pages.append(time.perf_counter() - t0)
-            assert r.status_code == 200 and len(r.json()) == PAGE
+            items = r.json()
+            assert r.status_code == 200 and len(items) == PAGE
+            # An event as the API gives it: one element of the page, compact JSON.
+            api_json = statistics.mean(
+                len(json.dumps(e, separators=(",", ":")).encode()) for e in items
+            )
     return {
+        "api_json": api_json,
         "order_p99": statistics.quantiles(detail, n=100)[98] * 1000,
         "packlist_p99": statistics.quantiles(packlist, n=100)[98] * 1000,
         "page": statistics.median(pages) * 1000 if pages else 0.0,

@@ -32,12 +32,20 @@ GROUP BY 1, 2, 3
 """
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
+
+def peak_kb():
+    # This process's own peak (VmHWM). Not ru_maxrss: Linux carries the peak of the
+    # process image before exec into it, so a child of a bench that had seeded millions
+    # of events reported the bench's size, not its own.
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
 report = rebuild(sys.argv[1], list(PROJECTIONS.values()))
 print(json.dumps({"events": report.events, "seconds": report.seconds,
-                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "maxrss_kb": peak_kb()}))
 """
 
 
