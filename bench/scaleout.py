@@ -120,6 +120,7 @@ def run(args: argparse.Namespace, processes: int, workers: int) -> dict[str, Any
         "errors": sum(r["errors"] + r["non2xx"] for r in loads),
         "max_holders": holders.max_holders,
         "lock_samples": holders.samples,
+        "lock_samples_held": holders.held_samples,
         "load": load,
         **check,
     }
