@@ -73,7 +73,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="0,1000000,5000000,10000000")
     parser.add_argument("--database-url")
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--alternate",
+        metavar="DATABASE",
+        help="instead: the reads and ingest, in turn on a fresh empty database and on "
+        "DATABASE (a store the growth run left seeded), --rounds times each",
+    )
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.alternate:
+        alternate(args)
+        return
     results = [measure(int(n), args) for n in args.sizes.split(",")]
     base = results[0]
     print(
@@ -103,21 +113,7 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         disk, json_size, disk_parts = disk_per_event(url, n)
         rebuild = rebuild_in_child(url)
         print(f"  rebuild: {rebuild}", flush=True)
-        env = {
-            **os.environ,
-            "PICKPACK_JWT_SECRET": SECRET,
-            "PICKPACK_DATABASE_URL": url,
-            "PICKPACK_DATA_DIR": scratch_dir("pp-growth-data-"),
-        }
-        service = start_serve(PORT, env)
-        try:
-            base = f"http://127.0.0.1:{PORT}"
-            wait_ready(base, "/ready")
-            reads = read_latencies(base, n)
-            rate, _ = drive(base, args.ingest_seconds, 16)
-        finally:
-            service.terminate()
-            service.wait(timeout=30)
+        served = serve_and_measure(url, n, args.ingest_seconds)
     result = {
         "events": n,
         "disk": disk,
@@ -125,12 +121,59 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         "disk_parts": disk_parts,
         "rebuild": rebuild["events"] / rebuild["seconds"] if rebuild["seconds"] else 0.0,
         "rss": rebuild["maxrss_kb"] / 1024,
-        "ingest": rate,
-        "load": f"{os.getloadavg()[0]:.1f}",
-        **reads,
+        **served,
     }
     print(f"  {result}", flush=True)
     return result
+
+
+def serve_and_measure(url: str, n: int, ingest_seconds: float) -> dict[str, Any]:
+    """Reads and ingest on `pickpack serve` over `url` (a store of `n` events)."""
+    env = {
+        **os.environ,
+        "PICKPACK_JWT_SECRET": SECRET,
+        "PICKPACK_DATABASE_URL": url,
+        "PICKPACK_DATA_DIR": scratch_dir("pp-growth-data-"),
+    }
+    service = start_serve(PORT, env)
+    try:
+        base = f"http://127.0.0.1:{PORT}"
+        wait_ready(base, "/ready")
+        reads = read_latencies(base, n)
+        rate, _ = drive(base, ingest_seconds, 16)
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    return {"ingest": rate, "load": f"{os.getloadavg()[0]:.1f}", **reads}
+
+
+def alternate(args: argparse.Namespace) -> None:
+    """The same measurements on an empty store and on a seeded one, taken in turn so a
+    machine whose load drifts weighs on both alike; medians per store."""
+    server = args.database_url or "postgresql://postgres@127.0.0.1:5432/postgres"
+    seeded = psycopg.conninfo.make_conninfo(server, dbname=args.alternate)
+    with psycopg.connect(seeded, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM stored_events").fetchone()
+    n = int(row[0]) if row else 0
+    with seeded_database(args.database_url, "pp_growth_empty", 0) as (empty, _):
+        runs: dict[int, list[dict[str, Any]]] = {0: [], n: []}
+        for round_ in range(args.rounds):
+            for size, url in ((0, empty), (n, seeded)):
+                r = serve_and_measure(url, size, args.ingest_seconds)
+                print(f"round {round_ + 1}, {size:,} events: {r}", flush=True)
+                runs[size].append(r)
+    keys = ("ingest", "order_p99", "packlist_p99", "page")
+    medians = {
+        size: {k: statistics.median(r[k] for r in rs) for k in keys} for size, rs in runs.items()
+    }
+    for size, m in medians.items():
+        loads = ", ".join(r["load"] for r in runs[size])
+        print(
+            f"{size:>11,} events: ingest {m['ingest']:,.0f}/s "
+            f"({m['ingest'] / medians[0]['ingest']:.2f}x the empty store's), "
+            f"order p99 {m['order_p99']:.1f} ms, packlist p99 {m['packlist_p99']:.1f} ms, "
+            f"page {m['page']:.0f} ms (medians of {len(runs[size])}; load {loads})"
+        )
 
 
 def disk_per_event(url: str, n: int) -> tuple[float, float, dict[str, float]]:
