@@ -1,7 +1,7 @@
 """Scans while the database is maintained: VACUUM, ANALYZE, index builds during the shift.
 
     python bench/maintenance.py [--rate 500] [--events 200000] [--database-url URL]
-                                [--server-root DIR]
+                                [--server-root DIR] [--vacuum-cost-delay MS]
 
 Seeds a fresh database (COPY, bench/seed.py) on an embedded PostgreSQL (or on the server
 of `--database-url`, in a database of its own), starts `pickpack serve` on it, waits for
@@ -77,6 +77,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events seeded first")
     parser.add_argument("--hold", type=float, default=10.0, help="seconds of the lock hold")
     parser.add_argument("--database-url", help="a server to create the database on")
+    parser.add_argument(
+        "--vacuum-cost-delay",
+        type=float,
+        help="ms: SET vacuum_cost_delay in the maintenance sessions (default: the server's)",
+    )
     parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout to serve")
     args = parser.parse_args()
     with seeded_database(args.database_url, "pp_maintenance", args.events) as (url, _):
@@ -129,6 +134,10 @@ def run(url: str, args: argparse.Namespace) -> list[Phase]:
     def sql(statement: str) -> Callable[[], None]:
         def op() -> None:
             with psycopg.connect(url, autocommit=True, application_name=MAINTENANCE) as conn:
+                if args.vacuum_cost_delay is not None:
+                    # The cost-based delay autovacuum uses (2 ms) and a manual VACUUM
+                    # does not (0): it paces the operation's page reads and writes.
+                    conn.execute(f"SET vacuum_cost_delay = {args.vacuum_cost_delay:g}")
                 conn.execute(statement)
 
         return op
