@@ -158,7 +158,7 @@ class DatabaseFactory:
         if self._dropper is None:
             self._dropper = threading.Thread(target=self._drop_queued, daemon=True)
             self._dropper.start()
-        self._to_drop.put(conninfo_to_dict(url)["dbname"])
+        self._to_drop.put(str(conninfo_to_dict(url)["dbname"]))
 
     def _drop_queued(self) -> None:
         while (name := self._to_drop.get()) is not None:
