@@ -31,6 +31,7 @@ class Exit(IntEnum):
     PORT_IN_USE = 7
     UNEXPECTED = 70  # a defect: the sentence asks for the traceback and a report
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+    BROKEN_PIPE = 141  # the reader of the output left (128 + SIGPIPE); nothing is printed
 
 
 class CommandError(Exception):

@@ -110,3 +110,18 @@ def test_the_console_script_exits_with_the_code(tmp_path: Path) -> None:
     assert result.stderr == (
         "pickpack: name one projection (line_totals, order_status) or give --all.\n"
     )
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`pickpack config | head -3`: the pipe closes before everything is written."""
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "pickpack"), "config"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "PICKPACK_DATA_DIR": str(tmp_path)},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the command, still importing, writes its first line
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == Exit.BROKEN_PIPE
+    assert stderr == b""
