@@ -66,7 +66,8 @@ def explain(exc: BaseException, database: str) -> Failure:
     if isinstance(exc, ConfigError):
         return Failure(
             Exit.USAGE,
-            f"{exc}; correct it in the environment (docs/reference/configuration.md lists every setting).",
+            f"{exc}; correct it in the environment "
+            "(docs/reference/configuration.md lists every setting).",
         )
     if isinstance(exc, MigrationError):
         return Failure(Exit.MIGRATIONS_DISAGREE, _sentence(f"the database's migrations: {exc}"))
