@@ -25,6 +25,14 @@ MAX_OFFSET = 2**62
     "/pick-pack/{tenant}/events",
     operation_id="POST-pick-pack-create-packing-event",
     summary="Creating a new packing event",
+    description=(
+        "Records one scanner's packing event (picked, packed and cancelled amounts of a "
+        "product of an order). Idempotent by eventId per tenant: the same event again "
+        "answers 200 and records nothing; other content under a known eventId answers 409. "
+        "The answer follows the commit. An event for an order not registered yet is kept "
+        "and counts once the order is registered. A CANCELLED order refuses new events "
+        "(409)."
+    ),
     responses={
         200: {
             "description": "Event creation response",
@@ -41,7 +49,8 @@ async def create_packing_event(
     principal: CanManage,
     rt: RuntimeDep,
 ) -> JSONBody:
-    """The contract, and the answer to every request api/fast_ingest.py leaves to it."""
+    # The contract, and the answer to every request api/fast_ingest.py leaves to it. (A
+    # comment, not a docstring: FastAPI would publish a docstring as the description.)
     await record_packing_event(rt, body.to_event(tenant), principal, saas_token)
     return JSONBody(SUCCESS)
 

@@ -364,7 +364,7 @@ class EventStore:
         entries only. Just the page's rows are then looked up by key (a LATERAL lookup:
         a plain join tempted the planner into scanning the whole store), and PostgreSQL
         returns their states as one JSON array, so a 20,000-event page costs one value
-        and one decode rather than 20,000 rows (docs/BENCHMARKS.md).
+        and one decode rather than 20,000 rows (docs/archive/benchmarks-sessions.md).
         """
         with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
             row = curs.execute(

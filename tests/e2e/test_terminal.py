@@ -237,7 +237,7 @@ def test_an_unreachable_database_is_one_sentence_with_its_exit_code(tmp_path: Pa
             capture_output=True,
             text=True,
         )
-    assert result.returncode == 3  # docs/operations.md, "Exit codes"
+    assert result.returncode == 3  # docs/reference/cli.md, "Exit codes"
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith(
@@ -279,7 +279,7 @@ def test_a_changed_migration_stops_migrate_with_one_sentence_and_code_4(
         conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
     monkeypatch.setenv("PICKPACK_DATABASE_URL", db_url)
     monkeypatch.setenv("PICKPACK_DATA_DIR", str(tmp_path))
-    assert main(["migrate"]) == 4  # docs/operations.md, "Exit codes"
+    assert main(["migrate"]) == 4  # docs/reference/cli.md, "Exit codes"
     out, err = capsys.readouterr()
     assert out == ""
     [line] = err.splitlines()

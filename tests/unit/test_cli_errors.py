@@ -71,9 +71,9 @@ def test_each_failure_is_one_sentence_with_its_code(
     assert says in failure.sentence
 
 
-def test_every_exit_code_is_documented_in_operations() -> None:
-    text = (ROOT / "docs" / "operations.md").read_text()
-    section = text.split("### Exit codes", 1)[1].split("\n#", 1)[0]
+def test_every_exit_code_is_documented_in_the_cli_reference() -> None:
+    text = (ROOT / "docs" / "reference" / "cli.md").read_text()
+    section = text.split("## Exit codes", 1)[1].split("\n#", 1)[0]
     rows = dict(re.findall(r"^\| `(\d+)` \| (.+?) \|", section, flags=re.M))
     assert set(rows) == {str(int(code)) for code in Exit}, rows
 

@@ -1,4 +1,4 @@
-"""The layer rules of docs/architecture.md, checked on every module's imports (ast).
+"""The layer rules of docs/explanation/architecture.md, checked on every module's imports (ast).
 
 Each package may import only what its row of the layer table allows; an import inside a
 function counts as much as one at the top (a lazy import is still a dependency).
