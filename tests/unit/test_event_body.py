@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from api import schemas
 from api.schemas import OrderEntryEventCreate
 from ledger.domain.packing import PackingEvent
+from tests.support import numbered_scan, packing_event, scan_body, scan_of_body
 
 # The spec's OrderEntryEventCreate properties (tests/spec/emporix-pick-pack-api.yml).
 SPEC_NAMES = {
@@ -110,3 +111,14 @@ def test_generation_refuses_a_field_on_one_side_only(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(schemas, "OrderEntryEventCreate", _with(fields))
     with pytest.raises(TypeError, match="site"):
         schemas._to_event_source()
+
+
+def test_the_tests_scan_bodies_mean_what_the_api_reads() -> None:
+    """tests/support.py writes bodies from its own copy of the spec's names."""
+    full = packing_event(
+        "e1", picked=1, packed=2, canceled=3, delivery_cycle="c", supplier_id="s", book_product=True
+    )
+    for event in (packing_event("e2"), numbered_scan(7), full):
+        body = scan_body(event)
+        assert OrderEntryEventCreate.model_validate(body).to_event("demo") == event
+        assert scan_of_body(body) == event
