@@ -12,6 +12,7 @@ from api.fast_ingest import record_packing_event
 from api.params import SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, JSONBody, freshness_headers
 from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
+from ledger.adapters import feed_store
 from ledger.domain.packing import parse_event_time
 from ledger.domain.units import is_piece_unit, measure_unit, packed_in_pieces, same_dimension
 
@@ -91,7 +92,8 @@ def list_packing_events(
     if (page - 1) * size > MAX_OFFSET:
         # Past any feed there can be; SQL's OFFSET is a bigint (a 500, found by fuzzing).
         return JSONBody([])
-    states = rt.store.events_after(tenant, after, (page - 1) * size, size)
+    with rt.store.datastore.get_connection() as conn:
+        states = feed_store.events_after(conn, tenant, after, (page - 1) * size, size)
     # Only events in non-piece units need their order entry's measure (decision 6).
     entries, freshness = rt.orders_lookup(
         tenant,

@@ -86,18 +86,6 @@ SELECT tenant, event_id, position FROM indexed
 """
 
 
-# A page of the events feed (EventStore.events_after).
-FEED_PAGE = (
-    "WITH page AS MATERIALIZED ("
-    " SELECT position, event_time FROM packing_events WHERE tenant = %s AND event_time > %s"
-    " ORDER BY event_time, position OFFSET %s LIMIT %s) "
-    "SELECT '['::bytea || string_agg(s.state, ','::bytea ORDER BY page.event_time, page.position)"
-    " || ']'::bytea AS page "
-    "FROM page, LATERAL (SELECT state FROM stored_events"
-    " WHERE notification_id = page.position OFFSET 0) s"  # OFFSET 0: keep it a lookup
-)
-
-
 # The next version of each of some streams; the table lock makes the read race-free.
 NEXT_VERSIONS = (
     "SELECT originator_id, max(originator_version) AS v FROM stored_events "
