@@ -133,3 +133,18 @@ def test_every_production_package_has_a_row() -> None:
     for top in PRODUCTION:
         for path in (ROOT / top).rglob("*.py"):
             assert layer_of(module_name(path)) is not None, path
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_no_production_module_is_over_400_lines() -> None:
+    """One concept per module: a module past 400 lines holds more than one (the old
+    ledger/store.py held seven at 700)."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for package in PRODUCTION
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, long
