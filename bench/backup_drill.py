@@ -75,6 +75,7 @@ class Report:
     dump_bytes: int = 0
     fill_seconds: float = 0.0
     dump_seconds: float = 0.0
+    baseline_copy_seconds: float = 0.0  # COPY stored_events TO STDOUT, read and dropped
     restore_seconds: float = 0.0
     status_before_writes: str = ""
     rebuild_seconds: float = 0.0
@@ -281,10 +282,19 @@ def projection_status(text: str) -> dict[str, tuple[int, int]]:
     """`pickpack projections status`: {projection: (position, head)}."""
     rows: dict[str, tuple[int, int]] = {}
     for line in text.splitlines()[1:]:
-        parts = line.split()
+        parts = line.replace(",", "").split()  # figures are printed with thousands separators
         if len(parts) >= 3 and parts[1].isdigit() and parts[2].isdigit():
             rows[parts[0]] = (int(parts[1]), int(parts[2]))
     return rows
+
+
+def copy_out_seconds(url: str) -> float:
+    """The baseline for the dump: reading the event store's table once, as COPY does."""
+    started = time.perf_counter()
+    with psycopg.connect(url) as conn, conn.cursor().copy("COPY stored_events TO STDOUT") as cp:
+        for _ in cp:
+            pass
+    return time.perf_counter() - started
 
 
 def table_digests(url: str) -> dict[str, str]:
@@ -375,6 +385,7 @@ def drill(server_url: str, args: argparse.Namespace, scratch: Path) -> Report:
             )
             report.dump_seconds = time.perf_counter() - started
             report.dump_bytes = dump.stat().st_size
+            report.baseline_copy_seconds = copy_out_seconds(source)
             original_tables = table_digests(source)
             original = http_snapshot(url, args.orders)
 

@@ -28,10 +28,10 @@ def test_a_restored_backup_serves_what_the_original_served(
 def test_the_status_check_reads_positions_and_heads() -> None:
     text = (
         "projection       position       head  lag events    lag s  rebuild\n"
-        "line_totals           230        200           0    0.000  -\n"
+        "line_totals       230,411    200,000      -30,411    0.000  -\n"
         "order_status          200        200           0    0.000  -\n"
     )
     assert backup_drill.projection_status(text) == {
-        "line_totals": (230, 200),
+        "line_totals": (230_411, 200_000),
         "order_status": (200, 200),
     }
