@@ -90,6 +90,10 @@ def with_dbname(url: str, name: str) -> str:
     return make_conninfo(url, dbname=name)
 
 
+def dbname(url: str) -> str:
+    return str(conninfo_to_dict(url)["dbname"])
+
+
 def admin(server_url: str, statement: str) -> None:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(statement.encode())
@@ -354,7 +358,7 @@ def drill(server_url: str, args: argparse.Namespace, scratch: Path) -> Report:
     source = with_dbname(server_url, f"pp_drill_src_{suffix}")
     copy = with_dbname(server_url, f"pp_drill_copy_{suffix}")
     for url in (source, copy):
-        admin(server_url, f'CREATE DATABASE "{conninfo_to_dict(url)["dbname"]}"')
+        admin(server_url, f'CREATE DATABASE "{dbname(url)}"')
     try:
         started = time.perf_counter()
         if args.seed:
@@ -397,7 +401,7 @@ def drill(server_url: str, args: argparse.Namespace, scratch: Path) -> Report:
                 "--no-owner",
                 "--exit-on-error",
                 "-d",
-                conninfo_to_dict(copy)["dbname"],
+                dbname(copy),
                 str(dump),
             ],
             env={**os.environ, **libpq_env(copy)},
@@ -442,8 +446,7 @@ def drill(server_url: str, args: argparse.Namespace, scratch: Path) -> Report:
         if not args.keep:
             for url in (source, copy):
                 with suppress(psycopg.Error):
-                    name = conninfo_to_dict(url)["dbname"]
-                    admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    admin(server_url, f'DROP DATABASE IF EXISTS "{dbname(url)}" WITH (FORCE)')
 
 
 def main(argv: list[str] | None = None) -> int:
