@@ -1,7 +1,8 @@
-"""Every shell example of the tutorial and of the API reference, run against a live
-`pickpack serve` (and the fake Order Service where the document uses it), in document
-order, one service and one fresh database per document. The convention the documents
-follow is in tests/docs/doc_examples.py and docs/README.md ("Writing docs")."""
+"""Every shell example of the tutorial, the troubleshooting guide and the API reference,
+run against a live `pickpack serve` (and the fake Order Service where the document uses
+it), in document order, one service and one fresh database per document. The convention
+the documents follow is in tests/docs/doc_examples.py and docs/README.md ("Writing
+docs")."""
 
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ from tests.docs.doc_examples import (
 from tests.pg import DatabaseFactory
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_DOCUMENTS = [ROOT / "docs" / "tutorial.md", ROOT / "docs" / "reference" / "api.md"]
+RUN_DOCUMENTS = [
+    ROOT / "docs" / "tutorial.md",
+    ROOT / "docs" / "how-to" / "troubleshoot.md",
+    ROOT / "docs" / "reference" / "api.md",
+]
 
 
 @pytest.fixture
