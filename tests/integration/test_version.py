@@ -29,7 +29,7 @@ def test_health_and_openapi_carry_it(service: Service) -> None:
 def test_the_docs_show_the_current_version() -> None:
     """Every `"version": "..."` example in the docs is the current one, so a release bump
     finds them all (this test fails until they are changed too)."""
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     shown = {
         (page.name, version)
         for page in pages
