@@ -27,7 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED_DESIGN = ROOT.parent / "shared" / "DESIGN.md"
 DESIGN_COPY = ROOT / "tests" / "spec" / "DESIGN.md"
 DESIGN = SHARED_DESIGN if SHARED_DESIGN.exists() else DESIGN_COPY
-COMPOSE_VARIABLES = {"POSTGRES_PASSWORD"}  # compose's own, for the postgres service
+COMPOSE_VARIABLES = {
+    "POSTGRES_PASSWORD",  # compose's own, for the postgres service
+    "FORWARDED_ALLOW_IPS",  # uvicorn's: the proxies whose forwarded headers it believes
+}
 
 
 def compose() -> dict[str, Any]:
