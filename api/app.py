@@ -84,10 +84,11 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
         # files from the package (api/docs_pages.py).
         docs_url=None,
         redoc_url=None,
-        # The service exports its own metrics and request log (/metrics, docs/operations.md).
+        # The service exports its own metrics and request log (/metrics,
+        # docs/reference/metrics-and-logs.md).
         # FastAPI's OpenTelemetry bridge would add nothing without a configured provider,
         # yet it looks the global providers up on every request, ~5% of the event loop's
-        # samples on POST /events (py-spy; docs/BENCHMARKS.md).
+        # samples on POST /events (py-spy; docs/archive/benchmarks-sessions.md).
         telemetry=NO_FASTAPI_TELEMETRY,
     )
     if runtime is not None:

@@ -18,7 +18,7 @@ failed (a 409 conflict, a 503 while the database is away), the same body the app
 exception handlers build (api/errors.py).
 
 Why: on this route FastAPI's middleware, routing, dependency solving and response
-building cost more CPU than the durable append itself (docs/BENCHMARKS.md).
+building cost more CPU than the durable append itself (docs/archive/benchmarks-sessions.md).
 tests/integration/test_ingest_fast_path.py checks that both ways answer alike.
 """
 

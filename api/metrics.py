@@ -13,8 +13,8 @@ computed when Prometheus scrapes, by :class:`LedgerCollector`, never per request
 - database pool connections in use (psycopg_pool's ``get_stats()``).
 
 Each app has its own registry (tests run several apps in one process). With
-``serve --workers N`` each worker process has its own counters; docs/operations.md says
-to scale by replicas of one worker each instead.
+``serve --workers N`` each worker process has its own counters;
+docs/reference/metrics-and-logs.md says to scale by replicas of one worker each instead.
 """
 
 from __future__ import annotations

@@ -36,6 +36,6 @@ OrderId = Annotated[
     Path(
         pattern=ID_PATTERN,
         max_length=ID_MAX_LENGTH,
-        description="Order's unique identifier (see docs/semantics.md: identifiers).",
+        description="Order's unique identifier (see docs/explanation/semantics.md: identifiers).",
     ),
 ]

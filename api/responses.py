@@ -37,7 +37,7 @@ STALE_HEADER = "X-Pickpack-Stale"
 
 def freshness_headers(freshness: Freshness | None) -> dict[str, str] | None:
     """`X-Pickpack-Stale: <seconds behind>` on a read whose views did not reach the
-    tenant's latest write in time (docs/api.md); nothing on a fresh one."""
+    tenant's latest write in time (docs/reference/api.md); nothing on a fresh one."""
     if freshness is None or freshness.behind is None:
         return None
     return {STALE_HEADER: f"{freshness.behind:.3f}"}

@@ -12,6 +12,7 @@ from api.fast_ingest import record_packing_event
 from api.params import SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, JSONBody, freshness_headers
 from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
+from ledger.adapters import feed_store
 from ledger.domain.packing import parse_event_time
 from ledger.domain.units import is_piece_unit, measure_unit, packed_in_pieces, same_dimension
 
@@ -25,6 +26,14 @@ MAX_OFFSET = 2**62
     "/pick-pack/{tenant}/events",
     operation_id="POST-pick-pack-create-packing-event",
     summary="Creating a new packing event",
+    description=(
+        "Records one scanner's packing event (picked, packed and cancelled amounts of a "
+        "product of an order). Idempotent by eventId per tenant: the same event again "
+        "answers 200 and records nothing; other content under a known eventId answers 409. "
+        "The answer follows the commit. An event for an order not registered yet is kept "
+        "and counts once the order is registered. A CANCELLED order refuses new events "
+        "(409)."
+    ),
     responses={
         200: {
             "description": "Event creation response",
@@ -41,7 +50,8 @@ async def create_packing_event(
     principal: CanManage,
     rt: RuntimeDep,
 ) -> JSONBody:
-    """The contract, and the answer to every request api/fast_ingest.py leaves to it."""
+    # The contract, and the answer to every request api/fast_ingest.py leaves to it. (A
+    # comment, not a docstring: FastAPI would publish a docstring as the description.)
     await record_packing_event(rt, body.to_event(tenant), principal, saas_token)
     return JSONBody(SUCCESS)
 
@@ -82,7 +92,8 @@ def list_packing_events(
     if (page - 1) * size > MAX_OFFSET:
         # Past any feed there can be; SQL's OFFSET is a bigint (a 500, found by fuzzing).
         return JSONBody([])
-    states = rt.store.events_after(tenant, after, (page - 1) * size, size)
+    with rt.store.datastore.get_connection() as conn:
+        states = feed_store.events_after(conn, tenant, after, (page - 1) * size, size)
     # Only events in non-piece units need their order entry's measure (decision 6).
     entries, freshness = rt.orders_lookup(
         tenant,

@@ -20,7 +20,7 @@ class Change(BaseModel):
     type: str = Field(
         description="PackingEventRecorded, OrderRegistered, PackingStatusChanged, "
         "AssigneeAdded, AssigneeRemoved, PackagingChanged, OrderFinished, OrderCancelled, "
-        "HoldingAreaAssigned or CorrectionRecorded (docs/api.md)."
+        "HoldingAreaAssigned or CorrectionRecorded (docs/reference/api.md)."
     )
     data: dict[str, Any] = Field(description="The fact's public fields (camelCase).")
 

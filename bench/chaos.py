@@ -43,7 +43,6 @@ from tests.faults import (  # noqa: E402
     OwnPostgres,
     ScanReport,
     ServeProcess,
-    as_packing_event,
     headers,
     indexed_event_ids,
     make_events,
@@ -51,7 +50,7 @@ from tests.faults import (  # noqa: E402
     stored_packing_events,
     wait_caught_up,
 )
-from tests.support import view_totals  # noqa: E402
+from tests.support import scan_of_body, view_totals  # noqa: E402
 
 
 def check(pg: OwnPostgres, bodies: list[dict[str, Any]], report: ScanReport) -> list[str]:
@@ -77,7 +76,7 @@ def check(pg: OwnPostgres, bodies: list[dict[str, Any]], report: ScanReport) -> 
     totals = view_totals(pg.url, "demo")
     if totals != fold.line_totals(stored):
         problems.append("line_totals != the fold of the stored events")
-    if totals != fold.line_totals(fold.accepted(as_packing_event(b) for b in bodies)):
+    if totals != fold.line_totals(fold.accepted(scan_of_body(b) for b in bodies)):
         problems.append("line_totals != the fold of the events sent")
     return problems
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -29,19 +29,16 @@ from api.auth import VIEW, mint_token  # noqa: E402
 from bench.ingest import start_serve, wait_ready  # noqa: E402
 from bench.scratch import scratch_dir  # noqa: E402
 from bench.seed import seeded_database  # noqa: E402
+from bench.timing import median_seconds  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
 PORT = 18234
 PAGE = 20_000
 
 
-def timed(fn: object, repeat: int = 5) -> float:
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()  # type: ignore[operator]
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+def timed(fn: Callable[[], object]) -> float:
+    """Median of 5, in seconds."""
+    return median_seconds(fn, repeat=5)
 
 
 def main() -> None:

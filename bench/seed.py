@@ -26,22 +26,22 @@ from ledger.adapters.event_store import EventStore
 from ledger.adapters.migrate import migrate
 from ledger.domain.events import PackingEventRecorded, line_stream_id
 from ledger.domain.packing import PackingEvent
+from tests.support import packing_event
 
 TOPIC = "ledger.events:PackingEventRecorded"
 
 
-def packing_event(i: int, tenant: str, orders: int, products: int) -> PackingEvent:
+def seed_scan(i: int, tenant: str, orders: int, products: int) -> PackingEvent:
+    """The i-th seeded scan: each order gets every product in turn, a second apart."""
     second = i % 86400
-    return PackingEvent(
+    return packing_event(
+        f"e{i}",
         tenant=tenant,
-        event_id=f"e{i}",
         order_id=f"o{i % orders}",
         product_id=f"p{(i // orders) % products}",
-        unit="H87",
         event_time=(
             f"2024-05-01T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.000Z"
         ),
-        site="main",
         picked=i % 3,
         packed=i % 4,
         canceled=i % 2,
@@ -62,9 +62,7 @@ def seed(
     versions: dict[tuple[str, str], int] = {}
     with psycopg.connect(url, autocommit=True) as conn:
         for lo in range(0, n, chunk):
-            batch = [
-                packing_event(i, tenant, orders, products) for i in range(lo, min(n, lo + chunk))
-            ]
+            batch = [seed_scan(i, tenant, orders, products) for i in range(lo, min(n, lo + chunk))]
             with conn.transaction():
                 # Ids drawn and committed in order, consecutively: EXCLUSIVE excludes the
                 # writers (it conflicts with the ROW EXCLUSIVE they take with the append

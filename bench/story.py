@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -34,19 +34,15 @@ from api.auth import VIEW, mint_token  # noqa: E402
 from bench.ingest import start_serve, wait_ready  # noqa: E402
 from bench.scratch import scratch_dir  # noqa: E402
 from bench.seed import seeded_database  # noqa: E402
+from bench.timing import median_seconds  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
 PORT = 18244
 
 
-def median_ms(fn: object, repeat: int = 7) -> float:
-    fn()  # type: ignore[operator]
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()  # type: ignore[operator]
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples) * 1000
+def median_ms(fn: Callable[[], object]) -> float:
+    """Median of 7 after one warm-up, in milliseconds."""
+    return median_seconds(fn, repeat=7, warmup=1) * 1000
 
 
 def process_cpu(pid: int) -> float:

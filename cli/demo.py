@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import queue
 import random
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,6 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from api.auth import MANAGE, VIEW, local_secret, mint_token
+from cli.errors import CommandError, Exit, UsageError
 from ledger.config import Settings
 
 # (productId, name, orderUnit, weight-dependent, how many a customer orders)
@@ -179,7 +179,10 @@ class Demo:
                 return answer
             self.tally.add("retries")
             time.sleep(min(5.0, 0.2 * 2**attempt))
-        raise RuntimeError(f"{method} {path}: the service did not answer")
+        raise DemoStopped(
+            f"{method} {path}: the service did not answer in 6 tries; "
+            f"check that it runs at {self.client.base_url}"
+        )
 
     def pause(self, rng: random.Random) -> None:
         self.stop.wait(rng.uniform(*PAUSE) / self.speed)
@@ -259,9 +262,19 @@ class Demo:
             self.tally.add("resent")
 
 
+class DemoStopped(CommandError):
+    """The service refused a request or stopped answering: the day cannot go on."""
+
+    code = Exit.ITEMS_REFUSED
+
+
 def _check(answer: httpx.Response, what: str) -> None:
     if answer.status_code >= 400:
-        raise RuntimeError(f"{what}: {answer.status_code} {answer.text[:300]}")
+        said = " ".join(answer.text[:300].split())
+        raise DemoStopped(
+            f"{what}: the service answered {answer.status_code} {said}; "
+            "check --url, --tenant and --token"
+        )
 
 
 def _token(args: argparse.Namespace) -> str:
@@ -270,7 +283,7 @@ def _token(args: argparse.Namespace) -> str:
     settings = Settings.from_env()
     secret = settings.jwt_secret or local_secret(settings.data_dir)
     if secret is None:
-        raise RuntimeError("no token: pass --token (the service checks tokens with JWKS)")
+        raise UsageError("no token: pass --token (the service checks tokens with JWKS)")
     return mint_token(secret, args.tenant, [VIEW, MANAGE], subject="demo", ttl_seconds=86400)
 
 
@@ -283,11 +296,7 @@ def run(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         demo = Demo(client, args.tenant, args.site, args.speed, args.seed)
-        try:
-            demo.register(orders)
-        except RuntimeError as exc:
-            print(f"pickpack demo: {exc}", file=sys.stderr)
-            return 1
+        demo.register(orders)
         print(f"registered {len(orders)} orders for site {args.site} on {day}")
         fragment = f"tenant={args.tenant}&token={token}&site={args.site}&date={day}"
         print(f"watch them on the board:\n\n  {base}/board#{fragment}\n", flush=True)
@@ -298,12 +307,10 @@ def run(args: argparse.Namespace) -> int:
                     thread.join(0.2)
         except KeyboardInterrupt:
             demo.stop.set()
-            print("stopped", file=sys.stderr)
-            return 130
+            raise
     counts = demo.tally.counts
     if demo.errors:
-        print(f"pickpack demo: {demo.errors[0]}", file=sys.stderr)
-        return 1
+        raise demo.errors[0]
     print(
         f"done: {counts['scans']} scans sent ({counts['resent']} sent twice), "
         f"{counts['finished']} orders finished, {counts['cancelled']} cancelled"

@@ -3,7 +3,7 @@
 Every command raises; `cli.main.main` is the one place that turns the exception into the
 sentence (on stderr, prefixed ``pickpack:``) and the exit code, so that scripts and
 supervisors can tell a wrong setting from a database that is down. The codes are
-documented in docs/operations.md; a traceback is shown only with ``--log-level debug``.
+documented in docs/reference/cli.md; a traceback is shown only with ``--log-level debug``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ledger.config import ConfigError
 
 
 class Exit(IntEnum):
-    """The `pickpack` exit codes (docs/operations.md, "Exit codes")."""
+    """The `pickpack` exit codes (docs/reference/cli.md, "Exit codes")."""
 
     OK = 0
     ITEMS_REFUSED = 1  # the command ran; some items were refused (listed above it)
@@ -31,6 +31,7 @@ class Exit(IntEnum):
     PORT_IN_USE = 7
     UNEXPECTED = 70  # a defect: the sentence asks for the traceback and a report
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+    BROKEN_PIPE = 141  # the reader of the output left (128 + SIGPIPE); nothing is printed
 
 
 class CommandError(Exception):
@@ -66,7 +67,8 @@ def explain(exc: BaseException, database: str) -> Failure:
     if isinstance(exc, ConfigError):
         return Failure(
             Exit.USAGE,
-            f"{exc}; correct it in the environment (docs/operations.md lists every setting).",
+            f"{exc}; correct it in the environment "
+            "(docs/reference/configuration.md lists every setting).",
         )
     if isinstance(exc, MigrationError):
         return Failure(Exit.MIGRATIONS_DISAGREE, _sentence(f"the database's migrations: {exc}"))

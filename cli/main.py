@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from api.auth import MANAGE, VIEW, mint_token
 from api.observability import logging_config
-from cli.errors import UsageError, explain
+from cli.errors import Exit, UsageError, explain
 from cli.serve import serve
 from ledger.adapters.database import provision
 from ledger.adapters.migrate import migrate
@@ -178,7 +178,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.config.dictConfig(logging_config(level, access_log=False, fmt=fmt))
         args = build_parser().parse_args(rest)
         args.log_level, args.log_format = level, fmt
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # so that a closed pipe is met here, not in the exit's flush
+        return code
+    except BrokenPipeError:
+        # The reader of the output left (`pickpack config | head -3`): as any Unix tool,
+        # stop quietly. Pointing stdout at /dev/null keeps the interpreter's final flush
+        # from failing again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(Exit.BROKEN_PIPE)
     except (Exception, KeyboardInterrupt) as exc:
         failure = explain(exc, _database_in_use())
         if level == "debug":

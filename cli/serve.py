@@ -163,7 +163,10 @@ def serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             loop="uvloop",
             http="httptools",
-            log_level=args.log_level,
+            # Every level is in log_config. Given a log_level too, uvicorn would set its
+            # loggers to it after applying log_config: at warning, uvicorn.error would
+            # drop the INFO record that brings the text banner before StartupFilter saw it.
+            log_level=None,
             # One request line per request is written by api.observability.RequestObserver
             # (JSON, or readable in text form), so uvicorn's own access log is off.
             log_config=log_config,

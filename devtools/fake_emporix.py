@@ -21,15 +21,15 @@ mid-way), ``requests()`` (what was received).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+from devtools.http_fake import FakeServer, HTTPFake, JSONHandler, serve_until_interrupted
 
 MAX_PAGE_SIZE = 20_000
 TOKEN_LIFETIME = 14399
@@ -50,36 +50,21 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _raw_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def do_POST(self) -> None:
         fake = self.server.fake
         path = urlsplit(self.path).path
         fake._record("POST", self.path)
-        raw = self._raw_body()
+        raw = self.raw_body()
         if path == "/oauth/token":
             status, body = fake._token(raw, self.headers.get("Content-Type") or "")
         elif path.startswith("/_control/"):
             status, body = fake._control(path, json.loads(raw or b"{}"))
         else:
             status, body = fake._post_event(path, self.headers.get("Authorization"), raw)
-        self._reply(status, body)
+        self.reply(status, body)
 
     def do_GET(self) -> None:
         fake = self.server.fake
@@ -87,11 +72,10 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         status, body = fake._events(parts.path, self.headers.get("Authorization"), query)
-        self._reply(status, body)
+        self.reply(status, body)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(FakeServer):
     fake: FakeEmporix
 
 
@@ -99,32 +83,16 @@ def _fault(status: int, message: str) -> tuple[int, Any]:
     return status, {"fault": {"faultstring": message, "detail": {"errorcode": str(status)}}}
 
 
-class FakeEmporix:
+class FakeEmporix(HTTPFake):
     """The fake as a Python object: start(), stop(), and the knobs tests turn."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, first_page: int = 1) -> None:
         # The number of the first page: 1 as this service counts (0 read as 1), or 0.
         self.first_page = first_page
         self.state = _State()
-        self._server = _Server((host, port), _Handler)
-        self._server.fake = self
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        name = host.decode() if isinstance(host, bytes) else host
-        return f"http://{name}:{port}"
-
-    def start(self) -> FakeEmporix:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
+        server = _Server((host, port), _Handler)
+        server.fake = self
+        super().__init__(server)
 
     # -- knobs --------------------------------------------------------------------------
 
@@ -257,10 +225,7 @@ def _run(args: argparse.Namespace) -> int:
     for spec in args.client or []:
         client_id, secret, tenant = spec.split(":", 2)
         fake.add_client(client_id, secret, tenant)
-    print(f"fake Emporix on {fake.url}", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        fake.serve_forever()
-    return 0
+    return serve_until_interrupted(fake, f"fake Emporix on {fake.url}")
 
 
 def add_commands(sub: Any) -> None:

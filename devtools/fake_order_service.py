@@ -22,15 +22,15 @@ separated by spaces, dotted paths into the document), ``pageNumber`` from 1,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+from devtools.http_fake import FakeServer, HTTPFake, JSONHandler, serve_until_interrupted
 
 _LIST_PATH = re.compile(r"^(?:/[^/]+)*?/(?P<tenant>[^/]+)/salesorders/?$")
 _CONDITION = re.compile(r'(?P<field>[\w.]+):(?P<expr>\([^)]*\)|"[^"]*"|\S+)')
@@ -98,25 +98,11 @@ def validate_calculation(body: Any) -> str | None:
     return None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: the fake records requests itself
-
-    def _reply(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.raw_body()
         try:
             return json.loads(raw) if raw else None
         except ValueError:
@@ -125,7 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         fake = self.server.fake
         if self.path.startswith("/_control/requests"):
-            self._reply(200, [asdict(r) for r in fake.requests()])
+            self.reply(200, [asdict(r) for r in fake.requests()])
             return
         path, _, query = self.path.partition("?")
         listing = _LIST_PATH.match(path)
@@ -133,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
             tenant = listing.group("tenant")
             fake._record(Received("GET", self.path, tenant, None, dict(self.headers), None))
             status, page, total = fake.list_orders(tenant, parse_qs(query))
-            self._reply(status, page, {"X-Total-Count": str(total)})
+            self.reply(status, page, {"X-Total-Count": str(total)})
             return
         self._order_call("GET", None)
 
@@ -164,9 +150,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts[1:] == ["reset"]:
             fake.reset()
         else:
-            self._reply(404, {"status": 404, "message": f"no control endpoint {self.path}"})
+            self.reply(404, {"status": 404, "message": f"no control endpoint {self.path}"})
             return
-        self._reply(200, {"status": "ok"})
+        self.reply(200, {"status": "ok"})
 
     def _order_call(self, method: str, body: Any) -> None:
         fake = self.server.fake
@@ -180,40 +166,21 @@ class _Handler(BaseHTTPRequestHandler):
             status, answer = 404, {"status": 404, "message": f"no route {method} {self.path}"}
         if delay:
             time.sleep(delay)
-        self._reply(status, answer)
+        self.reply(status, answer)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(FakeServer):
     fake: FakeOrderService
 
 
-class FakeOrderService:
+class FakeOrderService(HTTPFake):
     """The fake as a Python object: start(), stop(), and the knobs tests turn."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = FakeState()
-        self._server = _Server((host, port), _Handler)
-        self._server.fake = self
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        name = host.decode() if isinstance(host, bytes) else host
-        return f"http://{name}:{port}"
-
-    def start(self) -> FakeOrderService:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
+        server = _Server((host, port), _Handler)
+        server.fake = self
+        super().__init__(server)
 
     # -- knobs --------------------------------------------------------------------------
 
@@ -351,12 +318,9 @@ def _holds(doc: Any, path: str, expr: str) -> bool:
 
 def _run(args: argparse.Namespace) -> int:
     fake = FakeOrderService(args.host, args.port)
-    print(
-        f"fake Order Service on {fake.url} (set PICKPACK_ORDER_SERVICE_URL={fake.url})", flush=True
+    return serve_until_interrupted(
+        fake, f"fake Order Service on {fake.url} (set PICKPACK_ORDER_SERVICE_URL={fake.url})"
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        fake.serve_forever()
-    return 0
 
 
 def add_commands(sub: Any) -> None:

@@ -1,7 +1,7 @@
 """Service configuration, read once from the fixed PICKPACK_* environment names.
 
 The names are DESIGN.md's (users and tests depend on them) plus a few documented extras
-for recalculation delivery (docs/recalculation.md, docs/operations.md). Values are
+for recalculation delivery and identity (docs/reference/configuration.md). Values are
 validated by pydantic-settings when they are read, so a wrong value stops start-up with a
 message that names the variable, instead of failing later inside a worker thread.
 """
@@ -36,14 +36,14 @@ DESIGN_NAMES = (
     "PICKPACK_ORDER_SERVICE_URL",
     "PICKPACK_ORDER_SERVICE_TOKEN",
 )
-# Names this service adds; documented in docs/operations.md and docs/recalculation.md.
+# Names this service adds; documented in docs/reference/configuration.md.
 EXTRA_NAMES = (
     "PICKPACK_ORDER_SERVICE_TIMEOUT_SECONDS",
     "PICKPACK_RECALC_BACKOFF_SECONDS",
     "PICKPACK_RECALC_MAX_BACKOFF_SECONDS",
     "PICKPACK_RECALC_MAX_ATTEMPTS",
     "PICKPACK_RECALC_POLL_SECONDS",
-    # Identity (docs/operations.md, "Identity and tokens").
+    # Identity (docs/reference/configuration.md).
     "PICKPACK_JWT_SECRET_FILE",
     "PICKPACK_ORDER_SERVICE_TOKEN_FILE",
     "PICKPACK_JWT_PRIVATE_KEY_FILE",
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
     order_service_url: str | None = None
     order_service_token: str | None = None
-    # Recalculation delivery (docs/recalculation.md); tests shorten the backoff.
+    # Recalculation delivery (docs/explanation/recalculation.md); tests shorten the backoff.
     order_service_timeout_seconds: float = Field(default=30.0, gt=0)
     recalc_backoff_seconds: float = Field(default=1.0, ge=0)
     recalc_max_backoff_seconds: float = Field(default=300.0, ge=0)

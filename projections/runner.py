@@ -9,7 +9,7 @@ several projections: each new event is then read and decoded once for all of the
 
 The runner wakes on the store's NOTIFY (LISTEN on its own connection) and also polls,
 because the library's LISTEN-only subscription stalls silently when that connection
-dies (NOTES-eventsourcing.md #7). A dead LISTEN connection is reopened with backoff;
+dies. A dead LISTEN connection is reopened with backoff;
 meanwhile polling keeps the view moving.
 """
 
@@ -73,7 +73,7 @@ def step(
 
     With `kept` (the runner's own, empty at first), accumulators outlive the step, so
     the next step need not load the order states it folds into again (about a sixth of
-    a step's CPU, docs/BENCHMARKS.md); one whose view was written by anyone else in
+    a step's CPU, docs/archive/benchmarks-sessions.md); one whose view was written by anyone else in
     between is dropped (`Kept`), and any failure drops them all.
     """
     try:
@@ -274,7 +274,7 @@ class ProjectionRunner:
         writers matters most. Against the fixed wait this replaces (25 ms once a step
         found 10 events, which locked in at 500 events/s already): ingest +10% on one
         core, lag p99 at 500 events/s 11 ms (was 30), at 2,900 events/s 73 ms (was 55),
-        at saturation 171 ms (was 62) (docs/BENCHMARKS.md, third session).
+        at saturation 171 ms (was 62) (docs/archive/benchmarks-sessions.md, third session).
         """
         return min(self.max_coalesce, self.coalesce + self.max_coalesce * applied / self.full_step)
 

@@ -36,6 +36,7 @@ from ledger.adapters.database import Database, start_embedded
 from ledger.domain.packing import PackingEvent
 from projections.registry import PROJECTIONS
 from tests.conftest import SECRET
+from tests.support import numbered_scan, packing_event, scan_body
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE = [sys.executable, "-m", "cli.main", "serve"]
@@ -164,36 +165,7 @@ class ServeProcess:
 
 def make_events(count: int, prefix: str = "e", orders: int = 40) -> list[dict[str, Any]]:
     """`count` distinct packing events (HTTP bodies) over `orders` orders and 7 products."""
-    return [
-        {
-            "eventId": f"{prefix}{i}",
-            "orderNumber": f"o{i % orders}",
-            "productId": f"p{i % 7}",
-            "pickedAmount": i % 3,
-            "packedAmount": i % 5,
-            "canceledAmount": i % 2,
-            "unit": "H87",
-            "timestamp": f"2024-05-01T10:{(i // 60) % 60:02d}:{i % 60:02d}.000Z",
-            "site": "main",
-        }
-        for i in range(count)
-    ]
-
-
-def as_packing_event(body: dict[str, Any], tenant: str = "demo") -> PackingEvent:
-    """An HTTP body as the domain event the fold takes."""
-    return PackingEvent(
-        tenant=tenant,
-        event_id=body["eventId"],
-        order_id=body["orderNumber"],
-        product_id=body["productId"],
-        unit=body["unit"],
-        event_time=body["timestamp"],
-        site=body["site"],
-        picked=body.get("pickedAmount") or 0,
-        packed=body.get("packedAmount") or 0,
-        canceled=body.get("canceledAmount") or 0,
-    )
+    return [scan_body(numbered_scan(i, prefix=prefix, orders=orders)) for i in range(count)]
 
 
 @dataclass
@@ -369,21 +341,22 @@ def stored_packing_events(database_url: str) -> list[PackingEvent]:
     out = []
     for (state,) in rows:
         d = orjson.loads(bytes(state))
-        out.append(
-            PackingEvent(
-                tenant=d["tenant"],
-                event_id=d["event_id"],
-                order_id=d["order_id"],
-                product_id=d["product_id"],
-                unit=d["unit"],
-                event_time=d["event_time"],
-                site=d["site"],
-                picked=d["picked"],
-                packed=d["packed"],
-                canceled=d["canceled"],
-            )
-        )
+        out.append(packing_event(d["event_id"], **{name: d[name] for name in _FOLDED}))
     return out
+
+
+# What the fold compares of a stored scan (the bodies the scanners here post carry no more).
+_FOLDED = (
+    "tenant",
+    "order_id",
+    "product_id",
+    "unit",
+    "event_time",
+    "site",
+    "picked",
+    "packed",
+    "canceled",
+)
 
 
 def indexed_event_ids(database_url: str) -> Counter[str]:

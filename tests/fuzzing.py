@@ -6,8 +6,8 @@ must not be a 5xx and must conform to the spec that generated the case (status c
 and body schema). Failures are collected rather than raised, so one run reports every
 operation's findings, and each report says what was tried.
 
-Two narrow, documented allowances for the reference spec (docs/RELIABILITY.md, "Fuzzing
-and security"):
+Two narrow, documented allowances for the reference spec (docs/RELIABILITY.md,
+"Fuzzing"):
 - the spec's GET /events `timestamp` parameter has `maxLength: 16` but a pattern of 22
   characters, so no value satisfies it (DESIGN.md item 9): the parameter is generated
   from our own rule (any string up to 40 characters) instead of that schema;

@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
+import threading
 import uuid
 import warnings
 from collections.abc import Callable
@@ -125,6 +127,8 @@ class DatabaseFactory:
         self.server_url = server_url
         self.template = f"pp_tpl_{uuid.uuid4().hex[:10]}"
         self.created: list[str] = []
+        self._to_drop: queue.Queue[str | None] = queue.Queue()
+        self._dropper: threading.Thread | None = None
         from ledger.adapters.migrate import migrate
 
         self._admin(f'CREATE DATABASE "{self.template}"')
@@ -148,11 +152,23 @@ class DatabaseFactory:
         return with_dbname(self.server_url, name)
 
     def drop(self, url: str) -> None:
-        name = conninfo_to_dict(url)["dbname"]
-        with suppress(psycopg.Error):
-            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        """Drop a test's database in the background: a DROP DATABASE waits for the server
+        to remove its files (0.3 to 2 s seen on two shared cores), which was the largest
+        part of every test's teardown. `close` waits for the drops still queued."""
+        if self._dropper is None:
+            self._dropper = threading.Thread(target=self._drop_queued, daemon=True)
+            self._dropper.start()
+        self._to_drop.put(str(conninfo_to_dict(url)["dbname"]))
+
+    def _drop_queued(self) -> None:
+        while (name := self._to_drop.get()) is not None:
+            with suppress(psycopg.Error):
+                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def close(self) -> None:
+        if self._dropper is not None:
+            self._to_drop.put(None)
+            self._dropper.join()
         for name in [*self.created, self.template]:
             with suppress(psycopg.Error):
                 self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,7 +1,9 @@
 """Helpers shared by tests and benches; pytest fixtures stay in tests/conftest.py.
 
 `packing_event` is the one builder of a scan (ledger.domain.packing.PackingEvent) for
-tests and benches: sensible defaults, any field overridable.
+tests and benches: sensible defaults, any field overridable. `numbered_scan` builds the
+i-th of a run of distinct scans from it; `scan_body` and `scan_of_body` turn a scan into
+the HTTP body a scanner posts (the spec's names) and back.
 """
 
 from __future__ import annotations
@@ -77,6 +79,55 @@ def packing_event(
         site=site,
         **fields,
     )
+
+
+def numbered_scan(i: int, *, prefix: str = "e", orders: int = 40, **fields: Any) -> PackingEvent:
+    """The i-th of a run of distinct scans: over `orders` orders and 7 products (p0..p6),
+    every kind of amount, a second apart."""
+    return packing_event(
+        f"{prefix}{i}",
+        order_id=f"o{i % orders}",
+        product_id=f"p{i % 7}",
+        event_time=f"2024-05-01T10:{(i // 60) % 60:02d}:{i % 60:02d}.000Z",
+        picked=i % 3,
+        packed=i % 5,
+        canceled=i % 2,
+        **fields,
+    )
+
+
+# The spec's name (OrderEntryEventCreate) of each field a scan's HTTP body carries, written
+# here from tests/spec, not read from api/schemas.py, which the tests check.
+_BODY_NAMES = {
+    "event_id": "eventId",
+    "order_id": "orderNumber",
+    "product_id": "productId",
+    "unit": "unit",
+    "event_time": "timestamp",
+    "site": "site",
+    "picked": "pickedAmount",
+    "packed": "packedAmount",
+    "canceled": "canceledAmount",
+    "delivery_cycle": "deliveryCycle",
+    "supplier_id": "supplierId",
+    "book_product": "bookProduct",
+}
+
+
+def scan_body(event: PackingEvent) -> dict[str, Any]:
+    """The HTTP body a scanner posts for `event` (a field with no value left out)."""
+    return {
+        spec: value
+        for name, spec in _BODY_NAMES.items()
+        if (value := getattr(event, name)) is not None
+    }
+
+
+def scan_of_body(body: dict[str, Any], tenant: str = "demo") -> PackingEvent:
+    """The scan an HTTP body stands for, as the ledger records it (absent amounts are 0).
+    The body's timestamp must already be in the normal form (UTC, milliseconds, `Z`)."""
+    fields = {name: body[spec] for name, spec in _BODY_NAMES.items() if body.get(spec) is not None}
+    return packing_event(fields.pop("event_id"), tenant=tenant, **fields)
 
 
 def view_totals(url: str, tenant: str | None = None) -> dict[tuple[str, str, str], tuple[Any, ...]]:

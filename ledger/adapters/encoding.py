@@ -83,10 +83,10 @@ recorded_event = _compile(
 # the library's mapper writes it (vars(event) without the stream's id and version, in
 # field order), straight from the scan. The mapper builds the domain event, copies its
 # attributes and checks each value's type first, about a fifth of the append's Python
-# time per batch (`python bench/append.py`, docs/BENCHMARKS.md). `recorded_at` is the
-# timestamp in the library's datetime transcoding. tests/unit/test_transcoder.py holds
-# the two byte for byte equal. None if orjson cannot write a value (an integer beyond
-# 64 bits): the mapper then decides, as it would have.
+# time per batch (`python bench/append.py`, docs/archive/benchmarks-sessions.md). `recorded_at` is
+# the timestamp in the library's datetime transcoding. tests/unit/test_transcoder.py holds the two
+# byte for byte equal. None if orjson cannot write a value (an integer beyond 64 bits): the mapper
+# then decides, as it would have.
 stored_state: Callable[[PackingEvent, Attribution, dict[str, str]], bytes | None]
 stored_state = _compile(
     "def stored_state(event, who, timestamp):\n"

@@ -27,7 +27,6 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -68,7 +67,6 @@ from ledger.domain.packing import Attribution, Decision, Outcome, PackingEvent, 
 # Every process that stores or reads: json and jsonb columns come back through orjson.
 register_json_columns()
 
-_BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
 log = logging.getLogger(__name__)
 
 
@@ -81,7 +79,7 @@ def _stream_of(tenant: str, order_id: str, fact: Fact) -> UUID:
 
 
 class EventStore:
-    """Appends ledger events with their invariants, and reads them back."""
+    """Appends ledger events with their invariants (the feed's pages: feed_store.py)."""
 
     def __init__(
         self, datastore: PostgresDatastore, scans: PostgresDatastore | None = None
@@ -353,22 +351,3 @@ class EventStore:
     def head(self) -> int:
         """The notification id of the newest recorded event (0 when empty)."""
         return self.recorder.max_notification_id() or 0
-
-    def events_after(
-        self, tenant: str, after: datetime | None, offset: int, limit: int
-    ) -> list[dict[str, Any]]:
-        """A page of a tenant's packing events, strictly after `after`, by (time, position).
-
-        The page is chosen on the feed index alone (tenant, event_time, position): the
-        `timestamp` filter is a keyset start on that index, and an offset skips index
-        entries only. Just the page's rows are then looked up by key (a LATERAL lookup:
-        a plain join tempted the planner into scanning the whole store), and PostgreSQL
-        returns their states as one JSON array, so a 20,000-event page costs one value
-        and one decode rather than 20,000 rows (docs/BENCHMARKS.md).
-        """
-        with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
-            row = curs.execute(
-                sql.FEED_PAGE, (tenant, after or _BEGINNING, offset, limit)
-            ).fetchone()
-        blob = row["page"] if row else None
-        return orjson.loads(blob) if blob else []

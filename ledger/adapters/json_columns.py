@@ -11,7 +11,7 @@ otherwise. Two reasons to tell it:
   and the order_status projection stopped at that order. orjson reads it as the float
   it was, and keeps every integer within 64 bits exact.
 - Speed: loading the order states a projection step folds into was about a third of
-  the step's Python time, most of it in `json.loads` (docs/BENCHMARKS.md).
+  the step's Python time, most of it in `json.loads` (docs/archive/benchmarks-sessions.md).
 
 Anything orjson refuses goes to the standard library, as before.
 """

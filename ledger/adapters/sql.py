@@ -11,7 +11,7 @@ from __future__ import annotations
 # ROW EXCLUSIVE, the lock the INSERT takes anyway, is taken up front only for a rolling
 # upgrade: it conflicts with the EXCLUSIVE lock older processes still take (so an old
 # and a new writer are serialized too) and not with SHARE UPDATE EXCLUSIVE. The
-# consistency argument is in docs/architecture.md.
+# consistency argument is in docs/explanation/architecture.md.
 APPEND_LOCK_KEY = 0x70_70_61_70_70_65_6E_64  # "ppappend" as an advisory-lock key
 SERIALIZE_APPENDS = (
     f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY}); "
@@ -22,10 +22,10 @@ SERIALIZE_APPENDS = (
 # content hash), which orders are closed, each line stream's version. The batch's keys
 # arrive as one JSON document ({"e": [[tenant, eventId]...], "o": [[tenant, order]...],
 # "s": [stream...]}): one orjson call instead of five arrays dumped element by element in
-# Python (docs/BENCHMARKS.md). Each key is looked up on its index (LATERAL ... OFFSET 0
-# keeps the lookup a nested index probe): as a plain join, a store whose statistics lag
-# behind its growth (any fresh one) was hash-joined against a sequential scan of every
-# recorded event, once per batch. The probe names only the eventId, which leads the
+# Python (docs/archive/benchmarks-sessions.md). Each key is looked up on its index (LATERAL ...
+# OFFSET 0 keeps the lookup a nested index probe): as a plain join, a store whose statistics lag
+# behind its growth (any fresh one) was hash-joined against a sequential scan of every recorded
+# event, once per batch. The probe names only the eventId, which leads the
 # primary key and no other index, and the tenant is checked outside it, so no plan made
 # while the store was small can probe another index (migrations/0006_key_lookups.sql).
 # Prepared by name on each writer connection (`prepare_append`).
@@ -84,18 +84,6 @@ WITH k AS MATERIALIZED (
 )
 SELECT tenant, event_id, position FROM indexed
 """
-
-
-# A page of the events feed (EventStore.events_after).
-FEED_PAGE = (
-    "WITH page AS MATERIALIZED ("
-    " SELECT position, event_time FROM packing_events WHERE tenant = %s AND event_time > %s"
-    " ORDER BY event_time, position OFFSET %s LIMIT %s) "
-    "SELECT '['::bytea || string_agg(s.state, ','::bytea ORDER BY page.event_time, page.position)"
-    " || ']'::bytea AS page "
-    "FROM page, LATERAL (SELECT state FROM stored_events"
-    " WHERE notification_id = page.position OFFSET 0) s"  # OFFSET 0: keep it a lookup
-)
 
 
 # The next version of each of some streams; the table lock makes the read race-free.

@@ -4,7 +4,7 @@ deliveries, an order's facts up to an instant.
 Every fact is indexed by (tenant, position) in the transaction that records it
 (packing_events for scans, order_facts for everything else; migrations/0011), and
 positions commit in order (every writer holds the store's write lock from drawing its
-positions until it commits: docs/architecture.md, "Consistency argument"). So a reader
+positions until it commits: docs/explanation/architecture.md, "Consistency argument"). So a reader
 that asks for "positions after P" never passes over a fact that commits later: the
 change feed is gap-free whatever timestamps scanners send.
 """

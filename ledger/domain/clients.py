@@ -5,7 +5,7 @@ service scopes (`tenant=acme pickpack.pickpack_view pickpack.pickpack_manage`). 
 registered client belongs to one tenant and may hold some of this service's scopes; a
 request is granted the intersection of what it asks for and what the client holds.
 
-The rules (docs/semantics.md, "Token endpoint"):
+The rules (docs/explanation/semantics.md, "Token endpoint"):
 - exactly one tenant is named, with `tenant=`, and it is the client's own;
 - a scope this service does not know is refused: the request is malformed, not merely
   too broad, and silently dropping it would hide a misconfigured scanner;

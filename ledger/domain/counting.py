@@ -201,7 +201,7 @@ _ZERO = (0, 0, 0)
 class Plan:
     """What the status rule and the packlist figures need of one document, worked out
     once per document: a projection step applies them to every order it touches, for
-    every scan (docs/BENCHMARKS.md), and the general `split` is many times slower.
+    every scan (docs/archive/benchmarks-sessions.md), and the general `split` is many times slower.
 
     A product whose entries all count in one unit, and whose line holds only that unit,
     is decided here directly (the fill of `split`, nothing converted, nothing left over);

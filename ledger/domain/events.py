@@ -41,7 +41,7 @@ def order_stream_id(tenant: str, order_id: str) -> UUID:
 # event's topic names its class; the library would derive it from the class's current
 # module, so moving the classes would change what new events are stored as and make old
 # topics unresolvable. Every event class keeps its topic under this name instead: one
-# format for the whole store, readable by any version (docs/architecture.md, "Topics").
+# format for the whole store, readable by any version (docs/explanation/architecture.md, "Topics").
 STORED_TOPIC_MODULE = "ledger.events"
 
 # Every event class by the topic it is stored under (filled as the classes are defined).

@@ -50,7 +50,7 @@ class OrderState:
     # the same totals queues nothing); None before any finish.
     last_finish: list[dict[str, Any]] | None = None
     # The document's entries, worked out once per document: a projection step applies
-    # the rules to every order it touches (BENCHMARKS.md).
+    # the rules to every order it touches (docs/archive/benchmarks-sessions.md).
     _entries_of: Any = field(default=_UNSET, repr=False, compare=False)
     _entries: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
     _plan: counting.Plan | None = field(default=None, repr=False, compare=False)

@@ -15,7 +15,7 @@ from typing import Any
 from ledger.domain import events as ev
 from ledger.domain.packing import format_event_time
 
-# The public type of each kind of fact (docs/api.md, "The order's story").
+# The public type of each kind of fact (docs/reference/api.md, "The order's story (extensions)").
 PUBLIC_TYPES: dict[type[ev.LedgerEvent], str] = {
     ev.PackingEventRecorded: "PackingEventRecorded",
     ev.OrderRegistered: "OrderRegistered",

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
-from ledger.adapters import import_progress
+from ledger.adapters import feed_store, import_progress
 from ledger.adapters.emporix import SourceError
 from ledger.adapters.event_store import EventStore
 from ledger.domain.cutover import (
@@ -152,7 +152,8 @@ def our_feed(store: EventStore, tenant: str, page_size: int) -> Iterator[list[di
     """This service's events in the feed's shape (the fields totals need)."""
     offset = 0
     while True:
-        states = store.events_after(tenant, None, offset, page_size)
+        with store.datastore.get_connection() as conn:
+            states = feed_store.events_after(conn, tenant, None, offset, page_size)
         yield [
             {
                 "orderNumber": s["order_id"],

@@ -17,7 +17,7 @@ on NOTIFY, which is sent with a batch at most once per `notify_interval`; a batc
 that skipped it leaves one owed, sent alone as soon as the interval has passed with
 no batch to carry it. Under load one NOTIFY then serves many batches: each costs the
 writer's backend a signal to every listener, and wakes each listening connection and
-its thread, on the core the writer needs (docs/BENCHMARKS.md, fifth session).
+its thread, on the core the writer needs (docs/archive/benchmarks-sessions.md, fifth session).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class GroupCommitter:
         notify_interval: float = NOTIFY_INTERVAL_SECONDS,
     ) -> None:
         # 500 stays far below the batch size at which the library's pipelined insert
-        # path was seen to hang (NOTES-eventsourcing.md #1); we insert with one
+        # path was seen to hang on large saves; we insert with one
         # statement of our own anyway, but keep transactions short for lock fairness.
         self.store = store
         self.max_batch = max_batch
@@ -171,7 +171,8 @@ class GroupCommitter:
         """The writer's connection: checked out (and checked) once, held while busy.
 
         A checkout per batch cost a round trip for the pool's check and the pool's own
-        bookkeeping, about 40 us of this thread's CPU per batch (docs/BENCHMARKS.md).
+        bookkeeping, about 40 us of this thread's CPU per batch
+        (docs/archive/benchmarks-sessions.md).
         It goes back to the pool after any error (the pool drops it if it is broken),
         after a second without work, and at least once a minute (so the pool's
         max_lifetime still applies).

@@ -7,7 +7,7 @@
 - `Throttle`: failed client authentications, counted per client id and per address in
   a sliding window. Once either is over its bound the request is refused before any
   hash is computed, so a burst of wrong secrets costs a dictionary lookup each, not
-  a slow hash each (docs/operations.md gives the bounds and the measurement).
+  a slow hash each (docs/how-to/register-clients.md gives the bounds and the measurement).
 - `RevocationList`: the revoked client ids, reloaded at most every `lifetime` seconds;
   the token verifier refuses a revoked client's tokens with it.
 - `TokenService.issue`: the use case behind POST /oauth/token.
@@ -100,7 +100,8 @@ class Throttle:
     An attempt is counted before its secret is checked and forgiven if it succeeds, so
     concurrent requests cannot slip past the bound: at most `client_limit` secret checks
     per client id and `address_limit` per address in any `window` seconds can fail.
-    Per process: with N replicas an attacker gets N times the bound (docs/operations.md).
+    Per process: with N replicas an attacker gets N times the bound
+    (docs/how-to/register-clients.md).
     Memory is bounded: beyond `max_keys` keys, idle ones are dropped first, then all.
     """
 
@@ -150,7 +151,7 @@ class Throttle:
             self._attempts.clear()
 
 
-# Bounds of failed client authentications (docs/operations.md, "Registering clients").
+# Bounds of failed client authentications (docs/how-to/register-clients.md).
 CLIENT_FAILURES, ADDRESS_FAILURES, FAILURE_WINDOW_SECONDS = 10, 30, 60.0
 
 

@@ -23,6 +23,7 @@ from playwright.sync_api import Page, Route
 from cli import demo
 from tests.browser import OfflinePage
 from tests.conftest import Service, auth, token
+from tests.support import packing_event, scan_body
 
 DAY = "2026-12-01"
 LIVE_BOUND_S = 1.0  # the bound: a write shows on the board within 1 s
@@ -64,17 +65,17 @@ def register(service: Service, document: dict[str, Any], tenant: str = "demo") -
 def scan(
     service: Service, event_id: str, order_id: str, product: str, packed: int, **kw: Any
 ) -> None:
-    body = {
-        "eventId": event_id,
-        "orderNumber": order_id,
-        "productId": product,
-        "pickedAmount": packed,
-        "packedAmount": packed,
-        "canceledAmount": kw.pop("canceled", 0),
-        "unit": "H87",
-        "site": "main",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-    }
+    body = scan_body(
+        packing_event(
+            event_id,
+            order_id=order_id,
+            product_id=product,
+            event_time=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            picked=packed,
+            packed=packed,
+            canceled=kw.pop("canceled", 0),
+        )
+    )
     answer = retried(lambda: service.post_event(body, **kw))
     assert answer.status_code == 200, answer.text
 

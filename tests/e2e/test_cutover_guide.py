@@ -1,4 +1,4 @@
-"""docs/cutover.md, run: every `pickpack` command of the guide, in its order, against a
+"""docs/how-to/cutover.md, run: every `pickpack` command of the guide, in its order, against a
 fake Emporix and a fake Order Service, with the service itself over real HTTP.
 
 The commands are read from the guide's ```sh blocks, so the guide cannot drift from what
@@ -24,7 +24,7 @@ from devtools.fake_order_service import FakeOrderService
 from tests.integration.test_order_import import sales_order_example
 from tests.integration.test_recalculation import FAST, running, wait_for
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "cutover.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "how-to" / "cutover.md"
 TENANT = "acme"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from cli.errors import Exit
 from cli.main import main
 from tests.conftest import Service, auth, token
 
@@ -39,6 +40,12 @@ def test_a_tiny_demo_day_packs_every_order(
 def test_a_refused_token_stops_the_demo(
     service: Service, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Told as every command's failure is (cli/errors.py, docs/reference/cli.md "Exit codes"):
+    one sentence on stderr, prefixed `pickpack:`, saying what to do; code 1, the service
+    refused what the demo sent."""
     argv = ["demo", "--url", service.url, "--token", "nonsense", "--orders", "1"]
-    assert main(argv) == 1
-    assert "401" in capsys.readouterr().err
+    assert main(argv) == Exit.ITEMS_REFUSED
+    err = capsys.readouterr().err
+    assert err.startswith("pickpack: registering D"), err
+    assert err.count("\n") == 1 and err.endswith(".\n"), err
+    assert "401" in err and "--token" in err and "Traceback" not in err

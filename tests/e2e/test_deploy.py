@@ -27,7 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED_DESIGN = ROOT.parent / "shared" / "DESIGN.md"
 DESIGN_COPY = ROOT / "tests" / "spec" / "DESIGN.md"
 DESIGN = SHARED_DESIGN if SHARED_DESIGN.exists() else DESIGN_COPY
-COMPOSE_VARIABLES = {"POSTGRES_PASSWORD"}  # compose's own, for the postgres service
+COMPOSE_VARIABLES = {
+    "POSTGRES_PASSWORD",  # compose's own, for the postgres service
+    "FORWARDED_ALLOW_IPS",  # uvicorn's: the proxies whose forwarded headers it believes
+}
 
 
 def compose() -> dict[str, Any]:
@@ -140,6 +143,28 @@ def test_compose_sets_only_design_names_and_documented_extras() -> None:
     text = (ROOT / "compose.yaml").read_text()
     for var in re.findall(r"\$\{([A-Z_]+)", text):
         assert var in known or var in COMPOSE_VARIABLES, var
+
+
+# Set by compose.yaml itself rather than taken from the operator's environment (its
+# header comment says so): the database is the postgres service, the data the volume.
+SET_BY_COMPOSE = {"PICKPACK_DATABASE_URL", "PICKPACK_DATA_DIR"}
+
+
+def test_compose_passes_every_variable_the_service_reads_from_the_environment() -> None:
+    """compose.yaml says every setting can come from the environment or an .env file: so
+    each variable ledger/config.py reads is passed through as ${NAME:-...} or ${NAME-...},
+    or set by the file itself and named in its header comment."""
+    app_env = compose()["services"]["pickpack"]["environment"]
+    header = "\n".join(
+        line for line in (ROOT / "compose.yaml").read_text().splitlines() if line.startswith("#")
+    )
+    for var in Settings.env_names().values():
+        assert var in app_env, f"compose.yaml does not pass {var}"
+        value = str(app_env[var])
+        if var in SET_BY_COMPOSE:
+            assert var in header, f"compose.yaml sets {var} without saying so"
+        else:
+            assert re.fullmatch(r"\$\{" + var + r":?-[^}]*\}", value), f"{var}: {value}"
 
 
 def test_the_design_names_are_exactly_design_mds_configuration_table() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.seed import packing_event, seed
+from bench.seed import seed, seed_scan
 from tests import fold
 from tests.support import view_totals, wait_until
 
@@ -38,7 +38,7 @@ def test_a_killed_rebuild_resumes_and_swaps_in_views_equal_to_the_fold(
 ) -> None:
     n = 60_000
     seed(db_url, n, tenant="demo", orders=300, products=4, chunk=20_000)
-    expected = fold.line_totals(packing_event(i, "demo", 300, 4) for i in range(n))
+    expected = fold.line_totals(seed_scan(i, "demo", 300, 4) for i in range(n))
 
     first = cli(
         db_url,

@@ -165,6 +165,37 @@ def test_serve_on_a_terminal_shows_a_banner_then_readable_request_lines(data_dir
     assert b"\x1b[" in term.raw, "a terminal gets colour"
 
 
+def test_serve_at_warning_level_on_a_terminal_still_shows_its_banner(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`--log-level warning` quiets the narration and the request lines, not the banner:
+    it is how a person learns the URL and the dev token (docs/reference/metrics-and-logs.md)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = clean_env(PICKPACK_DATABASE_URL=db_url, PICKPACK_DATA_DIR=str(tmp_path))
+    term = Terminal(["serve", "--port", str(port), "--log-level", "warning"], env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # listening: uvicorn said "Uvicorn running on", which brings the banner
+            assert term.proc.poll() is None and time.monotonic() < deadline, term.screen
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        term.read(lambda s: "export TOKEN=" in s, timeout=10, strict=False)
+    finally:
+        term.proc.send_signal(signal.SIGINT)
+        code = term.finish(timeout=60)
+    assert code == 0, term.screen
+    screen = term.screen
+    assert f"serving on {url}" in screen, screen
+    assert f"board      {url}/board#tenant=demo&token=ey" in screen
+    assert "export TOKEN=ey" in screen
+    assert "GET /ready" not in screen  # the request lines are info: off at warning
+    assert_readable(screen)
+
+
 def test_cli_commands_on_a_terminal_print_their_result_and_nothing_else(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -237,7 +268,7 @@ def test_an_unreachable_database_is_one_sentence_with_its_exit_code(tmp_path: Pa
             capture_output=True,
             text=True,
         )
-    assert result.returncode == 3  # docs/operations.md, "Exit codes"
+    assert result.returncode == 3  # docs/reference/cli.md, "Exit codes"
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith(
@@ -279,7 +310,7 @@ def test_a_changed_migration_stops_migrate_with_one_sentence_and_code_4(
         conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
     monkeypatch.setenv("PICKPACK_DATABASE_URL", db_url)
     monkeypatch.setenv("PICKPACK_DATA_DIR", str(tmp_path))
-    assert main(["migrate"]) == 4  # docs/operations.md, "Exit codes"
+    assert main(["migrate"]) == 4  # docs/reference/cli.md, "Exit codes"
     out, err = capsys.readouterr()
     assert out == ""
     [line] = err.splitlines()

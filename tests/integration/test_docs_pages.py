@@ -1,5 +1,5 @@
 """/docs and /redoc are served with their files by the service, and the routes that answer
-without a token are exactly the ones docs/api.md lists."""
+without a token are exactly the ones docs/reference/api.md lists."""
 
 from __future__ import annotations
 
@@ -65,8 +65,8 @@ def test_the_assets_are_served_with_their_types(service: Service) -> None:
 
 
 def unauthenticated_routes_documented() -> set[str]:
-    """The paths in docs/api.md's table of routes that answer without a token."""
-    text = (ROOT / "docs" / "api.md").read_text()
+    """The paths in docs/reference/api.md's table of routes that answer without a token."""
+    text = (ROOT / "docs" / "reference" / "api.md").read_text()
     section = text.split("## Routes without a token", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"^\| `(?:GET|POST) ([^` ]+)`", section, flags=re.MULTILINE))
 

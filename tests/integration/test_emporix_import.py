@@ -12,6 +12,7 @@ from api.auth import MANAGE
 from cli.main import main
 from devtools.fake_emporix import FakeEmporix
 from devtools.fake_order_service import FakeOrderService
+from ledger.adapters import feed_store
 from ledger.adapters.event_store import EventStore
 from ledger.domain import orders
 from ledger.domain.packing import Attribution
@@ -96,7 +97,9 @@ def reconcile(fake: FakeEmporix, *extra: str) -> int:
 def recorded(url: str) -> dict[str, dict[str, Any]]:
     store = EventStore.from_url(url)
     try:
-        return {s["event_id"]: s for s in store.events_after(TENANT, None, 0, 10_000)}
+        with store.datastore.get_connection() as conn:
+            states = feed_store.events_after(conn, TENANT, None, 0, 10_000)
+        return {s["event_id"]: s for s in states}
     finally:
         store.close()
 

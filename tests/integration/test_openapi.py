@@ -42,3 +42,15 @@ def test_the_event_body_schema_requires_what_the_spec_requires(service: Service)
     assert set(spec()["components"]["schemas"]["OrderEntryEventCreate"]["properties"]) <= set(
         schema["properties"]
     )
+
+
+def test_every_description_speaks_to_the_api_user(service: Service) -> None:
+    """An operation's description is for whoever calls it: no module paths or notes on the
+    code (FastAPI publishes a route function's docstring as its description)."""
+    ours = service.client.get("/openapi.json").json()
+    for path, item in ours["paths"].items():
+        for method, op in item.items():
+            text = op.get("description") or ""
+            assert ".py" not in text and "api/" not in text, f"{method.upper()} {path}: {text}"
+    create = ours["paths"]["/pick-pack/{tenant}/events"]["post"]
+    assert "eventId" in create.get("description", ""), "POST /events has no user description"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -18,19 +19,17 @@ from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import step
 from tests import fold
-from tests.support import view_orders, view_totals
+from tests.support import packing_event, view_orders, view_totals
 
 _tenants = itertools.count()
 
 packing_events = st.builds(
-    lambda eid, order, product, picked, packed, canceled, sec: PackingEvent(
+    lambda eid, order, product, picked, packed, canceled, sec: packing_event(
+        f"e{eid}",
         tenant="",
-        event_id=f"e{eid}",
         order_id=f"o{order}",
         product_id=f"p{product}",
-        unit="H87",
         event_time=f"2024-05-01T10:00:{sec:02d}.000Z",
-        site="main",
         picked=picked,
         packed=packed,
         canceled=canceled,
@@ -46,7 +45,7 @@ packing_events = st.builds(
 
 
 def with_tenant(e: PackingEvent, tenant: str) -> PackingEvent:
-    return PackingEvent(**{**e.__dict__, "tenant": tenant})
+    return dataclasses.replace(e, tenant=tenant)
 
 
 def catch_up(url: str, batch: int) -> None:

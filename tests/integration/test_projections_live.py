@@ -11,7 +11,7 @@ from ledger.domain import orders
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
 from tests.conftest import EXAMPLE_EVENT, Service
-from tests.support import wait_until
+from tests.support import packing_event, wait_until
 
 
 def wait_caught_up(url: str, timeout: float = 10.0) -> None:
@@ -98,20 +98,10 @@ def test_order_status_moves_from_initial_to_pre_packed(service: Service) -> None
 
 def _append(url: str, start: int, n: int) -> list[Any]:
     from ledger.adapters.event_store import EventStore
-    from ledger.domain.packing import Attribution, PackingEvent
+    from ledger.domain.packing import Attribution
 
     evs = [
-        PackingEvent(
-            tenant="demo",
-            event_id=f"k{i}",
-            order_id="o1",
-            product_id=f"p{i % 3}",
-            unit="H87",
-            event_time="2024-05-01T10:00:00.000Z",
-            site="main",
-            packed=1,
-        )
-        for i in range(start, start + n)
+        packing_event(f"k{i}", product_id=f"p{i % 3}", packed=1) for i in range(start, start + n)
     ]
     store = EventStore.from_url(url, pool_size=1)
     try:
@@ -197,7 +187,7 @@ def test_a_step_that_fails_unexpectedly_is_retried_and_the_runner_lives_on(
 
 def test_the_pause_between_steps_grows_with_the_step_and_is_bounded() -> None:
     """A trickle keeps the views milliseconds behind; heavy ingest buys CPU with a longer
-    pause, never more than the ceiling (docs/BENCHMARKS.md, third session)."""
+    pause, never more than the ceiling (docs/archive/benchmarks-sessions.md, third session)."""
     runner = ProjectionRunner("postgresql://unused", list(PROJECTIONS.values()))
     assert runner.pause_after(1) < 0.006  # 500 events/s: steps of a few events
     assert runner.pause_after(1) < runner.pause_after(100) < runner.pause_after(400)

@@ -1,10 +1,11 @@
 """The reference model: pickpack-ledger's counting rules, stated once in plain Python.
 
-Written from docs/semantics.md (decisions 1-14) and the Emporix spec, NOT from the service's
-code: it imports nothing from ledger/, api/ or projections/. The stateful test
-(tests/model/test_stateful.py) drives the real service over HTTP and compares every answer
-with what this model says. Read it next to docs/semantics.md ("The reference model" lists
-the choices taken here where the rules left one open).
+Written from docs/explanation/semantics.md (its fourteen numbered rules) and the Emporix
+spec, NOT from the service's code: it imports nothing from ledger/, api/ or projections/.
+The stateful test (tests/model/test_stateful.py) drives the real service over HTTP and
+compares every answer with what this model says. Read it next to
+docs/explanation/semantics.md ("The reference model" lists the choices taken here where the
+rules left one open).
 
 One `Ledger` is one tenant. Every command returns the HTTP status the service must answer;
 the views (`order_detail`, `packlist`, `events`, `calculations`) return the JSON bodies the

@@ -1,6 +1,6 @@
 """The reference model on its own: hand-computed values from the rules (no database).
 
-Each figure below is worked out by hand from docs/semantics.md, not from the model, so a
+Each figure below is worked out by hand from docs/explanation/semantics.md, not from the model, so a
 slip in the model fails here before it is held against the service.
 """
 

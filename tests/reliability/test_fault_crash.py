@@ -15,14 +15,13 @@ from tests.conftest import free_port
 from tests.faults import (
     ScanReport,
     ServeProcess,
-    as_packing_event,
     indexed_event_ids,
     make_events,
     scan,
     stored_packing_events,
     wait_caught_up,
 )
-from tests.support import view_totals
+from tests.support import scan_of_body, view_totals
 
 EVENTS = 2_000
 CLIENTS = 16
@@ -94,5 +93,5 @@ def test_sigkill_mid_ingest_then_restart_keeps_every_acknowledged_event_exactly_
     assert indexed_event_ids(db_url) == Counter(report.ok), "the eventId index agrees"
     assert view_totals(db_url, "demo") == fold.line_totals(stored)
     assert view_totals(db_url, "demo") == fold.line_totals(
-        fold.accepted(as_packing_event(b) for b in bodies)
+        fold.accepted(scan_of_body(b) for b in bodies)
     )

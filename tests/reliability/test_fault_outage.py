@@ -22,7 +22,6 @@ from tests import fold
 from tests.conftest import start_service
 from tests.faults import (
     OwnPostgres,
-    as_packing_event,
     headers,
     indexed_event_ids,
     make_events,
@@ -30,7 +29,7 @@ from tests.faults import (
     stored_packing_events,
     wait_caught_up,
 )
-from tests.support import view_totals
+from tests.support import scan_of_body, view_totals
 
 FAST_503 = 2.0  # seconds: an outage answer must come well before any client's 30 s timeout
 RECOVERY = 5.0  # seconds from the database answering again to the first 200
@@ -150,5 +149,5 @@ def test_database_outage_answers_503_fast_recovers_within_5s_and_loses_no_acknow
     assert max(per_id.values()) == 1, "an event was stored twice"
     assert indexed == Counter(b["eventId"] for b in sent)
     assert {e["eventId"] for e in listed} == set(per_id)
-    expected = fold.line_totals(fold.accepted(as_packing_event(b) for b in sent))
+    expected = fold.line_totals(fold.accepted(scan_of_body(b) for b in sent))
     assert totals == expected

@@ -27,7 +27,6 @@ from tests.faults import (
     LockWatcher,
     ScanReport,
     ServeProcess,
-    as_packing_event,
     headers,
     indexed_event_ids,
     make_events,
@@ -38,7 +37,7 @@ from tests.faults import (
     wait_caught_up,
 )
 from tests.support import FAST_RECALCULATION as FAST
-from tests.support import view_totals
+from tests.support import scan_of_body, view_totals
 
 ORDERS = 20
 FAILURES = 6  # calculations calls the Order Service refuses with 503 first: retried
@@ -166,7 +165,7 @@ def test_two_processes_on_one_database_record_each_event_once_and_deliver_each_a
     assert locks.most_at_once[APPEND_LOCK_KEY] <= 1
     assert view_totals(db_url, "demo") == fold.line_totals(stored)
     assert view_totals(db_url, "demo") == fold.line_totals(
-        fold.accepted(as_packing_event(e) for e in sent)
+        fold.accepted(scan_of_body(e) for e in sent)
     )
     # Each recalculation attempt reached the Order Service exactly once.
     assert len(rows) == ORDERS

@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 
 from ledger.adapters.event_store import EventStore
-from ledger.domain.packing import Attribution, PackingEvent
+from ledger.domain.packing import Attribution
 from tests import fold
-from tests.support import view_totals
+from tests.support import numbered_scan, view_totals
 
 
 def tracked(url: str, name: str) -> int:
@@ -39,21 +39,7 @@ def start_worker(url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
 def test_sigkill_mid_catch_up_then_restart_counts_every_event_once(
     db_url: str, tmp_path: Path
 ) -> None:
-    events = [
-        PackingEvent(
-            tenant="demo",
-            event_id=f"e{i}",
-            order_id=f"o{i % 50}",
-            product_id=f"p{i % 7}",
-            unit="H87",
-            event_time="2024-05-01T10:00:00.000Z",
-            site="main",
-            picked=i % 3,
-            packed=i % 5,
-            canceled=i % 2,
-        )
-        for i in range(20_000)
-    ]
+    events = [numbered_scan(i, orders=50) for i in range(20_000)]
     store = EventStore.from_url(db_url)
     try:
         for i in range(0, len(events), 500):

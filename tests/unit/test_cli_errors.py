@@ -71,9 +71,9 @@ def test_each_failure_is_one_sentence_with_its_code(
     assert says in failure.sentence
 
 
-def test_every_exit_code_is_documented_in_operations() -> None:
-    text = (ROOT / "docs" / "operations.md").read_text()
-    section = text.split("### Exit codes", 1)[1].split("\n#", 1)[0]
+def test_every_exit_code_is_documented_in_the_cli_reference() -> None:
+    text = (ROOT / "docs" / "reference" / "cli.md").read_text()
+    section = text.split("## Exit codes", 1)[1].split("\n#", 1)[0]
     rows = dict(re.findall(r"^\| `(\d+)` \| (.+?) \|", section, flags=re.M))
     assert set(rows) == {str(int(code)) for code in Exit}, rows
 
@@ -110,3 +110,18 @@ def test_the_console_script_exits_with_the_code(tmp_path: Path) -> None:
     assert result.stderr == (
         "pickpack: name one projection (line_totals, order_status) or give --all.\n"
     )
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`pickpack config | head -3`: the pipe closes before everything is written."""
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "pickpack"), "config"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "PICKPACK_DATA_DIR": str(tmp_path)},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the command, still importing, writes its first line
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == Exit.BROKEN_PIPE
+    assert stderr == b""

@@ -1,4 +1,4 @@
-"""The layer rules of docs/architecture.md, checked on every module's imports (ast).
+"""The layer rules of docs/explanation/architecture.md, checked on every module's imports (ast).
 
 Each package may import only what its row of the layer table allows; an import inside a
 function counts as much as one at the top (a lazy import is still a dependency).
@@ -133,3 +133,18 @@ def test_every_production_package_has_a_row() -> None:
     for top in PRODUCTION:
         for path in (ROOT / top).rglob("*.py"):
             assert layer_of(module_name(path)) is not None, path
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_no_production_module_is_over_400_lines() -> None:
+    """One concept per module: a module past 400 lines holds more than one (the old
+    ledger/store.py held seven at 700)."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for package in PRODUCTION
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, long
