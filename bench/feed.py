@@ -12,10 +12,7 @@ in the same run is the bare SQL that selects the same page's stored states.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,12 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.auth import VIEW, mint_token  # noqa: E402
-from bench.ingest import start_serve, wait_ready  # noqa: E402
-from bench.scratch import scratch_dir  # noqa: E402
+from bench.ingest import SECRET, serving_caught_up  # noqa: E402
 from bench.seed import seeded_database  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
 
-SECRET = "bench-secret-" + uuid.uuid4().hex
 PORT = 18234
 PAGE = 20_000
 
@@ -46,33 +41,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    service = None
     with seeded_database(args.database_url, "pp_bench_feed", args.events, tenant="demo") as (
         feed_url,
         seconds,
     ):
         print(f"seeded {args.events:,} events in {seconds:.1f}s")
-        try:
-            env = {
-                **os.environ,
-                "PICKPACK_JWT_SECRET": SECRET,
-                "PICKPACK_DATABASE_URL": feed_url,
-                "PICKPACK_DATA_DIR": scratch_dir("pp-feed-data-"),
-            }
-            service = start_serve(PORT, env)
-            base = f"http://127.0.0.1:{PORT}"
-            wait_ready(base, "/ready")
-            # Let the projections catch up with the seeded events first: their catch-up
-            # would compete for the CPU with the reads being measured.
-            with psycopg.connect(feed_url, autocommit=True) as conn:
-                while True:
-                    row = conn.execute(
-                        "SELECT count(*), min(notification_id) FROM notification_tracking "
-                        "WHERE application_name IN ('line_totals', 'order_status')"
-                    ).fetchone()
-                    if row and row[0] == 2 and row[1] >= args.events:
-                        break
-                    time.sleep(0.5)
+        with serving_caught_up(feed_url, PORT, args.events, "pp-feed-data-") as (base, _):
             headers = {"Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW])}"}
             last_page = args.events // PAGE
             cases = [
@@ -121,10 +95,6 @@ def main() -> None:
                         f"{name:<26} GET {h * 1000:7.0f} ms   bare SQL {b * 1000:7.0f} ms   "
                         f"ratio {h / b:5.2f}"
                     )
-        finally:
-            if service is not None:
-                service.terminate()
-                service.wait(timeout=30)
 
 
 if __name__ == "__main__":

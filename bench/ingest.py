@@ -33,10 +33,13 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
 import httpx
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -84,6 +87,38 @@ def start_serve(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+@contextmanager
+def serving_caught_up(
+    url: str, port: int, events: int, data_prefix: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`pickpack serve` on a seeded database, once both projections have applied its
+    `events` (their catch-up would compete for the CPU with what is measured): yields the
+    base URL and the process, and stops it afterwards."""
+    env = {
+        **os.environ,
+        "PICKPACK_JWT_SECRET": SECRET,
+        "PICKPACK_DATABASE_URL": url,
+        "PICKPACK_DATA_DIR": scratch_dir(data_prefix),
+    }
+    service = start_serve(port, env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, "/ready")
+        with psycopg.connect(url, autocommit=True) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT count(*), min(notification_id) FROM notification_tracking "
+                    "WHERE application_name IN ('line_totals', 'order_status')"
+                ).fetchone()
+                if row and row[0] == 2 and row[1] >= events:
+                    break
+                time.sleep(0.5)
+        yield base, service
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
 
 
 def find_wrk() -> bool:

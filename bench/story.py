@@ -19,24 +19,19 @@ import argparse
 import asyncio
 import os
 import sys
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.auth import VIEW, mint_token  # noqa: E402
-from bench.ingest import start_serve, wait_ready  # noqa: E402
-from bench.scratch import scratch_dir  # noqa: E402
+from bench.ingest import SECRET, serving_caught_up  # noqa: E402
 from bench.seed import seeded_database  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
 
-SECRET = "bench-secret-" + uuid.uuid4().hex
 PORT = 18244
 
 
@@ -89,30 +84,11 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=20.0)
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    service = None
     with seeded_database(
         args.database_url, "pp_bench_story", args.events, tenant="demo", orders=args.orders
     ) as (url, seconds):
         print(f"seeded {args.events:,} events ({args.orders:,} orders) in {seconds:.1f}s")
-        try:
-            env = {
-                **os.environ,
-                "PICKPACK_JWT_SECRET": SECRET,
-                "PICKPACK_DATABASE_URL": url,
-                "PICKPACK_DATA_DIR": scratch_dir("pp-story-data-"),
-            }
-            service = start_serve(PORT, env)
-            base = f"http://127.0.0.1:{PORT}"
-            wait_ready(base, "/ready")
-            with psycopg.connect(url, autocommit=True) as conn:  # projections caught up
-                while True:
-                    row = conn.execute(
-                        "SELECT count(*), min(notification_id) FROM notification_tracking "
-                        "WHERE application_name IN ('line_totals', 'order_status')"
-                    ).fetchone()
-                    if row and row[0] == 2 and row[1] >= args.events:
-                        break
-                    time.sleep(0.5)
+        with serving_caught_up(url, PORT, args.events, "pp-story-data-") as (base, service):
             headers = {"Authorization": f"Bearer {mint_token(SECRET, 'demo', [VIEW])}"}
             with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
                 history = client.get("/pick-pack/demo/orders/o0/history", params={"limit": 1000})
@@ -149,10 +125,6 @@ def main() -> None:
                 f"{args.clients} idle followers for {args.idle_seconds:.0f}s: serve used "
                 f"{used:.2f} s of CPU, {100 * used / args.idle_seconds:.1f}% of a core"
             )
-        finally:
-            if service is not None:
-                service.terminate()
-                service.wait(timeout=30)
 
 
 if __name__ == "__main__":
