@@ -30,11 +30,12 @@ def _store() -> Iterator[Any]:
     from ledger.adapters.migrate import migrate
     from ledger.config import Settings
 
-    database = provision(Settings.from_env())
+    settings = Settings.from_env()
+    database = provision(settings)
     store = None
     try:
         migrate(database.url)
-        store = EventStore.from_url(database.url)
+        store = EventStore.from_url(database.url, compress=settings.compress_events)
         yield store
     finally:
         if store is not None:

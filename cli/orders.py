@@ -128,7 +128,7 @@ def _import(args: argparse.Namespace) -> int:
         )
         total = len(args.from_order_service)
     database = provision(settings)
-    store = EventStore.from_url(database.url)
+    store = EventStore.from_url(database.url, compress=settings.compress_events)
     failed = done = 0
     try:
         migrate(database.url)

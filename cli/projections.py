@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import signal
 import threading
 import time
 from typing import Any
 
-import orjson
 import psycopg
 
 from cli.errors import CommandError, Exit, UsageError
 from ledger.adapters.database import provision
 from ledger.adapters.migrate import migrate
 from ledger.config import Settings
+from projections.read import seconds_behind
 from projections.rebuild import RebuildBusy, rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
@@ -94,17 +93,7 @@ def status_rows(url: str) -> list[dict[str, Any]]:
             ).fetchone()
             position = int(r[0]) if r and r[0] is not None else 0
             # Lag in seconds: how long ago the oldest event it has not applied was recorded.
-            lag_seconds = 0.0
-            if position < head:
-                state = conn.execute(
-                    "SELECT state FROM stored_events WHERE notification_id > %s "
-                    "ORDER BY notification_id LIMIT 1",
-                    (position,),
-                ).fetchone()
-                if state:
-                    recorded = orjson.loads(bytes(state[0]))["timestamp"]["_data_"]
-                    at = dt.datetime.fromisoformat(recorded)
-                    lag_seconds = max(0.0, (dt.datetime.now(dt.UTC) - at).total_seconds())
+            lag_seconds = (seconds_behind(conn, position) or 0.0) if position < head else 0.0
             rebuilding = conn.execute(
                 "SELECT position, head FROM projection_rebuilds WHERE projection = %s", (name,)
             ).fetchone()

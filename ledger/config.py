@@ -52,6 +52,8 @@ EXTRA_NAMES = (
     "PICKPACK_TOKEN_LIFETIME_SECONDS",
     "PICKPACK_REVOCATION_CACHE_SECONDS",
     "PICKPACK_LOG_FORMAT",
+    # Storage (docs/reference/configuration.md).
+    "PICKPACK_COMPRESS_EVENTS",
 )
 # A secret may come from a file instead (as container secrets are mounted): NAME_FILE.
 SECRET_FILES = {
@@ -132,6 +134,10 @@ class Settings(BaseSettings):
     # before any command builds Settings (logging is set up first); it is a field so
     # that `pickpack config` shows it and a wrong value is named like any other.
     log_format: Literal["auto", "text", "json"] = "auto"
+    # Whether new events are stored compressed (ledger/adapters/compression.py); both
+    # kinds are always read. Off only while a rollback to a release that cannot read
+    # compressed events must stay possible (docs/how-to/upgrade.md).
+    compress_events: bool = True
 
     @classmethod
     def settings_customise_sources(

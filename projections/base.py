@@ -6,6 +6,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from ledger.adapters.compression import state_json
 from ledger.adapters.json_columns import register as register_json_columns
 from ledger.domain.events import LedgerEvent, event_class
 
@@ -32,7 +33,8 @@ def decode_rows(rows: list[tuple[int, str, bytes]]) -> list[Recorded]:
     """
     loads = orjson.loads
     classes = event_class
-    return [Recorded(pos, classes(topic), loads(state)) for pos, topic, state in rows]
+    json = state_json
+    return [Recorded(pos, classes(topic), loads(json(state))) for pos, topic, state in rows]
 
 
 class Accumulator(Protocol):

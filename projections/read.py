@@ -19,11 +19,15 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 import psycopg
+import zstandard
 from psycopg import Connection
+
+from ledger.adapters.compression import state_json
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +54,9 @@ _TRACKED = (
     "SELECT application_name AS name, notification_id AS position FROM notification_tracking "
     "WHERE application_name = ANY(%s)"
 )
-# How far behind a view is, in seconds: the age of the oldest event it has not applied
-# (the library's state records each event's timestamp). Read only when a wait timed out.
-_BEHIND = (
-    "SELECT extract(epoch FROM clock_timestamp() - "
-    "(convert_from(state, 'UTF8')::json -> 'timestamp' ->> '_data_')::timestamptz) AS behind "
-    "FROM stored_events WHERE notification_id > %s ORDER BY notification_id LIMIT 1"
+# The oldest event a view has not applied: its state records when it was recorded.
+_OLDEST_AFTER = (
+    "SELECT state FROM stored_events WHERE notification_id > %s ORDER BY notification_id LIMIT 1"
 )
 
 
@@ -113,16 +114,25 @@ def wait_for_mark(
                 return Freshness(mark, behind)
 
 
+def seconds_behind(conn: Connection[Any], tracked: int) -> float | None:
+    """Seconds since the oldest event after position `tracked` was recorded: how far
+    behind a view at `tracked` is. None if no event follows it."""
+    state = _first(conn.execute(_OLDEST_AFTER, (tracked,)).fetchone())
+    if state is None:
+        return None
+    at = datetime.fromisoformat(orjson.loads(state_json(state))["timestamp"]["_data_"])
+    return max((datetime.now(UTC) - at).total_seconds(), 0.0)
+
+
 def _behind(conn: Connection[Any], tracked: int, waited: float) -> float:
-    """Seconds since the oldest event after `tracked` was recorded; what the read waited
-    if that cannot be told (a state this code cannot parse must not fail the read)."""
+    """seconds_behind, or what the read waited if that cannot be told (a state this code
+    cannot parse must not fail the read)."""
     try:
-        row = conn.execute(_BEHIND, (tracked,)).fetchone()
-    except psycopg.Error as exc:
+        seconds = seconds_behind(conn, tracked)
+    except (psycopg.Error, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
         log.warning("could not tell how far behind the views are: %s", exc)
         return waited
-    seconds = _first(row)
-    return waited if seconds is None else max(float(seconds), 0.0)
+    return waited if seconds is None else seconds
 
 
 def _rows(rows: Iterable[Any]) -> dict[str, int]:

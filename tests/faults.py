@@ -32,6 +32,7 @@ import orjson
 import psycopg
 
 from api.auth import MANAGE, VIEW, mint_token
+from ledger.adapters.compression import state_json
 from ledger.adapters.database import Database, start_embedded
 from ledger.domain.packing import PackingEvent
 from projections.registry import PROJECTIONS
@@ -340,7 +341,7 @@ def stored_packing_events(database_url: str) -> list[PackingEvent]:
         ).fetchall()
     out = []
     for (state,) in rows:
-        d = orjson.loads(bytes(state))
+        d = orjson.loads(state_json(state))
         out.append(packing_event(d["event_id"], **{name: d[name] for name in _FOLDED}))
     return out
 

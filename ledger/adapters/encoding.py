@@ -17,6 +17,7 @@ import orjson
 from eventsourcing.persistence import Mapper, Transcoder
 from eventsourcing.utils import get_topic
 
+from ledger.adapters.compression import StateCompressor
 from ledger.adapters.transcoder import OrjsonTranscoder
 from ledger.domain.events import PackingEventRecorded
 from ledger.domain.packing import Attribution, PackingEvent
@@ -27,9 +28,12 @@ def make_transcoder() -> Transcoder:
     return OrjsonTranscoder()
 
 
-def make_mapper() -> Mapper[UUID]:
-    """The library's mapper with our transcoder: how every ledger event is stored."""
-    return Mapper(transcoder=make_transcoder())
+def make_mapper(compress: bool = True) -> Mapper[UUID]:
+    """The library's mapper with our transcoder: how every ledger event is stored.
+
+    Its compressor reads compressed and plain states alike; `compress` says whether
+    new states are written compressed (ledger/adapters/compression.py)."""
+    return Mapper(transcoder=make_transcoder(), compressor=StateCompressor(compress))
 
 
 PACKING_EVENT_TOPIC = get_topic(PackingEventRecorded)

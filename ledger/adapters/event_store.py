@@ -40,6 +40,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, tuple_row
 
 from ledger.adapters import sql
+from ledger.adapters.compression import compress_state
 from ledger.adapters.database import for_role
 from ledger.adapters.encoding import PACKING_EVENT_TOPIC, make_mapper, recorded_event, stored_state
 from ledger.adapters.json_columns import register as register_json_columns
@@ -82,7 +83,10 @@ class EventStore:
     """Appends ledger events with their invariants (the feed's pages: feed_store.py)."""
 
     def __init__(
-        self, datastore: PostgresDatastore, scans: PostgresDatastore | None = None
+        self,
+        datastore: PostgresDatastore,
+        scans: PostgresDatastore | None = None,
+        compress: bool = True,
     ) -> None:
         self.datastore = datastore
         # The scanners' appends draw from a pool of their own (one writer thread needs
@@ -90,7 +94,10 @@ class EventStore:
         # can never leave a scan waiting for a connection.
         self.scans = scans or datastore
         self.recorder = LedgerRecorder(datastore)
-        self.mapper: Mapper[UUID] = make_mapper()
+        # New states are written compressed unless told not to (PICKPACK_COMPRESS_EVENTS);
+        # states of either kind are always read (ledger/adapters/compression.py).
+        self.compress = compress
+        self.mapper: Mapper[UUID] = make_mapper(compress)
         # Every lookup an append makes is by key, on a table that only grows. Planned
         # while the store was small (a prepared statement keeps its plan until the next
         # ANALYZE), a sequential scan looked cheaper than the index and stayed, reading
@@ -121,10 +128,11 @@ class EventStore:
                 self._appended[kind] += n
 
     @classmethod
-    def from_url(cls, url: str, **pool: Any) -> EventStore:
+    def from_url(cls, url: str, compress: bool = True, **pool: Any) -> EventStore:
         return cls(
             make_datastore(for_role(url, "api"), **pool),
             make_datastore(for_role(url, "writer"), pool_size=1, max_overflow=1),
+            compress,
         )
 
     def close(self) -> None:
@@ -255,6 +263,8 @@ class EventStore:
                 state = self.mapper.to_stored_event(
                     recorded_event(ev, who, UUID(stream), version, now)
                 ).state
+            elif self.compress:
+                state = compress_state(state)
             states.append(state)
             fields.append(
                 {

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from ledger.adapters import sql
+from ledger.adapters.compression import state_json
 from ledger.domain.counting import Lines
 from ledger.domain.events import event_class, line_stream_id, order_stream_id
 from ledger.domain.status import OrderState, apply
@@ -33,7 +34,7 @@ class OrderContext:
         )
         self.with_lines = with_lines
         for row in rows:
-            apply(self.state, event_class(row["topic"]), orjson.loads(bytes(row["state"])))
+            apply(self.state, event_class(row["topic"]), orjson.loads(state_json(row["state"])))
 
     def lines(self) -> Lines:
         """Exact totals per product and unit, from the line streams."""
@@ -45,7 +46,7 @@ class OrderContext:
         sums: dict[str, list[int]] = {}
         stream = line_stream_id(self.tenant, self.order_id, product_id)
         for row in self._curs.execute(sql.STREAM, (stream,)):
-            d = orjson.loads(bytes(row["state"]))
+            d = orjson.loads(state_json(row["state"]))
             line = sums.setdefault(d["unit"], [0, 0, 0])
             line[0] += d["picked"]
             line[1] += d["packed"]
@@ -57,7 +58,7 @@ class OrderContext:
         row = self._curs.execute(sql.FIND_CORRECTION, (correction_id, self.tenant)).fetchone()
         if row is None:
             return None
-        return row["order_id"], orjson.loads(bytes(row["state"]))
+        return row["order_id"], orjson.loads(state_json(row["state"]))
 
     def next_holding_area(self) -> int:
         """Take the tenant's next holding area number (never handed out again)."""

@@ -18,6 +18,7 @@ import orjson
 from psycopg import Connection
 from psycopg.rows import dict_row, tuple_row
 
+from ledger.adapters.compression import state_json
 from ledger.domain.events import LedgerEvent, event_class
 from ledger.domain.story import recorded_instant
 
@@ -84,7 +85,7 @@ HEAD = "SELECT max(notification_id) FROM stored_events"
 
 def _facts(rows: list[Any]) -> list[Fact]:
     loads = orjson.loads
-    return [(int(r[0]), event_class(r[1]), loads(bytes(r[2]))) for r in rows]
+    return [(int(r[0]), event_class(r[1]), loads(state_json(r[2]))) for r in rows]
 
 
 def changes(conn: Connection[Any], tenant: str, after: int, limit: int) -> list[Fact]:

@@ -60,7 +60,7 @@ class Runtime:
         signer = tokens.Signer.from_settings(settings) if tokens.issues_tokens(settings) else None
         database = database or provision(settings)
         migrate(database.url)
-        store = EventStore.from_url(database.url)
+        store = EventStore.from_url(database.url, compress=settings.compress_events)
         store.on_recorded.append(outbox_store.on_recorded)  # finish queues its request atomically
         fingerprints = TokenFingerprints(keys.fingerprint_key(store))
         if run_workers:

@@ -8,13 +8,11 @@ store it, and a session that lost the statements prepares them again.
 
 from __future__ import annotations
 
-from uuid import UUID
-
 import psycopg
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import StoredEvent
 from psycopg.rows import dict_row
 
-from ledger.adapters.encoding import make_transcoder
+from ledger.adapters.encoding import make_mapper
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.prepared import INSERT_PACKING_EVENTS
 from ledger.domain.events import PackingEventRecorded
@@ -67,7 +65,7 @@ def test_scans_with_quotes_backslashes_and_any_script_are_stored_exactly(db_url:
     assert [(r["tenant"], r["event_id"], r["order_id"], r["product_id"]) for r in rows] == [
         (e.tenant, e.event_id, e.order_id, e.product_id) for e, _ in batch
     ]
-    mapper = Mapper[UUID](transcoder=make_transcoder())
+    mapper = make_mapper()
     for (event, attribution), row in zip(batch, rows, strict=True):
         recorded = mapper.to_domain_event(
             StoredEvent(

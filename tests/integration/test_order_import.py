@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from cli.main import main
+from ledger.adapters.compression import state_json
 from ledger.domain.events import OrderRegistered
 from ledger.domain.order_import import NotAnOrder, from_sales_order
 from ledger.domain.status import OrderState, apply
@@ -109,7 +110,7 @@ def _registered(url: str) -> dict[str, dict[str, Any]]:
         rows = conn.execute(
             "SELECT s.state FROM stored_events s WHERE s.topic LIKE '%%OrderRegistered'"
         ).fetchall()
-    docs = [json.loads(bytes(r[0])) for r in rows]
+    docs = [json.loads(state_json(r[0])) for r in rows]
     return {d["order_id"]: d["document"] for d in docs}
 
 
