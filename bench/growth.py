@@ -10,8 +10,9 @@ store), then measures:
 - disk bytes per stored event: the event store's two tables (stored_events and
   packing_events, the dedup and feed index of scans) with their indexes and TOAST, after
   VACUUM ANALYZE, not the projections' tables (one row per line or order, not per
-  event); against the stored JSON state (the library's encoding) and against the JSON
-  of the event as `GET /events` returns it; and where the bytes go (heap, indexes);
+  event); against the event's JSON state (the library's encoding, before compression)
+  and against the JSON of the event as `GET /events` returns it; and where the bytes go
+  (heap, indexes, the states as stored);
 - `pickpack projections rebuild --all` (in a child process): events/s and peak RSS;
 - with `pickpack serve` on the database: ingest throughput (16 Python clients posting
   scans for `--ingest-seconds`), p99 of 1,000 `GET /orders/{id}` over 200 registered
@@ -43,6 +44,7 @@ from api.auth import MANAGE, VIEW, mint_token  # noqa: E402
 from bench.ingest import SECRET, drive, start_serve, wait_ready  # noqa: E402
 from bench.scratch import scratch_dir  # noqa: E402
 from bench.seed import order_document, seeded_database  # noqa: E402
+from ledger.adapters.compression import state_json  # noqa: E402
 
 PORT = 18235
 PRODUCTS = 5
@@ -80,14 +82,33 @@ def main() -> None:
         "DATABASE (a store the growth run left seeded), --rounds times each",
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--disk-only",
+        action="store_true",
+        help="seed each size and measure the disk per event only (no rebuild, no serve)",
+    )
     args = parser.parse_args()
+    if args.disk_only:
+        for n in (int(s) for s in args.sizes.split(",")):
+            with seeded_database(
+                args.database_url, "pp_growth", n, tenant="demo",
+                orders=max(ORDERS_READ, n // (PRODUCTS * EVENTS_PER_LINE)), products=PRODUCTS,
+            ) as (url, seconds):  # fmt: skip
+                disk, json_size, parts = disk_per_event(url, n)
+            print(
+                f"{n:,} events (seeded in {seconds:.0f}s): {disk:.0f} bytes/event, "
+                f"JSON {json_size:.0f}, {disk / json_size:.2f}x; "
+                + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()),
+                flush=True,
+            )
+        return
     if args.alternate:
         alternate(args)
         return
     results = [measure(int(n), args) for n in args.sizes.split(",")]
     base = results[0]
     print(
-        f"{'events':>11} {'disk B/ev':>9} {'state B':>7} {'API B':>6} {'rebuild ev/s':>12} "
+        f"{'events':>11} {'disk B/ev':>9} {'JSON B':>7} {'API B':>6} {'rebuild ev/s':>12} "
         f"{'RSS MB':>7} {'ingest/s':>9} {'vs base':>7} {'order p99':>9} {'packlist p99':>12} "
         f"{'page 20k':>9} {'load':>5}"
     )
@@ -177,14 +198,20 @@ def alternate(args: argparse.Namespace) -> None:
 
 
 def disk_per_event(url: str, n: int) -> tuple[float, float, dict[str, float]]:
-    """Bytes per event of the event store's tables, the stored JSON state's mean size,
-    and the bytes per event of each table's heap (with TOAST) and each index."""
+    """Bytes per event of the event store's tables, the mean size of an event's JSON
+    state (decompressed where it is stored compressed; over every 50th event), and the
+    bytes per event of each table's heap (with TOAST) and each index, and of the states
+    as stored (`state as stored`)."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT pg_total_relation_size('stored_events') "
             "+ pg_total_relation_size('packing_events'), "
             "(SELECT coalesce(avg(octet_length(state)), 0) FROM stored_events)"
         ).fetchone()
+        sample = [
+            len(state_json(r[0]))
+            for r in conn.execute("SELECT state FROM stored_events WHERE notification_id % 50 = 0")
+        ]
         parts = conn.execute(
             "SELECT c.relname, pg_table_size(c.oid) FROM pg_class c "
             "WHERE c.relname IN ('stored_events', 'packing_events') "
@@ -194,7 +221,9 @@ def disk_per_event(url: str, n: int) -> tuple[float, float, dict[str, float]]:
         ).fetchall()
     assert row is not None
     per_event = {str(name): float(size) / n for name, size in parts} if n else {}
-    return (float(row[0]) / n if n else 0.0), float(row[1]), per_event
+    per_event["state as stored"] = float(row[1])
+    json_size = statistics.mean(sample) if sample else 0.0
+    return (float(row[0]) / n if n else 0.0), json_size, per_event
 
 
 def rebuild_in_child(url: str) -> dict[str, Any]:

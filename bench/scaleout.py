@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -46,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from api.auth import MANAGE, VIEW, mint_token  # noqa: E402
 from bench.ingest import SECRET, wait_ready  # noqa: E402
 from bench.scratch import scratch_dir  # noqa: E402
+from ledger.adapters.compression import state_json  # noqa: E402
 from ledger.adapters.migrate import migrate  # noqa: E402
 from projections.base import lock_key  # noqa: E402
 
@@ -255,10 +257,13 @@ def verify(url: str, run_id: str, acknowledged: set[str]) -> dict[str, Any]:
                 "GROUP BY event_id"
             )
         }
-        row = conn.execute(
-            "SELECT count(*), count(DISTINCT convert_from(state, 'UTF8')::json ->> 'event_id') "
-            "FROM stored_events WHERE topic LIKE '%PackingEventRecorded'"
-        ).fetchone()
+        # The store's own count of scans and of distinct eventIds (states may be stored
+        # compressed: decoded here, not in SQL).
+        states = conn.execute(
+            "SELECT state FROM stored_events WHERE topic LIKE '%PackingEventRecorded'"
+        ).fetchall()
+        ids = {orjson.loads(state_json(r[0]))["event_id"] for r in states}
+        row = (len(states), len(ids))
         # Each scan packs 1: both views' packed sums must equal the number of scans.
         sums = conn.execute(
             "SELECT (SELECT coalesce(sum(packed), 0) FROM line_totals WHERE tenant = 'demo'), "

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from bench.scratch import scratch_dir
+from ledger.adapters.compression import compress_state
 from ledger.adapters.database import start_embedded
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.migrate import migrate
@@ -55,8 +56,14 @@ def seed(
     orders: int = 20_000,
     products: int = 5,
     chunk: int = 200_000,
+    compress: bool = True,
 ) -> float:
-    """COPY n packing events and their index rows; returns seconds taken."""
+    """COPY n packing events and their index rows; returns seconds taken.
+
+    States are compressed as the service stores them by default (PICKPACK_COMPRESS_EVENTS);
+    `compress=False` writes plain JSON, as the service does with it set to false.
+    """
+    encode = compress_state if compress else bytes
     started = time.perf_counter()
     recorded = {"_type_": "datetime_iso", "_data_": datetime.now(UTC).isoformat()}
     versions: dict[tuple[str, str], int] = {}
@@ -78,25 +85,27 @@ def seed(
                     for e in batch:
                         v = versions.get((e.order_id, e.product_id), 0) + 1
                         versions[(e.order_id, e.product_id)] = v
-                        state = orjson.dumps(
-                            {
-                                "timestamp": recorded,
-                                "tenant": e.tenant,
-                                "order_id": e.order_id,
-                                "event_id": e.event_id,
-                                "product_id": e.product_id,
-                                "delivery_cycle": None,
-                                "picked": e.picked,
-                                "packed": e.packed,
-                                "canceled": e.canceled,
-                                "supplier_id": None,
-                                "unit": e.unit,
-                                "event_time": e.event_time,
-                                "site": e.site,
-                                "book_product": None,
-                                "user": "bench",
-                                "saas_token": None,
-                            }
+                        state = encode(
+                            orjson.dumps(
+                                {
+                                    "timestamp": recorded,
+                                    "tenant": e.tenant,
+                                    "order_id": e.order_id,
+                                    "event_id": e.event_id,
+                                    "product_id": e.product_id,
+                                    "delivery_cycle": None,
+                                    "picked": e.picked,
+                                    "packed": e.packed,
+                                    "canceled": e.canceled,
+                                    "supplier_id": None,
+                                    "unit": e.unit,
+                                    "event_time": e.event_time,
+                                    "site": e.site,
+                                    "book_product": None,
+                                    "user": "bench",
+                                    "saas_token": None,
+                                }
+                            )
                         )
                         copy.write_row(
                             (line_stream_id(tenant, e.order_id, e.product_id), v, TOPIC, state)
