@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,9 @@ class Phase:
     # tells a scan stalled by a lock from one slowed by the machine's load.
     waits: int = 0
     samples: int = 0
+    # What the service's active backends were waiting on in those samples, other than a
+    # lock or their client (e.g. IO:WALSync: a commit flushing the WAL): by sample count.
+    waiting_on: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -86,6 +90,16 @@ def main() -> None:
     args = parser.parse_args()
     with seeded_database(args.database_url, "pp_maintenance", args.events) as (url, _):
         env = {**os.environ, "PICKPACK_JWT_SECRET": SECRET, "PICKPACK_DATABASE_URL": url}
+        # The views built before the service starts (a rebuild is ten times faster than
+        # the live runners' catch-up), so no catch-up runs during the phases.
+        subprocess.run(
+            [sys.executable, "-m", "cli.main", "projections", "rebuild", "--all"],
+            cwd=args.server_root,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         service = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve", "--port", str(PORT)],
             cwd=args.server_root,  # `-m` imports from here first: that checkout's code
@@ -106,7 +120,7 @@ def main() -> None:
     )
     print(
         f"{'phase':<34} {'op s':>6} {'scans':>6} {'/s':>5} {'failed':>6} "
-        f"{'p50':>8} {'p99':>8} {'max':>9} {'lock waits':>12}"
+        f"{'p50':>8} {'p99':>8} {'max':>9} {'lock waits':>12}  waiting on (samples)"
     )
     ok = True
     for p in phases:
@@ -116,7 +130,8 @@ def main() -> None:
         print(
             f"{p.name:<34} {p.took:>6.1f} {sent:>6} {sent / p.wall:>5.0f} {len(p.failures):>6} "
             f"{q[49] * 1000:>6.1f}ms {q[98] * 1000:>6.1f}ms {worst:>7.1f}ms "
-            f"{p.waits:>5}/{p.samples:<6}"
+            f"{p.waits:>5}/{p.samples:<6}  "
+            + ", ".join(f"{event} {n}" for event, n in p.waiting_on.most_common(3))
         )
         for reason in sorted(set(p.failures))[:3]:
             print(f"    failed: {reason}")
@@ -178,6 +193,12 @@ def phase(url: str, n: int, name: str, op: Callable[[], None], rate: float, clie
                 ).fetchone()
                 result.samples += 1
                 result.waits += bool(row and row[0])
+                for (event,) in conn.execute(
+                    "SELECT wait_event_type || ':' || wait_event FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name LIKE 'pickpack%' "
+                    "AND state = 'active' AND wait_event_type NOT IN ('Client', 'Activity')"
+                ):
+                    result.waiting_on[event] += 1
                 time.sleep(0.005)
 
     lock = threading.Lock()
