@@ -120,6 +120,34 @@ def _prepare(conn: psycopg.Connection, projections: list[Projection], head: int)
     return 0
 
 
+def _indexes(conn: psycopg.Connection, table: str) -> dict[str, str]:
+    """A table's index names by what they index: uniqueness, method, columns, predicate
+    (the definition without its index and table names)."""
+    rows = conn.execute(
+        "SELECT i.relname, x.indisunique, pg_get_indexdef(i.oid) FROM pg_index x "
+        "JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = %s::regclass",
+        (table,),
+    ).fetchall()
+    return {
+        f"{unique} {definition.split(' USING ', 1)[1]}": name for name, unique, definition in rows
+    }
+
+
+def _rename_indexes(conn: psycopg.Connection, table: str, names: dict[str, str]) -> None:
+    """Give the swapped-in table's indexes the names the replaced table's had
+    (`order_status_pkey`, not `order_status__rebuild_pkey`): LIKE ... INCLUDING ALL
+    names them after the fresh table, and a migration or an operator naming an index
+    must find it after a rebuild. Renaming a primary key's index renames the constraint."""
+    for key, name in _indexes(conn, table).items():
+        wanted = names.get(key)
+        if wanted and wanted != name:
+            conn.execute(
+                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(name), sql.Identifier(wanted)
+                )
+            )
+
+
 def _copy_column_statistics_settings(conn: psycopg.Connection, live: str, fresh: str) -> None:
     """Give `fresh` the n_distinct settings of `live` (LIKE ... INCLUDING ALL does not).
 
@@ -249,6 +277,11 @@ def rebuild(
                     head = _head(conn)
                     if head <= position:
                         break
+            # Statistics for the fresh tables before they serve: a table never analyzed
+            # is planned from guesses until autovacuum gets to it. Outside the swap's
+            # transaction, so the live runners are not paused for it.
+            for t in [t for p in group for t in p.tables]:
+                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(t + SUFFIX)))
             # The swap: pause the live runners, take the last events, rename, track.
             with conn.transaction():
                 for projection in sorted(group, key=lambda p: p.name):
@@ -262,6 +295,7 @@ def rebuild(
                     for acc in accs:
                         acc.flush(curs)
                 for t in [t for p in group for t in p.tables]:
+                    live_indexes = _indexes(conn, t)
                     conn.execute(
                         sql.SQL("ALTER TABLE {} RENAME TO {}").format(
                             sql.Identifier(t), sql.Identifier(t + "__old")
@@ -273,6 +307,7 @@ def rebuild(
                         )
                     )
                     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(t + "__old")))
+                    _rename_indexes(conn, t, live_indexes)
                 for projection in group:
                     conn.execute(UPSERT_POSITION, (projection.name, position))
                 conn.execute(
