@@ -14,14 +14,17 @@ the projections to catch up, then posts scans at a steady rate from several clie
 - `VACUUM (ANALYZE)` of the whole database;
 - `VACUUM (FREEZE)` of stored_events (what a wraparound vacuum does, and it never yields);
 - `CREATE INDEX CONCURRENTLY` on stored_events (dropped concurrently afterwards);
-- `REINDEX TABLE CONCURRENTLY stored_events`.
+- `REINDEX TABLE CONCURRENTLY stored_events` (beyond the target's four operations: it
+  rebuilds the store's two largest indexes, the heaviest I/O an operator may start).
 
 Each maintenance phase has 1 s of scans before and after the operation. For each phase
 it prints the operation's duration, the scans sent, the failed ones (any answer but 200,
 or no answer), p50/p99/max latency (from sending a scan to its answer), and in how many
 of its pg_locks samples (every ~5 ms) a backend of the service was waiting for a lock
-(a scan stalled by a lock, not by the machine's load). Target: no failed scan, max
-under 200 ms, in every phase.
+(a scan stalled by a lock, not by the machine's load), and what the service's active
+backends were waiting on otherwise. Target: no failed scan, max under 200 ms, while each
+of the four operations above runs (the hold, VACUUM (ANALYZE), VACUUM (FREEZE), CREATE
+INDEX CONCURRENTLY); the baseline and the REINDEX are printed against the same bound.
 
 `--server-root DIR` runs the service from another checkout (e.g. `git archive` of the
 commit before the append lock, unpacked in DIR) for a before/after on the same machine.
@@ -61,6 +64,7 @@ MAINTENANCE = "bench-maintenance"  # the maintenance sessions' application_name
 @dataclass
 class Phase:
     name: str
+    targeted: bool = True  # one of the issue's four operations (else baseline, REINDEX)
     took: float = 0.0  # the maintenance operation's own duration
     wall: float = 0.0  # the whole phase, scans before and after the operation included
     # pg_locks samples (every ~5 ms) in which the service's backends waited for a lock:
@@ -123,6 +127,7 @@ def main() -> None:
         f"{'p50':>8} {'p99':>8} {'max':>9} {'lock waits':>12}  waiting on (samples)"
     )
     ok = True
+    beyond = []
     for p in phases:
         q = statistics.quantiles(p.latencies, n=100) if len(p.latencies) > 1 else [0.0] * 99
         worst = max(p.latencies, default=0.0) * 1000
@@ -135,8 +140,17 @@ def main() -> None:
         )
         for reason in sorted(set(p.failures))[:3]:
             print(f"    failed: {reason}")
-        ok = ok and not p.failures and worst < TARGET_MAX_MS
-    print("target (no failed scan, max < 200 ms in every phase):", "met" if ok else "NOT met")
+        within = not p.failures and worst < TARGET_MAX_MS
+        if p.targeted:
+            ok = ok and within
+        else:
+            beyond.append(f"{p.name.split(' (')[0]}: {'within' if within else 'NOT within'}")
+    print(
+        "target (no failed scan, max < 200 ms while the hold, VACUUM (ANALYZE), "
+        "VACUUM (FREEZE) and CREATE INDEX CONCURRENTLY run):",
+        "met" if ok else "NOT met",
+    )
+    print("the same bound for the other phases:", "; ".join(beyond))
 
 
 def run(url: str, args: argparse.Namespace) -> list[Phase]:
@@ -171,6 +185,7 @@ def run(url: str, args: argparse.Namespace) -> list[Phase]:
     phases = []
     for n, (name, op) in enumerate(plan):
         phases.append(phase(url, n, name, op, args.rate, args.clients))
+        phases[-1].targeted = name.startswith(("SHARE", "VACUUM", "CREATE"))
         if op is create_index:
             sql("DROP INDEX CONCURRENTLY bench_maintenance")()
         time.sleep(1.0)
