@@ -6,8 +6,8 @@ Trains a zstd dictionary on stored states written by the ledger's own encoders (
 library's mapper, without compression) for events of every class, packing events most,
 with values of the shapes scanners and order documents send (UUID, hex and short event
 ids, order and product numbers, timestamps). A trained dictionary carries zstd's entropy
-tables as well as the repeated text: on packing states it writes 55 to 70 bytes where a
-dictionary of the plain text wrote 80 to 125 (docs/BENCHMARKS.md, "Disk per event").
+tables as well as the repeated text, which is what pays on states this short
+(`python bench/compression.py` prints the sizes).
 
 The dictionary is part of the stored format (ledger/adapters/compression.py): states
 compressed with it are read with it, so the file in the package is never replaced. A

@@ -3,8 +3,9 @@
 A packing event's stored state is about 350 bytes of JSON, most of it the same keys in
 every event; the row around it and its indexes cost about as much again. PostgreSQL
 compresses only values in rows over about 2 KB, so it never compresses these. zstd
-with a dictionary trained on the ledger's own states writes the same state in 60 to 90
-bytes (docs/BENCHMARKS.md, "Disk per event") and reads it back in a few microseconds.
+with a dictionary trained on the ledger's own states writes the same state in 75 to 100
+bytes and reads it back in about 3 us (`python bench/compression.py`; docs/BENCHMARKS.md,
+"Stored states compressed").
 
 The format of a stored state is then either
 
