@@ -135,8 +135,9 @@ class Settings(BaseSettings):
     # that `pickpack config` shows it and a wrong value is named like any other.
     log_format: Literal["auto", "text", "json"] = "auto"
     # Whether new events are stored compressed (ledger/adapters/compression.py); both
-    # kinds are always read. Off only while a rollback to a release that cannot read
-    # compressed events must stay possible (docs/how-to/upgrade.md).
+    # kinds are always read. False keeps new states readable with SQL alone, and a
+    # rollback to a build that cannot read compressed states possible
+    # (docs/how-to/upgrade.md).
     compress_events: bool = True
 
     @classmethod

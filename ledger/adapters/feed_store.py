@@ -41,8 +41,8 @@ def events_after(
     `timestamp` filter is a keyset start on that index, and an offset skips index
     entries only. Just the page's rows are then looked up by key (a LATERAL lookup:
     a plain join tempted the planner into scanning the whole store). Their states,
-    compressed or not, are joined into one JSON array and decoded in one call, which
-    for a 20,000-event page is cheaper than 20,000 decodes.
+    decompressed where stored compressed, are joined into one JSON array and decoded
+    in one call.
     """
     with conn.cursor(binary=True, row_factory=tuple_row) as curs:
         rows = curs.execute(FEED_PAGE, (tenant, after or _BEGINNING, offset, limit)).fetchall()
