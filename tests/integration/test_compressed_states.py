@@ -8,6 +8,7 @@ history. The expected totals are the fixture's recorded views plus the scans' am
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,25 @@ def test_with_compression_off_new_states_are_plain_json_sql_can_read(
             "WHERE topic LIKE '%PackingEventRecorded' ORDER BY notification_id"
         ).fetchall()
     assert [r[0] for r in ids] == [s[0] for s in SCANS]
+
+
+def test_how_far_behind_a_view_is_reads_compressed_and_plain_states(db_url: str) -> None:
+    from ledger.adapters.event_store import EventStore
+    from ledger.domain.packing import Attribution
+    from projections.read import seconds_behind
+    from tests.support import packing_event
+
+    for n, compress in enumerate((True, False)):
+        store = EventStore.from_url(db_url, compress=compress, pool_size=1, max_overflow=1)
+        try:
+            store.append_packing_events([(packing_event(f"b{n}"), Attribution("u"))])
+        finally:
+            store.close()
+    assert [s[:1] for _, s in _stored(db_url)] == [MARK_V1, b"{"]
+    time.sleep(0.5)
+    with psycopg.connect(db_url) as conn:
+        after_none, after_first = seconds_behind(conn, 0), seconds_behind(conn, 1)
+        assert seconds_behind(conn, 2) is None
+    # Each is the age of the event after the position: recorded at least 0.5 s ago.
+    assert after_none is not None and 0.5 <= after_none < 30
+    assert after_first is not None and 0.5 <= after_first <= after_none
