@@ -32,16 +32,19 @@ def test_scanners_keep_getting_200s_while_pack_stations_wait_for_lagging_views(
                 client.post("/pick-pack/demo/events", json=first, headers=auth()).status_code == 200
             )
 
-            readers_started = threading.Event()
+            # The readers send together once each has its client: building 32 clients
+            # (an SSL context each) is the test's own work and must not overlap the posts.
+            ready = threading.Barrier(33)
 
             def pack_station(_: int) -> int:
-                readers_started.set()
                 with httpx.Client(base_url=url, timeout=30) as c:
-                    return c.get("/pick-pack/demo/orders/o1", headers=auth()).status_code
+                    headers = auth()
+                    ready.wait(30)
+                    return c.get("/pick-pack/demo/orders/o1", headers=headers).status_code
 
             with ThreadPoolExecutor(max_workers=32) as pool:
                 reads = [pool.submit(pack_station, i) for i in range(32)]
-                readers_started.wait(5)
+                ready.wait(30)
                 time.sleep(0.3)  # the readers are now waiting for the views
                 answers = []
                 for i in range(10):
