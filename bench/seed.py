@@ -2,8 +2,9 @@
 
 Used by the benchmarks: each row is what EventStore.append_packing_events would have
 stored (same stream ids and versions, same topic, the same JSON state the library's
-transcoder produces: `check` decodes a row with the library's own mapper), plus its
-packing_events index row with the same content hash.
+transcoder produces, compressed as the service stores it unless `compress=False`: `check`
+decodes a row with the service's mapper), plus its packing_events index row with the
+same content hash.
 """
 
 from __future__ import annotations
