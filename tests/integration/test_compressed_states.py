@@ -2,8 +2,10 @@
 
 The store of tests/fixtures/store_v1.json (plain states, written before compression)
 is loaded, the service appends scans to it (compressed, the default), and every reader
-must see old and new alike: the live views, a rebuild, the events feed, the order's
-history. The expected totals are the fixture's recorded views plus the scans' amounts.
+must see old and new alike: the live views, a rebuild, the events feed. (The story's
+reads of compressed states are every change-feed and history test: the service stores
+compressed by default.) The expected totals are the fixture's recorded views plus the
+scans' amounts.
 """
 
 from __future__ import annotations
