@@ -337,34 +337,32 @@ def live_services(
     env["PICKPACK_DATA_DIR"] = str(data_dir)
     urls: dict[str, str] = {}
     procs: list[subprocess.Popen[bytes]] = []
-    try:
-        serve_env = dict(env)
-        if ORDER_SERVICE_URL in doc.read_text():
-            port = free_port()
-            log = logs / "fake-order-service.log"
-            fake = subprocess.Popen(
-                [*_pickpack(), "fake-order-service", "--port", str(port)],
-                cwd=root,
-                env=env,
-                stdout=log.open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-            procs.append(fake)
-            urls[ORDER_SERVICE_URL] = f"http://127.0.0.1:{port}"
-            _wait(f"{urls[ORDER_SERVICE_URL]}/_control/requests", fake, log)
-            serve_env["PICKPACK_ORDER_SERVICE_URL"] = urls[ORDER_SERVICE_URL]
+
+    def start(name: str, args: list[str], env: dict[str, str], ready: str) -> str:
+        """Run `pickpack ARGS --port P` (its output in LOGS/NAME.log) until READY
+        answers 200; its base URL."""
         port = free_port()
-        log = logs / "serve.log"
-        serve = subprocess.Popen(
-            [*_pickpack(), "--log-format", "json", "serve", "--port", str(port)],
+        log = logs / f"{name}.log"
+        proc = subprocess.Popen(
+            [*_pickpack(), *args, "--port", str(port)],
             cwd=root,
-            env=serve_env,
+            env=env,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        procs.append(serve)
-        urls[SERVICE_URL] = f"http://127.0.0.1:{port}"
-        _wait(f"{urls[SERVICE_URL]}/ready", serve, log)
+        procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        _wait(base + ready, proc, log)
+        return base
+
+    try:
+        serve_env = dict(env)
+        if ORDER_SERVICE_URL in doc.read_text():
+            urls[ORDER_SERVICE_URL] = start(
+                "fake-order-service", ["fake-order-service"], env, "/_control/requests"
+            )
+            serve_env["PICKPACK_ORDER_SERVICE_URL"] = urls[ORDER_SERVICE_URL]
+        urls[SERVICE_URL] = start("serve", ["--log-format", "json", "serve"], serve_env, "/ready")
         minted = subprocess.run(
             [*_pickpack(), "token", "--tenant", "demo"],
             cwd=root,
