@@ -13,7 +13,7 @@ from eventsourcing.persistence import Mapper
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devtools.state_dictionary import samples
+from devtools.state_dictionary import SIZE, samples
 from ledger.adapters.compression import (
     DICTIONARY_V1,
     MARK_V1,
@@ -44,7 +44,7 @@ def test_the_dictionary_is_the_one_states_were_written_with() -> None:
 def test_the_dictionary_is_what_its_script_trains() -> None:
     import zstandard
 
-    trained = zstandard.train_dictionary(2048, samples(), level=3)  # type: ignore[arg-type]
+    trained = zstandard.train_dictionary(SIZE, samples(), level=3)  # type: ignore[arg-type]
     assert trained.as_bytes() == DICTIONARY_V1
 
 
