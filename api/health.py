@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 from fastapi import APIRouter, Request
 
 from api.responses import JSONBody
 from api.version import service_version
 from ledger.adapters.migrate import pending
+from ledger.adapters.pool import UNAVAILABLE_ERRORS
+
+# The bound on each of /ready's round trips: a load balancer's check must get its answer
+# well within its own timeout.
+READY_TIMEOUT_SECONDS = 2.0
 
 router = APIRouter(tags=["Operations"])
 
@@ -19,17 +23,21 @@ def health() -> dict[str, str]:
     return {"status": "ok", "version": service_version()}
 
 
-@router.get("/ready", summary="Readiness: database reachable and migrations applied")
+@router.get("/ready", summary="Readiness: database writable and migrations applied")
 def ready(request: Request) -> JSONBody:
     runtime = request.app.state.runtime
     body: dict[str, Any] = {"status": "ready", "database": "ok"}
     try:
-        with psycopg.connect(runtime.database.url, connect_timeout=2) as conn:
-            missing = pending(conn)
-    except psycopg.Error as exc:
+        missing = check_write_path(runtime)
+    except UNAVAILABLE_ERRORS as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return JSONBody(
             {"status": "unavailable", "database": "unreachable", "reason": reason},
+            status_code=503,
+        )
+    except ReadOnly as exc:
+        return JSONBody(
+            {"status": "unavailable", "database": "read-only", "reason": str(exc)},
             status_code=503,
         )
     if missing:
@@ -42,3 +50,26 @@ def ready(request: Request) -> JSONBody:
             "requests wait as PENDING"
         )
     return JSONBody(body)
+
+
+class ReadOnly(Exception):
+    """The server the service's pool reaches takes no writes (a standby)."""
+
+
+def check_write_path(runtime: Any) -> list[str]:
+    """What a scan needs, tried the way a scan goes: on a connection of the service's own
+    pool (not a fresh one, which could reach another server than the pooled ones), within
+    READY_TIMEOUT_SECONDS per round trip. The server must be a primary, and a transaction
+    that takes a transaction id must commit: with synchronous replication its COMMIT
+    waits for the synchronous standby, as a scan's does. Returns the pending migrations.
+    """
+    with runtime.store.datastore.get_connection() as conn:
+        conn.round_trip_timeout = READY_TIMEOUT_SECONDS
+        try:
+            (in_recovery,) = conn.execute("SELECT pg_is_in_recovery()").fetchone().values()
+            if in_recovery:
+                raise ReadOnly("the database server is a standby (in recovery)")
+            conn.execute("SELECT pg_current_xact_id()")  # autocommit: its own COMMIT
+            return pending(conn)
+        finally:
+            conn.round_trip_timeout = None

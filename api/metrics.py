@@ -35,6 +35,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.observability import ABANDONED
+from ledger.adapters import connection
 from ledger.adapters.database import for_role
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,14 @@ class Metrics:
             buckets=INGEST_BUCKETS,
             registry=self.registry,
         )
+        self.abandoned = Counter(
+            "pickpack_http_requests_abandoned",
+            "Requests whose client had gone away before the answer was ready (also "
+            "counted in pickpack_http_requests with status 499): a client timed out, "
+            "typically while the database was slow or failing over.",
+            ["route", "method"],
+            registry=self.registry,
+        )
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -101,6 +111,8 @@ class Metrics:
             self._children[key] = child
         counter, histogram = child
         counter.inc()
+        if status == ABANDONED:
+            self.abandoned.labels(route, method).inc()
         if histogram is not None:
             histogram.observe(seconds)
 
@@ -173,7 +185,7 @@ class LedgerCollector(Collector):
         )
         names = list(PROJECTIONS)
         try:
-            with psycopg.connect(
+            with connection.connect(
                 for_role(rt.database.url, "metrics"),
                 connect_timeout=2,
                 options="-c statement_timeout=2000",

@@ -34,6 +34,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ACCESS_LOGGER = "pickpack.access"
+# The status logged and counted for a request whose client went away before its answer
+# (nginx's "client closed request"): the client received nothing (api/metrics.py).
+ABANDONED = 499
 UNMATCHED = "unmatched"  # the route label of a request no route matched (404)
 _HEADER = b"x-request-id"
 _MAX_ID = 128
@@ -150,7 +153,7 @@ class RequestObserver:
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status = ABANDONED if _client_gone(receive) else message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
@@ -175,6 +178,29 @@ class RequestObserver:
                     status,
                     elapsed,
                 )
+
+
+def _client_gone(receive: Receive) -> bool:
+    """Whether the client has disconnected, asked without waiting.
+
+    Once a request's body has been read, the server's `receive` returns
+    ``http.disconnect`` at once if the client has gone, and otherwise waits for it. The
+    coroutine is stepped once by hand: done at once means an answer is there; suspended
+    means the client is still connected, and the coroutine is closed (its wait is
+    withdrawn). No task is made, so it costs the ingest path next to nothing. A request
+    whose body was not read yet (an early 4xx) gets its next body message, not a
+    disconnect: it counts as answered, as before.
+    """
+    step = receive()
+    try:
+        step.send(None)  # type: ignore[attr-defined]
+    except StopIteration as done:
+        message = done.value
+        return isinstance(message, dict) and message.get("type") == "http.disconnect"
+    except Exception:
+        return False
+    step.close()  # type: ignore[attr-defined]
+    return False
 
 
 def access_log_enabled() -> bool:

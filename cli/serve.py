@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from api.auth import MANAGE, VIEW, local_secret, mint_token
 from api.observability import logging_config
 from cli.errors import PortInUse, UsageError
+from ledger.adapters import connection
 from ledger.adapters.database import provision
 from ledger.adapters.migrate import migrate
 from ledger.config import Settings, mask_password
@@ -126,6 +127,13 @@ def serve(args: argparse.Namespace) -> int:
         Signer.from_settings(settings)  # and so does a key file that is not an RSA key
     _check_port(args.host, args.port)
     log_config = logging_config(args.log_level, access_log=args.access_log, fmt=args.log_format)
+    # SIGTERM stops start-up too (a database that does not answer, a long migration):
+    # an orderly exit, not a wait for the bound. uvicorn takes the signal over while it
+    # runs (below).
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    connection.configure(
+        settings.database_connect_timeout_seconds, settings.database_timeout_seconds
+    )
     database = provision(settings)
     try:
         applied = migrate(database.url)

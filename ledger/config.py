@@ -54,6 +54,10 @@ EXTRA_NAMES = (
     "PICKPACK_LOG_FORMAT",
     # Storage (docs/reference/configuration.md).
     "PICKPACK_COMPRESS_EVENTS",
+    # Bounds on waiting for the database (docs/explanation/guarantees.md).
+    "PICKPACK_DATABASE_CONNECT_TIMEOUT_SECONDS",
+    "PICKPACK_DATABASE_TIMEOUT_SECONDS",
+    "PICKPACK_WRITE_TIMEOUT_SECONDS",
 )
 # A secret may come from a file instead (as container secrets are mounted): NAME_FILE.
 SECRET_FILES = {
@@ -139,6 +143,13 @@ class Settings(BaseSettings):
     # rollback to a build that cannot read compressed states possible
     # (docs/how-to/upgrade.md).
     compress_events: bool = True
+    # No request waits on the database past these (ledger/adapters/connection.py): each
+    # connection attempt, per host of a multi-host URL (libpq's minimum is 2); each
+    # round trip on an open connection (a frozen server answers nothing, and nothing on
+    # the server's side can time out); a scan's wait for the commit that holds it.
+    database_connect_timeout_seconds: int = Field(default=2, ge=2)
+    database_timeout_seconds: float = Field(default=5.0, gt=0)
+    write_timeout_seconds: float = Field(default=5.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

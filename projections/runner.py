@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psycopg
 
+from ledger.adapters import connection
 from ledger.adapters.database import for_role
 from ledger.adapters.prepared import NOTIFY_CHANNEL
 from ledger.thread_names import name_this_thread
@@ -33,6 +35,8 @@ SELECT_BATCH = (
     "SELECT notification_id, topic, state FROM stored_events "
     "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
 )
+# A LISTEN connection that heard nothing this long checks that its server still answers.
+LISTEN_PING_SECONDS = 2.0
 UPSERT_POSITION = (
     "INSERT INTO notification_tracking (application_name, notification_id) VALUES (%s, %s) "
     "ON CONFLICT (application_name) DO UPDATE SET notification_id = excluded.notification_id"
@@ -228,9 +232,7 @@ class ProjectionRunner:
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(
-                        for_role(self.url, "projections"), autocommit=True, connect_timeout=5
-                    )
+                    conn = connection.connect(for_role(self.url, "projections"), autocommit=True)
                 self.wake.clear()
                 applied = step(conn, self.projections, self.batch_size, self._kept)
                 backoff, slow = 0.1, first_slow
@@ -283,19 +285,26 @@ class ProjectionRunner:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                with psycopg.connect(
-                    for_role(self.url, "listen"), autocommit=True, connect_timeout=5
-                ) as conn:
+                with connection.connect(for_role(self.url, "listen"), autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     backoff = 0.1
                     self.wake.set()  # we may have missed news while reconnecting
                     for hook in self.on_notify:
                         hook()
+                    quiet_since = time.monotonic()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            quiet_since = time.monotonic()
                             self.wake.set()
                             for hook in self.on_notify:
                                 hook()
+                        if time.monotonic() - quiet_since >= LISTEN_PING_SECONDS:
+                            # Silence may mean a frozen or partitioned server: a listener
+                            # only reads, so nothing else would ever notice. One bounded
+                            # round trip tells; a failed one reconnects (to the new
+                            # primary, after a failover).
+                            conn.execute("")
+                            quiet_since = time.monotonic()
             except psycopg.Error as exc:
                 log.info(
                     "projection %s: LISTEN lost (%s); polling until it returns", self.name, exc

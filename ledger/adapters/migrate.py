@@ -2,22 +2,30 @@
 
 Every process that starts runs :func:`migrate`. The whole run happens under one
 PostgreSQL advisory lock, so two processes starting together apply each file once:
-the second waits, then finds everything applied. Each file runs in its own
-transaction together with the row that records it (name and SHA-256 checksum); a
-recorded file whose text has since changed is refused, naming the file, because a
-DBA must never have two databases that claim the same version and differ.
+the second waits, then finds everything applied. The connection is bounded like every
+other (ledger/adapters/connection.py): a frozen first host of a multi-host URL costs one
+connect timeout, and a server that stops answering fails the run instead of hanging it.
+Each file runs in its own transaction together with the row that records it (name and
+SHA-256 checksum); a recorded file whose text has since changed is refused, naming the
+file, because a DBA must never have two databases that claim the same version and differ.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
+from psycopg.rows import tuple_row
+
+from ledger.adapters import connection
+from ledger.adapters.connection import unbounded
 
 MIGRATION_LOCK_KEY = 0x70_69_63_6B_70_61_63_6B  # "pickpack" as an advisory-lock key
+LOCK_POLL_SECONDS = 0.1
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -64,8 +72,8 @@ def migrate(url: str, migrations: list[Migration] | None = None) -> list[str]:
     """Apply every pending migration; return the names applied by this call."""
     migrations = shipped_migrations() if migrations is None else migrations
     applied_now: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+    with connection.connect(url, autocommit=True) as conn:
+        _lock(conn)
         try:
             conn.execute(_CREATE_LEDGER)
             recorded: dict[int, tuple[str, str]] = {
@@ -81,7 +89,8 @@ def migrate(url: str, migrations: list[Migration] | None = None) -> list[str]:
                             "file has changed since; add a new migration instead of editing it"
                         )
                     continue
-                with conn.transaction():
+                # A file may rebuild an index for minutes: no client deadline on it.
+                with conn.transaction(), unbounded(conn):
                     conn.execute(mig.sql.encode())
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name, checksum) "
@@ -94,11 +103,22 @@ def migrate(url: str, migrations: list[Migration] | None = None) -> list[str]:
     return applied_now
 
 
+def _lock(conn: psycopg.Connection) -> None:
+    """Take the migrations' lock, waiting for another process that holds it.
+
+    Polled rather than waited for in one statement, so each round trip stays within the
+    client's deadline (a frozen server is noticed) while the wait itself may be long.
+    """
+    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
+        time.sleep(LOCK_POLL_SECONDS)
+
+
 def pending(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> list[str]:
     """Names of shipped migrations not yet recorded (for /ready)."""
     migrations = shipped_migrations() if migrations is None else migrations
     try:
-        rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+        with conn.cursor(row_factory=tuple_row) as curs:
+            rows = curs.execute("SELECT version, checksum FROM schema_migrations").fetchall()
     except psycopg.errors.UndefinedTable:
         return [m.name for m in migrations]
     recorded: dict[int, str] = dict(rows)

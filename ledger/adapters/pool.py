@@ -12,6 +12,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow
 from psycopg_pool import PoolTimeout
 
+from ledger.adapters.connection import BoundedConnection, bounds
+
 # How long a request waits for a pooled connection. A healthy pool hands one out at once;
 # waiting this long means the database is unreachable, and the request then answers 503
 # quickly instead of hanging (docs/RELIABILITY.md).
@@ -21,8 +23,12 @@ CHECKOUT_TIMEOUT_SECONDS = 1.0
 # long outage, so the pool came back many seconds after the database did. Short chains
 # give up instead, and the next request starts a fresh attempt at once.
 RECONNECT_TIMEOUT_SECONDS = 1.0
-# A connection attempt to a host that does not answer must not hang a pool worker.
-CONNECT_TIMEOUT_SECONDS = 3
+# How long building a datastore waits for the pool's first connection.
+OPEN_TIMEOUT_SECONDS = 10.0
+# A pooled connection's check (an empty query) on checkout: a server that takes longer
+# to answer it is taken as gone (frozen, or behind a partition), and every idle
+# connection is replaced (_CheckOrDrain).
+CHECK_TIMEOUT_SECONDS = 2.0
 
 
 def make_datastore(url: str, pool_size: int = 8, max_overflow: int = 8) -> PostgresDatastore:
@@ -47,10 +53,13 @@ def make_datastore(url: str, pool_size: int = 8, max_overflow: int = 8) -> Postg
     # The URL's other parameters (sslmode, application_name, options ...) were dropped
     # by the library's five named ones: pass them on.
     others = {k: v for k, v in params.items() if k not in library_kwargs}
+    connect_timeout = params.get("connect_timeout") or bounds()[0]
     check = _CheckOrDrain()
     datastore.pool = check.pool = ConnectionPool(
-        connection_class=Connection[DictRow],
-        kwargs={**others, **library_kwargs, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        # Every connect and round trip bounded (ledger/adapters/connection.py): a frozen
+        # server costs a request a 503, never a hang.
+        connection_class=BoundedConnection[DictRow],
+        kwargs={**others, **library_kwargs, "connect_timeout": connect_timeout},
         min_size=library_pool.min_size,
         max_size=library_pool.max_size,
         open=False,
@@ -60,6 +69,12 @@ def make_datastore(url: str, pool_size: int = 8, max_overflow: int = 8) -> Postg
         max_lifetime=library_pool.max_lifetime,
         reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
     )
+    # The first connection is waited for longer than a request's checkout: the library
+    # checks one out as the store is built, and behind a multi-host URL whose first host
+    # is frozen each connection costs a connect timeout before the next host answers.
+    datastore.pool.open()
+    with datastore.pool.connection(timeout=OPEN_TIMEOUT_SECONDS):
+        pass
     return datastore
 
 
@@ -75,12 +90,18 @@ class _CheckOrDrain:
     pool: ConnectionPool[Connection[DictRow]] | None = None
 
     def __call__(self, conn: Connection[DictRow]) -> None:
+        bounded = conn if isinstance(conn, BoundedConnection) else None
+        if bounded is not None:
+            bounded.round_trip_timeout = CHECK_TIMEOUT_SECONDS
         try:
             ConnectionPool.check_connection(conn)
         except Exception:
             if self.pool is not None:
                 self.pool.drain()
             raise
+        finally:
+            if bounded is not None:
+                bounded.round_trip_timeout = None
 
 
 # "The database cannot serve now, retry later" rather than "this request is wrong":

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.adapters import keys, outbox_store
+from ledger.adapters import connection, keys, outbox_store
 from ledger.adapters.client_store import revoked_ids
 from ledger.adapters.database import Database, provision
 from ledger.adapters.event_store import EventStore
@@ -58,6 +58,10 @@ class Runtime:
         # only an identity provider is trusted: tokens signed here would be refused here,
         # and no dev secret should appear in the data dir.
         signer = tokens.Signer.from_settings(settings) if tokens.issues_tokens(settings) else None
+        # Every connection from here on is bounded (ledger/adapters/connection.py).
+        connection.configure(
+            settings.database_connect_timeout_seconds, settings.database_timeout_seconds
+        )
         database = database or provision(settings)
         migrate(database.url)
         store = EventStore.from_url(database.url, compress=settings.compress_events)
@@ -69,7 +73,7 @@ class Runtime:
             resumed = resume_jobs(store)  # jobs a dead process left half-queued
             if resumed:
                 log.info("resumed %d interrupted recalculation job(s)", resumed)
-        committer = GroupCommitter(store)
+        committer = GroupCommitter(store, write_timeout=settings.write_timeout_seconds)
         committer.start()
         runtime = cls(settings, database, store, committer, fingerprints)
         committer.on_commit.append(runtime.bell.ring)

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import Connection
 from psycopg.rows import DictRow
 
@@ -50,6 +51,8 @@ HOLD_SECONDS = 60.0
 # At most one NOTIFY per this long; other processes' runners learn of a batch this much
 # later at worst (they also poll, twice a second).
 NOTIFY_INTERVAL_SECONDS = 0.02
+# How long a scan waits for its commit at most (PICKPACK_WRITE_TIMEOUT_SECONDS).
+WRITE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -57,6 +60,18 @@ class _Request:
     event: PackingEvent
     attribution: Attribution
     future: asyncio.Future[Outcome]
+
+
+class WriteTimeout(psycopg.OperationalError):
+    """The commit holding a scan was not confirmed in time (503; the scanner retries)."""
+
+
+def _expire(future: asyncio.Future[Outcome], seconds: float) -> None:
+    """Runs on the event loop: the scan waited `seconds` for its commit; answer 503."""
+    if not future.done():
+        future.set_exception(
+            WriteTimeout(f"the database did not confirm the write within {seconds:g} s")
+        )
 
 
 def _settle(results: list[tuple[asyncio.Future[Outcome], Outcome | BaseException]]) -> None:
@@ -78,6 +93,7 @@ class GroupCommitter:
         store: EventStore,
         max_batch: int = 500,
         notify_interval: float = NOTIFY_INTERVAL_SECONDS,
+        write_timeout: float = WRITE_TIMEOUT_SECONDS,
     ) -> None:
         # 500 stays far below the batch size at which the library's pipelined insert
         # path was seen to hang on large saves; we insert with one
@@ -90,6 +106,7 @@ class GroupCommitter:
         self._held_since = 0.0
         self._started = False
         self.notify_interval = notify_interval
+        self.write_timeout = write_timeout
         self._notified_at = float("-inf")  # monotonic time of the last NOTIFY sent
         self._notify_owed = False
         # Called on the writer thread after each commit that recorded events.
@@ -109,10 +126,21 @@ class GroupCommitter:
             self._started = False
 
     async def append(self, event: PackingEvent, attribution: Attribution) -> Outcome:
-        """Queue the event and wait until the transaction holding it has committed."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        """Queue the event and wait until the transaction holding it has committed.
+
+        At most `write_timeout` seconds: then WriteTimeout (503, the scanner retries with
+        the same eventId). The batch may still commit afterwards; the retry then finds
+        the event recorded and answers 200, so it counts once either way.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        # A timer rather than asyncio.wait_for: no task per scan on the hot path.
+        timer = loop.call_later(self.write_timeout, _expire, future, self.write_timeout)
         self._queue.put(_Request(event, attribution, future))
-        return await future
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     def _run(self) -> None:
         name_this_thread("group-commit")
@@ -132,7 +160,12 @@ class GroupCommitter:
                     stopping = True
                     break
                 batch.append(nxt)
-            self._commit(batch)
+            # A scan already answered 503 (its wait expired, or its client went away
+            # and the request was cancelled) is not written: its scanner sends it again.
+            # After an outage this drops the backlog nobody waits for any more.
+            batch = [r for r in batch if not r.future.done()]
+            if batch:
+                self._commit(batch)
             if stopping:
                 self._finish()
                 return

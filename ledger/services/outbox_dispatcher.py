@@ -16,7 +16,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
-from ledger.adapters import outbox_store
+from ledger.adapters import connection, outbox_store
 from ledger.adapters.database import for_role
 from ledger.adapters.order_service import OrderServiceClient
 from ledger.domain.recalculation import Next, RetryPolicy
@@ -58,10 +58,8 @@ class OutboxDispatcher:
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(  # type: ignore[arg-type]
-                        for_role(self.database_url, "outbox"),
-                        row_factory=dict_row,
-                        connect_timeout=5,
+                    conn = connection.connect(
+                        for_role(self.database_url, "outbox"), row_factory=dict_row
                     )
                 if not self.dispatch_one(conn):
                     self._stop.wait(self.poll_seconds)
