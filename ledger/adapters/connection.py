@@ -16,6 +16,9 @@ connection the service opens is a `BoundedConnection`:
   Retry-After, a worker reconnects). No cancel request is sent: it is one more round
   trip to the server that does not answer, and a cancelled wait for a synchronous
   standby is reported by PostgreSQL as a successful COMMIT (below);
+- a write refused because the server is read-only (a demoted primary, or a standby a
+  proxy still routes to) closes the connection and raises `StandbyServer` (503), so the
+  pool never hands it out again;
 - a COMMIT whose wait for the synchronous standby was cancelled (by anyone:
   pg_cancel_backend, a statement_timeout) is reported by PostgreSQL as a success with a
   WARNING, "the transaction has already committed locally, but might not have been
@@ -61,6 +64,11 @@ _SYNC_REP_CANCELLED = "synchronous replication"  # in the WARNING's message (see
 
 class NoAnswer(psycopg.OperationalError):
     """The server did not answer a round trip within the client's deadline."""
+
+
+class StandbyServer(psycopg.OperationalError):
+    """A write reached a server in recovery (read-only): it was demoted, or a proxy has
+    not noticed the failover yet. The connection is closed; the request may be retried."""
 
 
 class NotReplicated(psycopg.OperationalError):
@@ -149,6 +157,12 @@ class BoundedConnection(psycopg.Connection[Row]):
                 f"the database did not answer within {bound:g} s (client deadline); "
                 "connection closed"
             ) from None
+        except e.ReadOnlySqlTransaction as exc:
+            # A write reached a standby: a primary demoted under this connection, or a
+            # proxy that still routes to it for a check interval. Useless for writes
+            # from now on: closed, so the pool replaces it (and 503, not 500).
+            self._give_up()
+            raise StandbyServer(f"the database server takes no writes (a standby): {exc}") from None
         except (KeyboardInterrupt, SystemExit):
             # Stopping: no cancel request to a server that may not answer (see the doc).
             self._give_up()
