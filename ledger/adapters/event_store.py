@@ -104,7 +104,7 @@ class EventStore:
         # while the store was small (a prepared statement keeps its plan until the next
         # ANALYZE), a sequential scan looked cheaper than the index and stayed, reading
         # every recorded event once per batch: appends slowed as the store grew. No scan
-        # is ever right here, so none is planned (tests/integration/test_query_plans.py).
+        # is ever right here, so none is planned (tests/store/test_query_plans.py).
         self._begin_lock_and_read = (
             f"BEGIN; SET LOCAL lock_timeout = '{datastore.lock_timeout}s'; "
             f"SET LOCAL enable_seqscan = off; {sql.SERIALIZE_APPENDS}; "
