@@ -18,10 +18,10 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import Service, auth, start_service
-from tests.pack_station import ASSIGNEE_A, Api, order
-from tests.pg import DatabaseFactory
-from tests.support import view_orders, view_totals
+from devtools.harness.pg import DatabaseFactory
+from devtools.harness.service import Service, auth, start_service
+from devtools.harness.support import view_orders, view_totals
+from tests.helpers.pack_station import ASSIGNEE_A, Api, order
 
 DAY = "2030-01-02"
 
