@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from tests.conftest import Service, auth
+from devtools.harness.service import Service, auth
 
 
 def order(order_id: str, site: str, day: str) -> dict[str, Any]:
