@@ -10,6 +10,7 @@ log line, so a log collector sees nothing but JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -181,7 +182,9 @@ def serve(args: argparse.Namespace) -> int:
             run_workers(config)
         else:
             server = DrainingServer(config, settings.drain_seconds)
-            server.run()
+            # Ctrl+C is re-raised once stopped: a normal end, as with uvicorn.run.
+            with contextlib.suppress(KeyboardInterrupt):
+                server.run()
             if not server.started:
                 raise SystemExit(STARTUP_FAILURE)  # as uvicorn.run: the app did not start
     finally:

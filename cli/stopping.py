@@ -22,6 +22,7 @@ through uvicorn's supervisor.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -101,4 +102,5 @@ def run_workers(config: uvicorn.Config) -> None:
     this module), so that name is pointed at DrainingProcess in this process only.
     """
     multiprocess.Process = DrainingProcess  # type: ignore[misc]
-    multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run
+        multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import free_port
-from tests.faults import ServeProcess, headers, indexed_event_ids, make_events
+from devtools.harness.faults import ServeProcess, headers, indexed_event_ids, make_events
+from devtools.harness.service import free_port
 
 DRAIN = 3.0
 IN_FLIGHT = 10.0  # what serve gives requests in flight after the drain (cli/stopping.py)
