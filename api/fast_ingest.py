@@ -19,7 +19,7 @@ exception handlers build (api/errors.py).
 
 Why: on this route FastAPI's middleware, routing, dependency solving and response
 building cost more CPU than the durable append itself (docs/archive/benchmarks-sessions.md).
-tests/integration/test_ingest_fast_path.py checks that both ways answer alike.
+tests/api/test_ingest_fast_path.py checks that both ways answer alike.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, patter
 # Each field is named as the PackingEvent field it fills and carries the spec's name as
 # its alias (what a request sends, what errors and the OpenAPI document show): the one
 # place the two names meet. `to_event` is generated from these fields, and
-# tests/unit/test_event_body.py fails when a field is on one side only.
+# tests/domain/test_event_body.py fails when a field is on one side only.
 class OrderEntryEventCreate(BaseModel):
     """The spec's OrderEntryEventCreate."""
 

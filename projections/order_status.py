@@ -45,7 +45,7 @@ def load_query(table: sql.Identifier) -> sql.Composed:
     One nested lookup per key on the primary key (LATERAL ... OFFSET 0), whatever the
     statistics say of the table's size: the probe names only the order id, which leads
     the primary key and no other index, and the tenant is checked outside it
-    (migrations/0006_key_lookups.sql, tests/integration/test_query_plans.py).
+    (migrations/0006_key_lookups.sql, tests/store/test_query_plans.py).
     """
     return sql.SQL(
         "SELECT o.tenant, o.order_id, o.document, o.packing_status, o.active, "
@@ -81,7 +81,7 @@ class OrderStatusAccumulator:
     MAX_CACHED = 10_000
     # What a state weighs in line_totals rows, for the rebuild's bound on what it holds
     # (projections/rebuild.py, MAX_ROWS): measured, an order state with five lines holds
-    # 2.1 KB, a line's sums 0.34 KB (tests/integration/test_rebuild_memory.py).
+    # 2.1 KB, a line's sums 0.34 KB (tests/projections/test_rebuild_memory.py).
     STATE_WEIGHT = 6
     # States per upsert statement: a flush's transient copies (rows, their JSON) stay
     # bounded whatever it writes.

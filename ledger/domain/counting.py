@@ -206,7 +206,7 @@ class Plan:
     A product whose entries all count in one unit, and whose line holds only that unit,
     is decided here directly (the fill of `split`, nothing converted, nothing left over);
     any other order takes the general `split`, so both always agree
-    (tests/unit/test_counting.py holds them equal).
+    (tests/domain/test_counting.py holds them equal).
     """
 
     __slots__ = ("_simple", "entries", "total")

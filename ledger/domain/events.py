@@ -53,7 +53,7 @@ def event_class(topic: str) -> type[LedgerEvent] | None:
     """The event class a stored topic names; None for a topic the ledger never writes.
 
     Projections and folds dispatch on the class, so renaming a class cannot leave a
-    handler matching a stale name (tests/unit/test_event_handlers.py).
+    handler matching a stale name (tests/domain/test_event_handlers.py).
     """
     return EVENT_CLASSES.get(topic)
 

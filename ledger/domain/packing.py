@@ -43,7 +43,7 @@ class PackingEvent:
         The hash is over the request's fields BY THEIR SPEC NAMES (canonical JSON: sorted
         keys, normalised values, a field not sent left out), not over this class: a field
         added to the class later changes no stored hash, so a scanner retry spanning that
-        deploy is still a duplicate (tests/unit/test_content_hash.py).
+        deploy is still a duplicate (tests/domain/test_content_hash.py).
         """
         sent = {
             "eventId": self.event_id,

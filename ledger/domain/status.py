@@ -164,7 +164,7 @@ def _holding_area(state: OrderState, ev: dict[str, Any]) -> None:
 
 
 # How each kind of fact changes an order's state, keyed by event class: every class of
-# ledger.domain.events has an entry (tests/unit/test_event_handlers.py).
+# ledger.domain.events has an entry (tests/domain/test_event_handlers.py).
 FOLDS: dict[type[events.LedgerEvent], Fold] = {
     events.PackingEventRecorded: _packed,
     events.OrderRegistered: _registered,

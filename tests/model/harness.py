@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from devtools.fake_order_service import FakeOrderService
-from tests.conftest import auth, start_service
+from devtools.harness.service import auth, start_service
 
 FAST = {
     "PICKPACK_ORDER_SERVICE_TOKEN": "os-token",
