@@ -59,6 +59,8 @@ EXTRA_NAMES = (
     "PICKPACK_HEADER_TIMEOUT_SECONDS",
     "PICKPACK_BODY_TIMEOUT_SECONDS",
     "PICKPACK_MAX_CONNECTIONS",
+    # Stopping (docs/reference/configuration.md).
+    "PICKPACK_DRAIN_SECONDS",
 )
 # A secret may come from a file instead (as container secrets are mounted): NAME_FILE.
 SECRET_FILES = {
@@ -151,6 +153,9 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     body_timeout_seconds: float = Field(default=30.0, gt=0)
     max_connections: int = Field(default=1000, ge=16)
+    # On SIGTERM `serve` answers GET /ready with 503 and keeps serving this long, so a
+    # load balancer stops sending before the socket closes (api/drain.py).
+    drain_seconds: float = Field(default=5.0, ge=0, le=300)
 
     @classmethod
     def settings_customise_sources(

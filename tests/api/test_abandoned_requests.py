@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.conftest import EXAMPLE_EVENT, Service, auth
-from tests.support import wait_until
+from devtools.harness.service import EXAMPLE_EVENT, Service, auth
+from devtools.harness.support import wait_until
 
 CHANGES = "/pick-pack/demo/changes"
 

@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from api.auth import MANAGE, VIEW
-from tests.conftest import EXAMPLE_EVENT, SECRET, Service, auth, start_service
-from tests.integration.test_jwks import JwksServer
-from tests.pack_station import Api, order
+from devtools.harness.service import EXAMPLE_EVENT, SECRET, Service, auth, start_service
+from tests.api.test_jwks import JwksServer
+from tests.helpers.pack_station import Api, order
 
 FAULT = {
     "fault": {

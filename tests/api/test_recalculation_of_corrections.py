@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from devtools.fake_order_service import FakeOrderService
-from tests.conftest import Service, auth
-from tests.integration.test_recalculation import (
+from devtools.harness.service import Service, auth
+from tests.services.test_recalculation import (
     FAST,
     body,
     outbox_rows,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SECRET, free_port
+from devtools.harness.service import SECRET, free_port
 
 
 def test_serve_answers_431_closes_stalled_heads_and_fits_the_open_file_limit(
