@@ -109,13 +109,16 @@ class TextAccessLog(AccessLog):
     ) -> None:
         colour = self._COLOURS.get(status // 100, "white")
         # The method and path are the client's: escaped, so they cannot carry markup.
+        # The request id last: the one a client saw in X-Request-Id, to find this line by
+        # (docs/how-to/troubleshoot.md); a client's own id is escaped as the path is.
         _access.info(
-            "%s %s [%s]%d[/] %.1f ms",
+            "%s %s [%s]%d[/] %.1f ms [dim]id[/] %s",
             escape(method),
             escape(path),
             colour,
             status,
             elapsed * 1000,
+            escape(rid),
             extra={"markup": True, "highlighter": _PLAIN},
         )
 
