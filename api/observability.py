@@ -166,6 +166,9 @@ class RequestObserver:
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
             method = scope["method"]
+            # The client was sent the HTTP guard's answer (a body past its deadline),
+            # whatever the app answered into the closed connection (api/http_guard.py).
+            status = scope.get("pickpack.refused", status)
             self.metrics.observe_request(template, method, status, elapsed)
             if self.access_log is not None:
                 params = scope.get("path_params") or {}
