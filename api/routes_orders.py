@@ -194,7 +194,7 @@ def retrieve_order(
         if body is None:
             raise NotFound(f"orderId: order '{orderId}' was not registered at {asOf}")
         return JSONBody(body)
-    with rt.read_views(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
+    with rt.views.read(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
         row = read.order_row(conn, tenant, orderId)  # row and lines: one snapshot
     if row is None:
         raise NotFound(f"orderId: order '{orderId}' is not registered")
@@ -221,7 +221,7 @@ def retrieve_packlist(
     rt: RuntimeDep,
 ) -> JSONBody:
     day = _parse_date(deliveryDate)
-    with rt.read_views(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
+    with rt.views.read(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
         rows = read.packlist_rows(conn, tenant, siteCode, day)  # with their lines
     return JSONBody(
         [present_packlist_item(r, r["lines"]) for r in rows],
@@ -240,7 +240,7 @@ def retrieve_packlist(
 def retrieve_order_cycles(
     tenant: Tenant, siteCode: SiteCode, principal: CanView, rt: RuntimeDep
 ) -> JSONBody:
-    with rt.read_views(tenant, ("order_status",)) as (conn, freshness):
+    with rt.views.read(tenant, ("order_status",)) as (conn, freshness):
         days = read.order_cycles(conn, tenant, siteCode, datetime.now(UTC).date())
     return JSONBody(days, headers=freshness_headers(freshness))
 

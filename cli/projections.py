@@ -10,10 +10,8 @@ from typing import Any
 
 import psycopg
 
+from bootstrap.opened import opened
 from cli.errors import CommandError, Exit, UsageError
-from ledger.adapters.database import provision
-from ledger.adapters.migrate import migrate
-from ledger.config import Settings
 from projections.read import seconds_behind
 from projections.rebuild import RebuildBusy, rebuild
 from projections.registry import PROJECTIONS
@@ -33,9 +31,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in PROJECTIONS]
     if not names or unknown or (args.name and args.all):
         raise UsageError(f"name one projection ({', '.join(PROJECTIONS)}) or give --all")
-    database = provision(Settings.from_env())
-    try:
-        migrate(database.url)
+    with opened() as parts:
+        database = parts.database
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -74,8 +71,6 @@ def _rebuild(args: argparse.Namespace) -> int:
                 f"({report.rate:,.0f} events/s)"
                 + (f", resumed from {report.resumed_from:,}" if report.resumed_from else "")
             )
-    finally:
-        database.stop()
     return 0
 
 
@@ -113,12 +108,8 @@ def status_rows(url: str) -> list[dict[str, Any]]:
 
 
 def _status(_: argparse.Namespace) -> int:
-    database = provision(Settings.from_env())
-    try:
-        migrate(database.url)
-        rows = status_rows(database.url)
-    finally:
-        database.stop()
+    with opened() as parts:
+        rows = status_rows(parts.database.url)
     print(
         f"{'projection':<14} {'position':>10} {'head':>10} {'lag events':>11} {'lag s':>8}  rebuild"
     )
@@ -154,14 +145,12 @@ def add_commands(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     """Run only the projection workers (no API) until SIGTERM or Ctrl-C."""
-    database = provision(Settings.from_env())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        migrate(database.url)
+    with opened() as parts:
         runners = [
             ProjectionRunner(
-                database.url, list(PROJECTIONS.values()), batch_size=args.batch_size
+                parts.database.url, list(PROJECTIONS.values()), batch_size=args.batch_size
             ).start()
         ]
         try:
@@ -171,6 +160,4 @@ def _run(args: argparse.Namespace) -> int:
             pass
         for r in runners:
             r.stop()
-    finally:
-        database.stop()
     return 0

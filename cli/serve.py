@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 from api.auth import MANAGE, VIEW, local_secret, mint_token
 from api.observability import logging_config
+from bootstrap.opened import opened
 from cli.errors import PortInUse, UsageError
-from ledger.adapters.database import provision
-from ledger.adapters.migrate import migrate
 from ledger.config import Settings, mask_password
 from ledger.services.tokens import Signer, own_audience, own_issuer
 
@@ -126,9 +125,8 @@ def serve(args: argparse.Namespace) -> int:
         Signer.from_settings(settings)  # and so does a key file that is not an RSA key
     _check_port(args.host, args.port)
     log_config = logging_config(args.log_level, access_log=args.access_log, fmt=args.log_format)
-    database = provision(settings)
-    try:
-        applied = migrate(database.url)
+    with opened(settings) as parts:
+        database, applied = parts.database, parts.applied
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))
         # Workers (and a single in-process app) find the database through the
@@ -173,8 +171,6 @@ def serve(args: argparse.Namespace) -> int:
             access_log=False,
             timeout_graceful_shutdown=10,
         )
-    finally:
-        database.stop()
     return 0
 
 

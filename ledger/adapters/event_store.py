@@ -6,7 +6,7 @@ Writes go through :meth:`EventStore.append_packing_events`, one transaction per 
    lock held to commit, so commit order equals notification-id order and projections
    tailing by id never skip an event; no table maintenance waits on it or blocks it);
 2. read what the store holds for the batch's eventIds and orders;
-3. let the pure domain (:func:`ledger.packing.decide`) judge each event;
+3. let the pure domain (:func:`ledger.domain.packing.decide`) judge each event;
 4. insert the accepted events (encoded by the library's mapper, into the library's
    table), their index rows and each tenant's high-water mark (tenant_heads) in one
    statement.
@@ -26,7 +26,7 @@ import binascii
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -35,7 +35,7 @@ import psycopg
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Mapper
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import Connection
+from psycopg import Connection, Cursor
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, tuple_row
 
@@ -135,6 +135,26 @@ class EventStore:
             compress,
         )
 
+    # -- the services' own statements ---------------------------------------------------
+    # The library's datastore stays inside the adapters: the services and the API borrow
+    # a pooled connection (or a transaction) from the store instead of reaching for it.
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection[DictRow]]:
+        """A pooled connection (dict rows) for a read or a use case's own statements."""
+        with self.datastore.get_connection() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Cursor[DictRow]]:
+        """A cursor in a transaction on a pooled connection; rolled back unless `commit`."""
+        with self.datastore.transaction(commit=commit) as curs:
+            yield curs
+
+    def pool_stats(self) -> dict[str, int]:
+        """The read/command pool's counters (psycopg_pool's get_stats), for /metrics."""
+        return self.datastore.pool.get_stats()
+
     def close(self) -> None:
         if self.scans is not self.datastore:
             self.scans.close()
@@ -153,7 +173,7 @@ class EventStore:
         Two round trips whatever the batch size: begin, lock and read what the store
         holds for the batch; one statement that inserts the events and their index rows,
         NOTIFY (unless `notify` is false: the caller owes the runners one, see
-        ledger/group_commit.py) and commit (`prepare_append`; a connection's first
+        ledger/services/group_commit.py) and commit (`prepare_append`; a connection's first
         batch prepares them first). On `conn` (the group-commit writer
         holds one of the scans pool's connections while busy), else on one checked out
         for this batch; either way an autocommit connection (the library's pool
@@ -307,7 +327,7 @@ class EventStore:
 
         `with_lines`: fold the order's packing events too (OrderContext).
 
-        Domain errors raised by `decide` (ledger.orders.OrderError) roll back and
+        Domain errors raised by `decide` (ledger.domain.errors.OrderError) roll back and
         propagate; nothing is recorded.
         """
         with self.datastore.transaction(commit=True) as curs:
