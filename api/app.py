@@ -13,6 +13,7 @@ from fastapi.telemetry import TelemetryConfig
 from api import board_page, docs_pages, errors
 from api.auth import TokenVerifier, make_verifier
 from api.body_limit import BodyLimitMiddleware
+from api.drain import CloseWhileDraining
 from api.fast_ingest import FastIngest
 from api.health import router as health_router
 from api.metrics import Metrics
@@ -42,10 +43,13 @@ class PickpackApp(FastAPI):
     access_log: AccessLog | None = None
 
     def build_middleware_stack(self) -> Any:
-        return RequestObserver(
-            FastIngest(super().build_middleware_stack(), self.state),
-            self.state.metrics,
-            self.access_log,
+        # While the process drains, every answer closes its connection (api/drain.py).
+        return CloseWhileDraining(
+            RequestObserver(
+                FastIngest(super().build_middleware_stack(), self.state),
+                self.state.metrics,
+                self.access_log,
+            )
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import threading
 import time
@@ -14,8 +15,12 @@ from bootstrap.opened import opened
 from cli.errors import CommandError, Exit, UsageError
 from projections.read import seconds_behind
 from projections.rebuild import RebuildBusy, rebuild
+from projections.rebuild_tenant import rebuild_tenant
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
+
+# The API's tenant path segment (DESIGN: 3 to 16 characters, ^[a-z][a-z0-9]+$).
+TENANT = re.compile(r"[a-z][a-z0-9]{2,15}")
 
 
 def _rebuild(args: argparse.Namespace) -> int:
@@ -31,6 +36,11 @@ def _rebuild(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in PROJECTIONS]
     if not names or unknown or (args.name and args.all):
         raise UsageError(f"name one projection ({', '.join(PROJECTIONS)}) or give --all")
+    if args.tenant is not None and not TENANT.fullmatch(args.tenant):
+        raise UsageError(
+            f"--tenant {args.tenant!r}: a tenant is 3 to 16 lowercase letters and digits, "
+            "starting with a letter"
+        )
     with opened() as parts:
         database = parts.database
         columns = (
@@ -55,17 +65,28 @@ def _rebuild(args: argparse.Namespace) -> int:
 
             # One pass over the store feeds every projection being rebuilt.
             try:
-                report = rebuild(
-                    database.url,
-                    [PROJECTIONS[n] for n in names],
-                    chunk=args.chunk,
-                    flush_every=args.flush_every,
-                    progress=update,
-                )
+                if args.tenant:
+                    report = rebuild_tenant(
+                        database.url,
+                        [PROJECTIONS[n] for n in names],
+                        args.tenant,
+                        chunk=args.chunk,
+                        progress=update,
+                    )
+                else:
+                    report = rebuild(
+                        database.url,
+                        [PROJECTIONS[n] for n in names],
+                        chunk=args.chunk,
+                        flush_every=args.flush_every,
+                        progress=update,
+                    )
             except RebuildBusy as busy:
                 # Another rebuild holds this projection: the command refuses, as an
                 # item refused (exit 1), and writes nothing.
                 raise CommandError(str(busy), Exit.ITEMS_REFUSED) from None
+            if args.tenant:
+                label = f"{label} of tenant {args.tenant}"
             bar.console.print(
                 f"{label}: {report.events:,} events in {report.seconds:.1f}s "
                 f"({report.rate:,.0f} events/s)"
@@ -128,6 +149,10 @@ def add_commands(sub: Any) -> None:
     rb = psub.add_parser("rebuild", help="replay the store into fresh tables and swap them in")
     rb.add_argument("name", nargs="?", help=f"one of: {', '.join(PROJECTIONS)}")
     rb.add_argument("--all", action="store_true", help="rebuild every projection")
+    rb.add_argument(
+        "--tenant",
+        help="rebuild this tenant's rows only, in place; every other tenant's rows stay",
+    )
     rb.add_argument("--chunk", type=int, default=10_000, help="events read per query")
     rb.add_argument(
         "--flush-every",

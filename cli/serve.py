@@ -10,6 +10,7 @@ log line, so a log collector sees nothing but JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -17,10 +18,13 @@ import signal
 import socket
 from dataclasses import dataclass
 
+from uvicorn.main import STARTUP_FAILURE
+
 from api.auth import MANAGE, VIEW, local_secret, mint_token
 from api.observability import logging_config
 from bootstrap.opened import opened
 from cli.errors import PortInUse, UsageError
+from cli.stopping import IN_FLIGHT_SECONDS, DrainingServer, run_workers
 from ledger.config import Settings, mask_password
 from ledger.services.tokens import Signer, own_audience, own_issuer
 
@@ -149,11 +153,11 @@ def serve(args: argparse.Namespace) -> int:
             log.info("%s", banner.line())
             if token_line := banner.token_line():
                 log.warning("%s", token_line)
-        # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the
-        # handler that was there before it. Make that handler an orderly exit, so the
-        # `finally` below stops the embedded PostgreSQL instead of leaving it running.
+        # uvicorn re-raises the stop signal to the handler that was there before it,
+        # once stopped. Make that handler an orderly exit, so leaving `opened` stops
+        # the embedded PostgreSQL instead of leaving it running.
         signal.signal(signal.SIGTERM, _exit_quietly)
-        uvicorn.run(
+        config = uvicorn.Config(
             "api.app:create_app",
             factory=True,
             host=args.host,
@@ -169,8 +173,18 @@ def serve(args: argparse.Namespace) -> int:
             # (JSON, or readable in text form), so uvicorn's own access log is off.
             log_config=log_config,
             access_log=False,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=IN_FLIGHT_SECONDS,
         )
+        # SIGTERM drains first, a second signal stops at once (cli/stopping.py).
+        if config.workers > 1:
+            run_workers(config)
+        else:
+            server = DrainingServer(config, settings.drain_seconds)
+            # Ctrl+C is re-raised once stopped: a normal end, as with uvicorn.run.
+            with contextlib.suppress(KeyboardInterrupt):
+                server.run()
+            if not server.started:
+                raise SystemExit(STARTUP_FAILURE)  # as uvicorn.run: the app did not start
     return 0
 
 

@@ -54,6 +54,8 @@ EXTRA_NAMES = (
     "PICKPACK_LOG_FORMAT",
     # Storage (docs/reference/configuration.md).
     "PICKPACK_COMPRESS_EVENTS",
+    # Stopping (docs/reference/configuration.md).
+    "PICKPACK_DRAIN_SECONDS",
 )
 # A secret may come from a file instead (as container secrets are mounted): NAME_FILE.
 SECRET_FILES = {
@@ -139,6 +141,9 @@ class Settings(BaseSettings):
     # rollback to a build that cannot read compressed states possible
     # (docs/how-to/upgrade.md).
     compress_events: bool = True
+    # On SIGTERM `serve` answers GET /ready with 503 and keeps serving this long, so a
+    # load balancer stops sending before the socket closes (api/drain.py).
+    drain_seconds: float = Field(default=5.0, ge=0, le=300)
 
     @classmethod
     def settings_customise_sources(

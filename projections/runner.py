@@ -45,7 +45,9 @@ class Kept:
 
     Its in-memory states equal the view's rows only while nobody else has written the
     view: no other runner (the tracked position is still the one this runner
-    committed) and no rebuild swapped a new table in (the tables' OIDs are unchanged).
+    committed), no rebuild swapped a new table in (the tables' OIDs are unchanged) and
+    no tenant's rebuild rewrote rows in place (the projection's generation, kept last in
+    `tables`, is unchanged).
     """
 
     accumulator: Accumulator
@@ -150,14 +152,25 @@ def _step(
 def _table_oids(
     conn: psycopg.Connection, projections: list[Projection]
 ) -> dict[str, tuple[int, ...]]:
-    """Each projection's tables as they are now (a rebuild's swap gives new OIDs)."""
+    """Each projection's tables as they are now (a rebuild's swap gives new OIDs), and
+    last its generation (a tenant's rebuild rewrites rows in place and raises it:
+    migrations/0051_projection_generations.sql)."""
     names = [t for p in projections for t in p.tables]
     rows = conn.execute(
         "SELECT to_regclass(t)::oid FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, i) ORDER BY i",
         (names,),
     ).fetchall()
+    generations: dict[str, int] = dict(
+        conn.execute(
+            "SELECT projection, generation FROM projection_generations WHERE projection = ANY(%s)",
+            ([p.name for p in projections],),
+        ).fetchall()
+    )
     oids = iter(int(r[0]) for r in rows)
-    return {p.name: tuple(next(oids) for _ in p.tables) for p in projections}
+    return {
+        p.name: (*(next(oids) for _ in p.tables), int(generations.get(p.name, 0)))
+        for p in projections
+    }
 
 
 def _accumulator(

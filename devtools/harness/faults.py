@@ -115,6 +115,8 @@ class ServeProcess:
             "PICKPACK_DATABASE_URL": database_url,
             "PICKPACK_DATA_DIR": str(data_dir),
             "PICKPACK_JWT_SECRET": SECRET,
+            # No balancer to drain for: SIGTERM stops at once (tests of the drain set it).
+            "PICKPACK_DRAIN_SECONDS": "0",
             **(env or {}),
         }
         self.log = data_dir / f"serve-{port}.log"

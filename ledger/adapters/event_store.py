@@ -26,7 +26,8 @@ import binascii
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -57,6 +58,7 @@ from ledger.adapters.prepared import (
 from ledger.adapters.recorder import LedgerRecorder
 from ledger.domain.events import (
     CorrectionRecorded,
+    HoldingAreaAssigned,
     OrderCancelled,
     line_stream_id,
     line_stream_key,
@@ -135,21 +137,13 @@ class EventStore:
             compress,
         )
 
-    # -- the services' own statements ---------------------------------------------------
-    # The library's datastore stays inside the adapters: the services and the API borrow
-    # a pooled connection (or a transaction) from the store instead of reaching for it.
+    def connection(self) -> contextlib.AbstractContextManager[Connection[DictRow]]:
+        """A pooled connection (dict rows) for the services, who never see the datastore."""
+        return self.datastore.get_connection()
 
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[Connection[DictRow]]:
-        """A pooled connection (dict rows) for a read or a use case's own statements."""
-        with self.datastore.get_connection() as conn:
-            yield conn
-
-    @contextlib.contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Cursor[DictRow]]:
+    def transaction(self, *, commit: bool) -> contextlib.AbstractContextManager[Cursor[DictRow]]:
         """A cursor in a transaction on a pooled connection; rolled back unless `commit`."""
-        with self.datastore.transaction(commit=commit) as curs:
-            yield curs
+        return self.datastore.transaction(commit=commit)
 
     def pool_stats(self) -> dict[str, int]:
         """The read/command pool's counters (psycopg_pool's get_stats), for /metrics."""
@@ -167,6 +161,7 @@ class EventStore:
         batch: Sequence[tuple[PackingEvent, Attribution]],
         conn: Connection[DictRow] | None = None,
         notify: bool = True,
+        recorded_at: Sequence[datetime] | None = None,
     ) -> list[Outcome]:
         """Record each event unless it is a duplicate, a conflict, or for a closed order.
 
@@ -178,26 +173,31 @@ class EventStore:
         holds one of the scans pool's connections while busy), else on one checked out
         for this batch; either way an autocommit connection (the library's pool
         configures them so), on which the transaction is begun and ended here.
+
+        `recorded_at`: when each event was first recorded, for events brought back from
+        an export (`pickpack events import`); by default, now.
         """
         if not batch:
             return []
         if conn is None:
             with self.scans.get_connection() as conn:
-                return self.append_packing_events(batch, conn, notify)
+                return self.append_packing_events(batch, conn, notify, recorded_at)
         assert conn.autocommit, "the transaction is managed here"
+        assert recorded_at is None or len(recorded_at) == len(batch)
         try:
-            return self._append(batch, conn, notify)
+            return self._append(batch, conn, notify, recorded_at)
         except psycopg.errors.InvalidSqlStatementName:
             # The session lost its prepared statements (a DISCARD ALL, say); nothing
             # was recorded: prepare them again and append.
             prepared_connections.discard(conn)
-            return self._append(batch, conn, notify)
+            return self._append(batch, conn, notify, recorded_at)
 
     def _append(
         self,
         batch: Sequence[tuple[PackingEvent, Attribution]],
         conn: Connection[DictRow],
         notify: bool,
+        recorded_at: Sequence[datetime] | None = None,
     ) -> list[Outcome]:
         prepare_append(conn)
         events = [ev for ev, _ in batch]
@@ -218,7 +218,16 @@ class EventStore:
                     )
                     if d.verdict is Verdict.RECORD
                 ]
-                positions = self._record_and_commit(conn, curs, accepted, versions, notify)
+                times = (
+                    None
+                    if recorded_at is None
+                    else [
+                        at
+                        for d, at in zip(decisions, recorded_at, strict=True)
+                        if d.verdict is Verdict.RECORD
+                    ]
+                )
+                positions = self._record_and_commit(conn, curs, accepted, versions, notify, times)
             except BaseException:
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                     with contextlib.suppress(Exception):
@@ -265,6 +274,7 @@ class EventStore:
         accepted: list[tuple[Decision, Attribution, bytes, str]],
         versions: dict[str, int],
         notify: bool,
+        times: Sequence[datetime] | None = None,
     ) -> dict[tuple[str, str], int]:
         if not accepted:
             curs.execute("COMMIT")
@@ -278,6 +288,9 @@ class EventStore:
             ev = d.event
             version = versions.get(stream, 0) + 1
             versions[stream] = version
+            if times is not None:
+                now = times[i]
+                recorded_at = {"_type_": "datetime_iso", "_data_": now.isoformat()}
             state = stored_state(ev, who, recorded_at)
             if state is None:
                 state = self.mapper.to_stored_event(
@@ -345,7 +358,7 @@ class EventStore:
                     fact.cls(  # type: ignore[call-arg]
                         originator_id=stream,
                         originator_version=versions[stream],
-                        timestamp=now,
+                        timestamp=fact.recorded_at or now,
                         tenant=tenant,
                         order_id=order_id,
                         **fact.fields,
@@ -364,6 +377,10 @@ class EventStore:
                     curs.execute(
                         sql.RECORD_CORRECTION, (tenant, event.correction_id, order_id, position)
                     )
+                elif isinstance(event, HoldingAreaAssigned):
+                    # A number taken here came from the sequence already; one brought
+                    # back from an export must never be handed out again either.
+                    curs.execute(sql.KEEP_HOLDING_AREA, (tenant, event.number))
                 for hook in self.on_recorded:
                     hook(curs, event, position)
             # The tenant's mark, committed with its facts (reads wait for it).

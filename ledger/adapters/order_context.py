@@ -9,7 +9,7 @@ import orjson
 from ledger.adapters import sql
 from ledger.adapters.compression import state_json
 from ledger.domain.counting import Lines
-from ledger.domain.events import event_class, line_stream_id, order_stream_id
+from ledger.domain.events import LedgerEvent, event_class, line_stream_id, order_stream_id
 from ledger.domain.status import OrderState, apply
 
 
@@ -33,8 +33,12 @@ class OrderContext:
             else curs.execute(sql.ORDER_STREAM, (stream,))
         )
         self.with_lines = with_lines
+        # The facts read, as stored (class and state), in the order folded.
+        self.recorded: list[tuple[type[LedgerEvent] | None, dict[str, Any]]] = []
         for row in rows:
-            apply(self.state, event_class(row["topic"]), orjson.loads(state_json(row["state"])))
+            cls, state = event_class(row["topic"]), orjson.loads(state_json(row["state"]))
+            apply(self.state, cls, state)
+            self.recorded.append((cls, state))
 
     def lines(self) -> Lines:
         """Exact totals per product and unit, from the line streams."""

@@ -147,3 +147,11 @@ NEXT_HOLDING_AREA = (
     "SET last_number = holding_area_sequences.last_number + 1 "
     "RETURNING last_number"
 )
+
+# Keep a tenant's sequence at or past a holding area number recorded otherwise (an imported
+# HoldingAreaAssigned), so NEXT_HOLDING_AREA never hands it out again.
+KEEP_HOLDING_AREA = (
+    "INSERT INTO holding_area_sequences (tenant, last_number) VALUES (%s, %s) "
+    "ON CONFLICT (tenant) DO UPDATE "
+    "SET last_number = greatest(holding_area_sequences.last_number, excluded.last_number)"
+)

@@ -9,6 +9,7 @@ between the decision and the append (a cancellation and a write never interleave
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ledger.domain import counting
@@ -29,6 +30,9 @@ class Fact:
 
     cls: type[ev.LedgerEvent]
     fields: dict[str, Any] = field(default_factory=dict)
+    # When it was first recorded, for a fact brought back from an export (ledger.domain.replay);
+    # None: now, as the store records it.
+    recorded_at: datetime | None = None
 
 
 def _open(state: OrderState) -> None:

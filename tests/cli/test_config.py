@@ -159,6 +159,7 @@ def test_serve_logs_json_lines_one_per_request_without_tokens(db_url: str, tmp_p
         "PICKPACK_DATABASE_URL": db_url,
         "PICKPACK_DATA_DIR": str(tmp_path),
         "PICKPACK_JWT_SECRET": SECRET,
+        "PICKPACK_DRAIN_SECONDS": "0",  # no balancer here: SIGTERM stops without a drain
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],

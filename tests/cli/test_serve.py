@@ -18,6 +18,7 @@ from devtools.harness.service import EXAMPLE_EVENT, free_port
 def start(data_dir: Path, port: int) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PICKPACK_")}
     env["PICKPACK_DATA_DIR"] = str(data_dir)
+    env["PICKPACK_DRAIN_SECONDS"] = "0"  # no balancer here: SIGTERM stops without a drain
     return subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--log-level", "warning"],
         env=env,

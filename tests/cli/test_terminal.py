@@ -223,7 +223,9 @@ def test_cli_commands_on_a_terminal_print_their_result_and_nothing_else(
 def test_piped_output_is_json_lines(db_url: str, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = clean_env(PICKPACK_DATABASE_URL=db_url, PICKPACK_DATA_DIR=str(tmp_path))
+    env = clean_env(
+        PICKPACK_DATABASE_URL=db_url, PICKPACK_DATA_DIR=str(tmp_path), PICKPACK_DRAIN_SECONDS="0"
+    )
     proc = subprocess.Popen(
         [PICKPACK, "serve", "--port", str(port)],
         env=env,

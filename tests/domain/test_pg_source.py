@@ -1,8 +1,8 @@
-"""How the test session finds its PostgreSQL (devtools/harness/pg.py), beyond the order of
-the sources that tests/domain/test_provisioning.py checks: the image the container path
-uses, and that a Docker engine whose container cannot start falls back to the embedded
-server instead of failing the session. The sources are replaced by stand-ins that record
-their calls, so no container or server starts here."""
+"""How the test session finds its PostgreSQL (devtools/harness/pg.py), beyond the order of the
+sources that tests/domain/test_provisioning.py checks: the image the container path uses,
+and that a Docker engine whose container cannot start falls back to the embedded server
+instead of failing the session. The sources are replaced by stand-ins that record their
+calls, so no container or server starts here."""
 
 from __future__ import annotations
 

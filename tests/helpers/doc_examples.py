@@ -322,6 +322,7 @@ def clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PICKPACK_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
+    env["PICKPACK_DRAIN_SECONDS"] = "0"  # no balancer here: SIGTERM stops without a drain
     return env
 
 
