@@ -101,11 +101,21 @@ class OwnPostgres:
 
 
 class ServeProcess:
-    """`pickpack serve` on `port` over `database_url`; its output goes to `log`."""
+    """`pickpack serve` on `port` over `database_url`; its output goes to `log`.
+
+    `root` is the source tree it runs from: this checkout, or another release's tree
+    (devtools/harness/fleet.py extracts one), run with this interpreter and its packages.
+    """
 
     def __init__(
-        self, database_url: str, port: int, data_dir: Path, env: dict[str, str] | None = None
+        self,
+        database_url: str,
+        port: int,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        root: Path = ROOT,
     ) -> None:
+        self.root = root
         self.database_url = database_url
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -119,6 +129,8 @@ class ServeProcess:
             "PICKPACK_DRAIN_SECONDS": "0",
             **(env or {}),
         }
+        if root != ROOT:  # that tree's packages first, not this checkout's
+            self.env["PYTHONPATH"] = str(root)
         self.log = data_dir / f"serve-{port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -130,7 +142,7 @@ class ServeProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [*SERVE, "--port", str(self.port), "--log-level", "warning"],
-                cwd=ROOT,
+                cwd=self.root,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
