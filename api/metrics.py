@@ -35,6 +35,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api import http_guard
 from ledger.adapters.database import for_role
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,16 @@ class LedgerCollector(Collector):
         for kind, count in rt.store.appended_counts().items():
             appended.add_metric([kind], count)
         yield appended
+        refused = CounterMetricFamily(
+            "pickpack_http_refused",
+            "Connections the HTTP guard closed before the app answered them, by reason: "
+            "header_too_large (431), header_timeout (408 or closed), body_timeout (408), "
+            "evicted (idle, to make room), over_capacity (503) (api/http_guard.py).",
+            labels=["reason"],
+        )
+        for reason in http_guard.REASONS:
+            refused.add_metric([reason], http_guard.REFUSED[reason])
+        yield refused
         committer = rt.committer
         yield CounterMetricFamily(
             "pickpack_stale_reads",

@@ -206,8 +206,12 @@ def retrieve_order(
     operation_id="GET-pick-pack-retrieve-packlist",
     summary="Retrieving a packlist",
     tags=["Orders"],
-    description="The site's registered orders for the delivery date, CANCELLED left out, "
-    "ordered by delivery window end, then orderId.",
+    description="The site's registered orders for the delivery date, ordered by delivery "
+    "window end, then orderId; CANCELLED ones only with `includeCancelled=true` (an "
+    "extension). productsTotal, productsPacked and productsCanceled are left out of an "
+    "order whose entries count in unlike units (pieces and grams, say): `unitTotals` has "
+    "them per unit, and `linesTotal` / `linesComplete` the order's progress (extensions, "
+    "docs/reference/api.md).",
     responses=_ERRORS,
 )
 def retrieve_packlist(
@@ -219,10 +223,19 @@ def retrieve_packlist(
     ],
     principal: CanView,
     rt: RuntimeDep,
+    includeCancelled: Annotated[
+        bool,
+        Query(
+            description="Extension: true lists the day's CANCELLED orders too (the board "
+            "counts them); false, the default, leaves them out as the packlist always did."
+        ),
+    ] = False,
 ) -> JSONBody:
     day = _parse_date(deliveryDate)
     with rt.read_views(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
-        rows = read.packlist_rows(conn, tenant, siteCode, day)  # with their lines
+        rows = read.packlist_rows(  # with their lines
+            conn, tenant, siteCode, day, include_cancelled=includeCancelled
+        )
     return JSONBody(
         [present_packlist_item(r, r["lines"]) for r in rows],
         headers=freshness_headers(freshness),

@@ -35,9 +35,9 @@ class OrderEntryEventCreate(BaseModel):
     delivery_cycle: Annotated[
         Identifier | None, Field(alias="deliveryCycle", examples=["2023-10-13-11-test"])
     ] = None
-    picked: Annotated[NonNegative | None, Field(alias="pickedAmount", examples=[1])] = None
-    packed: Annotated[NonNegative | None, Field(alias="packedAmount", examples=[1])] = None
-    canceled: Annotated[NonNegative | None, Field(alias="canceledAmount", examples=[0])] = None
+    picked: Annotated[NonNegative, Field(alias="pickedAmount", examples=[1])] = 0
+    packed: Annotated[NonNegative, Field(alias="packedAmount", examples=[1])] = 0
+    canceled: Annotated[NonNegative, Field(alias="canceledAmount", examples=[0])] = 0
     supplier_id: Annotated[Identifier | None, Field(alias="supplierId", examples=["123"])] = None
     unit: Annotated[Identifier, Field(alias="unit", examples=["H87"])]
     event_time: Annotated[
@@ -62,7 +62,9 @@ class OrderEntryEventCreate(BaseModel):
             raise ValueError(f"not an ISO 8601 date-time with `Z` or an offset ({exc})") from None
 
     def to_event(self, tenant: str) -> PackingEvent:
-        """The validated body as the domain's PackingEvent (an absent amount is 0)."""
+        """The validated body as the domain's PackingEvent. An absent amount is 0; a
+        `null` one is a 400 like any other value that is not an integer (the rules say
+        absent = 0, docs/explanation/semantics.md)."""
         return _to_event(self, tenant)
 
 

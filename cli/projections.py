@@ -16,7 +16,8 @@ from ledger.adapters.database import provision
 from ledger.adapters.migrate import migrate
 from ledger.config import Settings
 from projections.read import seconds_behind
-from projections.rebuild import RebuildBusy, rebuild, rebuild_tenant
+from projections.rebuild import RebuildBusy, rebuild
+from projections.rebuild_tenant import rebuild_tenant
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
 

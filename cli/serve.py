@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from uvicorn.main import STARTUP_FAILURE
 
@@ -166,7 +168,9 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             loop="uvloop",
-            http="httptools",
+            # uvicorn's httptools protocol with every connection bounded in size and
+            # time before the app sees it (api/http_guard.py).
+            http=guarded_protocol(settings),
             # Every level is in log_config. Given a log_level too, uvicorn would set its
             # loggers to it after applying log_config: at warning, uvicorn.error would
             # drop the INFO record that brings the text banner before StartupFilter saw it.
@@ -190,6 +194,16 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         database.stop()
     return 0
+
+
+def guarded_protocol(settings: Settings) -> Any:
+    """The HTTP protocol `serve` runs: httptools with the configured connection limits
+    (the cap fitted to the open-file limit). A partial of a module-level class, so that
+    uvicorn can hand it to worker processes."""
+    from api.http_guard import ConnectionLimits, GuardedHttpToolsProtocol
+
+    limits = ConnectionLimits.from_settings(settings).within_open_files()
+    return functools.partial(GuardedHttpToolsProtocol, limits=limits)
 
 
 def _exit_quietly(signum: int, frame: object) -> None:

@@ -54,6 +54,11 @@ EXTRA_NAMES = (
     "PICKPACK_LOG_FORMAT",
     # Storage (docs/reference/configuration.md).
     "PICKPACK_COMPRESS_EVENTS",
+    # Every connection's bounds, before authentication (api/http_guard.py).
+    "PICKPACK_MAX_HEADER_BYTES",
+    "PICKPACK_HEADER_TIMEOUT_SECONDS",
+    "PICKPACK_BODY_TIMEOUT_SECONDS",
+    "PICKPACK_MAX_CONNECTIONS",
     # Stopping (docs/reference/configuration.md).
     "PICKPACK_DRAIN_SECONDS",
 )
@@ -141,6 +146,13 @@ class Settings(BaseSettings):
     # rollback to a build that cannot read compressed states possible
     # (docs/how-to/upgrade.md).
     compress_events: bool = True
+    # Every connection's bounds, before authentication (api/http_guard.py,
+    # docs/explanation/guarantees.md): the request head's size, how long a head and a
+    # body may take to arrive, and how many connections are kept open.
+    max_header_bytes: int = Field(default=65536, ge=4096, le=1048576)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1000, ge=16)
     # On SIGTERM `serve` answers GET /ready with 503 and keeps serving this long, so a
     # load balancer stops sending before the socket closes (api/drain.py).
     drain_seconds: float = Field(default=5.0, ge=0, le=300)

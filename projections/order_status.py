@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import orjson
 from psycopg import sql
 
 from ledger.domain.events import LedgerEvent, OrderRegistered
+from ledger.domain.order_document import delivery_facts
 from ledger.domain.status import FOLDS, OrderState, apply
 from projections.base import Recorded
 
@@ -17,26 +17,6 @@ _COLUMNS = (
     "holding_area_number, lines, products_total, products_packed, products_canceled, "
     "site_code, delivery_date, window_end"
 )
-
-
-def delivery_facts(document: dict[str, Any] | None) -> tuple[str | None, str | None, Any]:
-    """siteCode, delivery date and delivery-window end: what the packlist sorts by."""
-    if not document:
-        return None, None, None
-    delivery = document.get("delivery") or {}
-    time_model = delivery.get("deliveryTimeModel") or {}
-    window = delivery.get("deliveryWindow") or {}
-    date = time_model.get("deliveryDate")
-    end = window.get("deliveryTimeTo")
-    end_at = None
-    if isinstance(end, str):
-        try:
-            end_at = datetime.fromisoformat(end.replace("+0000", "+00:00"))
-        except ValueError:
-            end_at = None
-    if date is None and end_at is not None:
-        date = end_at.date().isoformat()
-    return document.get("siteCode"), date, end_at
 
 
 def load_query(table: sql.Identifier) -> sql.Composed:

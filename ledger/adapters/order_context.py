@@ -10,6 +10,7 @@ from ledger.adapters import sql
 from ledger.adapters.compression import state_json
 from ledger.domain.counting import Lines
 from ledger.domain.events import LedgerEvent, event_class, line_stream_id, order_stream_id
+from ledger.domain.order_document import holding_place
 from ledger.domain.status import OrderState, apply
 
 
@@ -65,6 +66,10 @@ class OrderContext:
         return row["order_id"], orjson.loads(state_json(row["state"]))
 
     def next_holding_area(self) -> int:
-        """Take the tenant's next holding area number (never handed out again)."""
-        row = self._curs.execute(sql.NEXT_HOLDING_AREA, (self.tenant,)).fetchone()
+        """Take the next holding area number of the order's site and delivery date (never
+        handed out again there)."""
+        site, day = holding_place(self.state.document)
+        row = self._curs.execute(
+            sql.NEXT_HOLDING_AREA, {"t": self.tenant, "s": site, "d": day}
+        ).fetchone()
         return int(row["last_number"])

@@ -140,11 +140,18 @@ FIND_CORRECTION = (
     "WHERE c.correction_id = %s AND c.tenant = %s"
 )
 
-# Take a tenant's next holding area number (never handed out again).
+# Take the next holding area number of a place (a tenant's site and delivery date): one
+# more than the place's last, and above every number an order of that place already holds
+# in the view (one numbered by the previous release while both ran, say), so a number is
+# never handed out twice within a site and date (docs/explanation/semantics.md).
 NEXT_HOLDING_AREA = (
-    "INSERT INTO holding_area_sequences (tenant, last_number) VALUES (%s, 1) "
-    "ON CONFLICT (tenant) DO UPDATE "
-    "SET last_number = holding_area_sequences.last_number + 1 "
+    "WITH held AS (SELECT coalesce(max(holding_area_number), 0) AS n FROM order_status "
+    "WHERE tenant = %(t)s AND coalesce(site_code, '') = %(s)s "
+    "AND coalesce(delivery_date::text, '') = %(d)s) "
+    "INSERT INTO holding_area_places AS p (tenant, site_code, delivery_date, last_number) "
+    "SELECT %(t)s, %(s)s, %(d)s, held.n + 1 FROM held "
+    "ON CONFLICT (tenant, site_code, delivery_date) DO UPDATE "
+    "SET last_number = greatest(p.last_number + 1, excluded.last_number) "
     "RETURNING last_number"
 )
 

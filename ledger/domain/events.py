@@ -145,7 +145,8 @@ class OrderFinished(LedgerEvent):
 
 @dataclass(frozen=True)
 class HoldingAreaAssigned(LedgerEvent):
-    """The order got its holding area number from the tenant's sequence (first pack)."""
+    """The order got its holding area number, the next of its site and delivery date
+    (first pack)."""
 
     number: int
 

@@ -49,9 +49,9 @@ def _known(state: OrderState) -> None:
 def takes_holding_area(state: OrderState, status: str) -> bool:
     """Whether this command takes the order's holding area number: its first PACKED.
 
-    The one holding-area rule: a registered, open order gets a number from its tenant's
-    sequence the first time it becomes PACKED (an explicit PATCH or `finish`), and keeps
-    it. The command that takes one records HoldingAreaAssigned; a refusal rolls back.
+    The one holding-area rule: a registered, open order gets the next number of its site
+    and delivery date the first time it becomes PACKED (an explicit PATCH or `finish`),
+    and keeps it. The command that takes one records HoldingAreaAssigned; a refusal rolls back.
     """
     return (
         status == PACKED

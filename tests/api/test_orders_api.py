@@ -236,11 +236,16 @@ def test_end_to_end_packing_of_three_orders(api: Api) -> None:
     packlist = check(api.packlist(), LIST_PATH, "get", 200)
     assert [o["orderId"] for o in packlist] == ["o2", "o3", "o1"]  # by delivery window end
     first = packlist[2]
-    assert (first["productsTotal"], first["productsPacked"], first["productsCanceled"]) == (
-        3,
-        1001,
-        1,
-    )
+    # pieces and grams are never added (docs/explanation/semantics.md, "Progress"): no
+    # productsTotal for an order in two units, its totals per unit, and its lines
+    assert "productsTotal" not in first and "productsPacked" not in first
+    assert first["unitTotals"] == [
+        {"unit": "H87", "totalCount": 2, "packedCount": 1, "canceledCount": 1},
+        {"unit": "GRM", "totalCount": 1, "packedCount": 1000, "canceledCount": 0},
+    ]
+    assert (first["linesTotal"], first["linesComplete"]) == (2, 2)
+    one_unit = packlist[0]  # o2: pieces only, so its products* add like units
+    assert (one_unit["productsTotal"], one_unit["linesTotal"]) == (2, 1)
     assert first["customerName"] == "Ada Lovelace"
     assert first["deliveryWindow"]["deliveryTimeTo"].startswith(DAY)
     assert packlist[0]["packingStatus"] == "IN_PROGRESS"
@@ -249,6 +254,17 @@ def test_end_to_end_packing_of_three_orders(api: Api) -> None:
     # cancel o3: gone from the packlist, every write refused, reads still work
     check(api.patch("o3", "CANCELLED"), ORDER_PATH, "patch", 200)
     assert [o["orderId"] for o in check(api.packlist(), LIST_PATH, "get", 200)] == ["o2", "o1"]
+    # ... unless asked for: the board counts the day's cancelled orders
+    everything = api.c.get(
+        "/pick-pack/demo/orders",
+        params={"siteCode": "main", "deliveryDate": DAY, "includeCancelled": "true"},
+        headers=auth(),
+    ).json()
+    assert [(o["orderId"], o["packingStatus"]) for o in everything] == [
+        ("o2", "IN_PROGRESS"),
+        ("o3", "CANCELLED"),
+        ("o1", "PRE_PACKED"),
+    ]
     refused = [
         api.event("ev5", "o3", "p1", packedAmount=1),
         api.patch("o3", "IN_PROGRESS"),

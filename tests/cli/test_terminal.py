@@ -136,8 +136,9 @@ def test_serve_on_a_terminal_shows_a_banner_then_readable_request_lines(data_dir
     term = Terminal(["serve", "--port", str(port)], clean_env(PICKPACK_DATA_DIR=str(data_dir)))
     try:
         screen = term.read(lambda s: "docs " in s and "token " in s, timeout=120)
-        health = httpx.get(f"{url}/health", timeout=10)
+        health = httpx.get(f"{url}/health", headers={"X-Request-Id": "look-for-me-42"}, timeout=10)
         assert health.status_code == 200
+        assert health.headers["X-Request-Id"] == "look-for-me-42"
         screen = term.read(lambda s: "GET /health 200" in s, timeout=30)
         board = next(ln.split()[-1] for ln in screen.splitlines() if "/board#" in ln)
         feed = httpx.get(
@@ -161,7 +162,8 @@ def test_serve_on_a_terminal_shows_a_banner_then_readable_request_lines(data_dir
     # uvicorn's start-up narration is replaced by the banner; the request line is readable
     for chatter in ("Uvicorn running on", "Waiting for application startup", "Started server"):
         assert chatter not in banner
-    assert re.search(r"GET /health 200 [0-9.]+ ms", banner)
+    # the request id the client saw, on the request's line (docs/how-to/troubleshoot.md)
+    assert re.search(r"GET /health 200 [0-9.]+ ms id look-for-me-42", banner)
     assert b"\x1b[" in term.raw, "a terminal gets colour"
 
 

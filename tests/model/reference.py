@@ -311,7 +311,9 @@ class Ledger:
         self.scans: dict[str, Scan] = {}  # eventId -> the recorded scan
         self.recorded: list[Scan] = []  # recording order
         self.orders: dict[str, Order] = {}
-        self.next_holding_area = 1  # per tenant, from 1; a refusal uses none up
+        # per site and delivery date, from 1, in the order their orders first become
+        # PACKED; a refusal uses none up
+        self.holding_areas: dict[tuple[str, str], int] = {}
         self.sent: list[tuple[str, dict[str, Any]]] = []  # calculations, in queue order
         self.last_accepted: dict[str, dict[str, Any]] = {}  # for AUTOMATIC jobs
 
@@ -393,8 +395,12 @@ class Ledger:
 
     def _take_holding_area(self, o: Order) -> None:
         if o.holding_area_number is None:
-            o.holding_area_number = self.next_holding_area
-            self.next_holding_area += 1
+            doc = o.document or {}
+            site = doc.get("siteCode")
+            day = _delivery_date(doc.get("delivery") or {})
+            place = (site if isinstance(site, str) else "", day or "")
+            self.holding_areas[place] = self.holding_areas.get(place, 0) + 1
+            o.holding_area_number = self.holding_areas[place]
 
     def add_assignee(self, order_id: str, assignee: Mapping[str, Any], force: bool) -> Outcome:
         o, refused = self._known(order_id)
@@ -567,14 +573,17 @@ class Ledger:
                             "orderId": order_id,
                             "customerName": _customer_name(doc),
                             "packingStatus": o.status,
-                            "productsTotal": sum(int(e.get("totalCount") or 0) for e in entries),
-                            "productsPacked": sum(e["packedCount"] for e in entries),
-                            "productsCanceled": sum(e["canceledCount"] for e in entries),
+                            **_product_totals(entries),
                             "assignees": list(o.assignees),
                             "packagingProducts": list(o.packaging),
                             "entries": entries,
                             "holdingAreaNumber": o.holding_area_number,
                             "deliveryWindow": window,
+                            # Decision 17: an order's progress is its lines resolved (the
+                            # decision 5 rule per entry) out of its lines; totals per unit.
+                            "linesTotal": len(entries),
+                            "linesComplete": sum(_resolved(e) for e in entries),
+                            "unitTotals": _unit_totals(entries),
                         }
                     ),
                 )
@@ -624,6 +633,43 @@ class Ledger:
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     """Nothing null leaves the service (decision 13): a field without value is left out."""
     return {k: v for k, v in d.items() if v is not None}
+
+
+def _resolved(entry: Mapping[str, Any]) -> bool:
+    if entry.get("weightDependent"):
+        return int(entry["packedCount"]) > 0
+    return int(entry["packedCount"]) + int(entry["canceledCount"]) >= int(
+        entry.get("totalCount") or 0
+    )
+
+
+PIECE_CODES = frozenset({"H87", "C62", "PCE", "EA"})
+
+
+def _product_totals(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Decision 17: products* add the entries' figures only when all count in one unit
+    (the piece codes being one unit, a piece); unlike units are never added: left out."""
+    kinds = {"piece" if order_unit(e).upper() in PIECE_CODES else order_unit(e) for e in entries}
+    if len(kinds) > 1:
+        return {}
+    return {
+        "productsTotal": sum(int(e.get("totalCount") or 0) for e in entries),
+        "productsPacked": sum(e["packedCount"] for e in entries),
+        "productsCanceled": sum(e["canceledCount"] for e in entries),
+    }
+
+
+def _unit_totals(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        unit = order_unit(e)
+        t = out.setdefault(
+            unit, {"unit": unit, "totalCount": 0, "packedCount": 0, "canceledCount": 0}
+        )
+        t["totalCount"] += int(e.get("totalCount") or 0)
+        t["packedCount"] += e["packedCount"]
+        t["canceledCount"] += e["canceledCount"]
+    return list(out.values())
 
 
 def _delivery_date(delivery: Mapping[str, Any]) -> str | None:

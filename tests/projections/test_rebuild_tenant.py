@@ -19,7 +19,7 @@ from devtools.harness import fold
 from devtools.harness.support import packing_event, view_orders, view_totals
 from ledger.adapters.event_store import EventStore
 from ledger.domain.packing import Attribution, PackingEvent
-from projections.rebuild import rebuild_tenant
+from projections.rebuild_tenant import rebuild_tenant
 from projections.registry import PROJECTIONS
 from projections.runner import Kept, step
 from tests.projections.test_projection_kept_states import expected_lines, lines_of
