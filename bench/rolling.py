@@ -39,7 +39,7 @@ from psycopg.conninfo import make_conninfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devtools.harness.faults import OwnPostgres, ServeProcess, indexed_event_ids  # noqa: E402
+from devtools.harness.faults import OwnPostgres, indexed_event_ids  # noqa: E402
 from devtools.harness.fleet import (  # noqa: E402
     PREVIOUS_RELEASE,
     Balancer,
@@ -47,6 +47,7 @@ from devtools.harness.fleet import (  # noqa: E402
     Summary,
     extract_release,
     failures,
+    replica,
     restart,
     summarize,
 )
@@ -67,14 +68,14 @@ class Fleet:
         self.ports = {"a": free_port(), "b": free_port()}
         env = {"PICKPACK_DRAIN_SECONDS": str(drain)}
         self.replicas = {
-            name: ServeProcess(url, port, work / name, env=env, root=root)
+            name: replica(url, port, work / name, env, root=root)
             for name, port in self.ports.items()
         }
         self.balancer = Balancer(free_port(), free_port(), self.ports, work / "haproxy.log")
 
     def start(self) -> None:
-        for replica in self.replicas.values():
-            replica.start()
+        for process in self.replicas.values():
+            process.start()
         self.balancer.start()
         for name in self.replicas:
             self.balancer.wait(name, "UP")
@@ -86,8 +87,8 @@ class Fleet:
 
     def stop(self) -> None:
         self.balancer.stop()
-        for replica in self.replicas.values():
-            replica.stop()
+        for process in self.replicas.values():
+            process.stop()
 
 
 def phase(

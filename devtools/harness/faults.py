@@ -101,21 +101,13 @@ class OwnPostgres:
 
 
 class ServeProcess:
-    """`pickpack serve` on `port` over `database_url`; its output goes to `log`.
-
-    `root` is the source tree it runs from: this checkout, or another release's tree
-    (devtools/harness/fleet.py extracts one), run with this interpreter and its packages.
-    """
+    """`pickpack serve` on `port` over `database_url`; its output goes to `log`. It runs
+    from `root`, this checkout (devtools/harness/fleet.py runs other releases' trees)."""
 
     def __init__(
-        self,
-        database_url: str,
-        port: int,
-        data_dir: Path,
-        env: dict[str, str] | None = None,
-        root: Path = ROOT,
+        self, database_url: str, port: int, data_dir: Path, env: dict[str, str] | None = None
     ) -> None:
-        self.root = root
+        self.root = ROOT
         self.database_url = database_url
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -129,8 +121,6 @@ class ServeProcess:
             "PICKPACK_DRAIN_SECONDS": "0",
             **(env or {}),
         }
-        if root != ROOT:  # that tree's packages first, not this checkout's
-            self.env["PYTHONPATH"] = str(root)
         self.log = data_dir / f"serve-{port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0

@@ -36,6 +36,18 @@ LB_CONFIG = ROOT / "docker" / "haproxy.cfg"
 PREVIOUS_RELEASE = "1460da6"
 
 
+def replica(
+    database_url: str, port: int, data_dir: Path, env: dict[str, str], root: Path = ROOT
+) -> ServeProcess:
+    """`pickpack serve` from the source tree `root` (another release's, or this one),
+    with this interpreter and its installed dependencies."""
+    proc = ServeProcess(database_url, port, data_dir, env=env)
+    if root != ROOT:
+        proc.root = root
+        proc.env["PYTHONPATH"] = str(root)  # that tree's packages, not this checkout's
+    return proc
+
+
 def haproxy() -> str | None:
     return shutil.which("haproxy") or (
         "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
@@ -131,21 +143,21 @@ class Balancer:
 
 
 def restart(
-    replica: ServeProcess, balancer: Balancer, name: str, root: Path | None = None
+    running: ServeProcess, balancer: Balancer, name: str, root: Path | None = None
 ) -> ServeProcess:
     """SIGTERM `replica`, wait for it to exit, start it again (from `root`, another tree,
     when given) and wait until the balancer sends it requests again. The old process must
     exit 0: a stop that is not clean is a failure."""
-    assert replica.proc is not None
-    replica.proc.send_signal(signal.SIGTERM)
-    code = replica.proc.wait(timeout=60)
-    assert code == 0, f"{name} exited {code}: {replica.log.read_text()[-2000:]}"
-    again = ServeProcess(
-        replica.database_url,
-        replica.port,
-        replica.data_dir,
-        env={k: v for k, v in replica.env.items() if k.startswith("PICKPACK_")},
-        root=root or replica.root,
+    assert running.proc is not None
+    running.proc.send_signal(signal.SIGTERM)
+    code = running.proc.wait(timeout=60)
+    assert code == 0, f"{name} exited {code}: {running.log.read_text()[-2000:]}"
+    again = replica(
+        running.database_url,
+        running.port,
+        running.data_dir,
+        {k: v for k, v in running.env.items() if k.startswith("PICKPACK_")},
+        root=root or running.root,
     )
     again.start()
     balancer.wait(name, "UP")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.harness.faults import ServeProcess, indexed_event_ids
+from devtools.harness.faults import indexed_event_ids
 from devtools.harness.fleet import (
     PREVIOUS_RELEASE,
     Balancer,
@@ -22,6 +22,7 @@ from devtools.harness.fleet import (
     extract_release,
     failures,
     haproxy,
+    replica,
     restart,
 )
 from devtools.harness.service import free_port
@@ -41,8 +42,8 @@ def test_restart_and_upgrade_from_the_previous_release_behind_haproxy_fail_no_sc
         pytest.skip(f"{exc}: clone with history (not --depth 1) to run this test")
     migrate(db_url)  # this release's schema, applied while the previous release runs
     ports = {"a": free_port(), "b": free_port()}
-    old = ServeProcess(db_url, ports["a"], tmp_path / "a", env=DRAIN, root=old_tree)
-    new = ServeProcess(db_url, ports["b"], tmp_path / "b", env=DRAIN)
+    old = replica(db_url, ports["a"], tmp_path / "a", DRAIN, root=old_tree)
+    new = replica(db_url, ports["b"], tmp_path / "b", DRAIN)
     balancer = Balancer(free_port(), free_port(), ports, tmp_path / "haproxy.log")
     replicas = [old, new]
     load: Load | None = None
@@ -65,8 +66,8 @@ def test_restart_and_upgrade_from_the_previous_release_behind_haproxy_fail_no_sc
         if load is not None:
             load.stop()
         balancer.stop()
-        for replica in replicas:
-            replica.stop()
+        for process in replicas:
+            process.stop()
     assert not failures(outcomes), failures(outcomes)[:10]
     acked = {o.event_id for o in outcomes if o.status == 200}
     assert len(acked) >= 100, f"only {len(acked)} scans were posted"
