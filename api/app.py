@@ -13,6 +13,7 @@ from fastapi.telemetry import TelemetryConfig
 from api import board_page, docs_pages, errors
 from api.auth import TokenVerifier, make_verifier
 from api.body_limit import BodyLimitMiddleware
+from api.drain import CloseWhileDraining
 from api.fast_ingest import FastIngest
 from api.health import router as health_router
 from api.metrics import Metrics
@@ -24,7 +25,7 @@ from api.routes_orders import router as orders_router
 from api.routes_recalculation import router as recalculation_router
 from api.routes_story import router as story_router
 from api.version import service_version
-from ledger.services.bootstrap import Runtime
+from bootstrap.runtime import Runtime
 
 # FastAPI's native OpenTelemetry, off: the service reports through its own metrics and log.
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -42,10 +43,13 @@ class PickpackApp(FastAPI):
     access_log: AccessLog | None = None
 
     def build_middleware_stack(self) -> Any:
-        return RequestObserver(
-            FastIngest(super().build_middleware_stack(), self.state),
-            self.state.metrics,
-            self.access_log,
+        # While the process drains, every answer closes its connection (api/drain.py).
+        return CloseWhileDraining(
+            RequestObserver(
+                FastIngest(super().build_middleware_stack(), self.state),
+                self.state.metrics,
+                self.access_log,
+            )
         )
 
 
@@ -88,7 +92,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
         # docs/reference/metrics-and-logs.md).
         # FastAPI's OpenTelemetry bridge would add nothing without a configured provider,
         # yet it looks the global providers up on every request, ~5% of the event loop's
-        # samples on POST /events (py-spy; docs/archive/benchmarks-sessions.md).
+        # samples on POST /events (py-spy during bench/ingest.py).
         telemetry=NO_FASTAPI_TELEMETRY,
     )
     if runtime is not None:

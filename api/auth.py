@@ -148,10 +148,17 @@ class TokenVerifier:
             claims = jwt.decode(token, key, algorithms=[alg], options=options, **checks)
         except jwt.ExpiredSignatureError:
             raise Unauthorized(expired=True) from None
-        except (jwt.PyJWTError, ValueError):
+        except (jwt.PyJWTError, ValueError, TypeError):
+            # TypeError: a key of another kind than the header's `alg` (an RSA key's kid
+            # with ES256) is refused by PyJWT as "Expecting a PEM-formatted key".
             raise Unauthorized() from None
         scope = claims.get("scope", "")
-        scopes = scope.split() if isinstance(scope, str) else [str(s) for s in scope]
+        if isinstance(scope, str):  # RFC 9068: space-separated
+            scopes = scope.split()
+        elif isinstance(scope, list) and all(isinstance(s, str) for s in scope):
+            scopes = scope
+        else:  # a number, an object: not a scope a token can carry
+            raise Unauthorized()
         tenant = claims.get("tenant")
         subject = claims.get("sub")
         if subject is not None and text_problem(str(subject)):

@@ -12,11 +12,25 @@ import logging
 from rich.console import Console
 from rich.logging import RichHandler
 
+from api.observability import request_id_var
+
+
+class RequestIdFilter(logging.Filter):
+    """A line written while handling a request ends with that request's id, as the JSON
+    form carries it in `request_id` (the request log line has it already)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        rid = request_id_var.get()
+        if rid is not None and not getattr(record, "markup", False):
+            record.msg = f"{record.getMessage()} (request id {rid})"
+            record.args = ()
+        return True
+
 
 def log_handler(stream: str = "stderr") -> logging.Handler:
     """A rich handler writing to stderr (logs) or stdout (the request log)."""
     console = Console(stderr=stream == "stderr", soft_wrap=True)
-    return RichHandler(
+    handler = RichHandler(
         console=console,
         show_path=False,
         markup=False,
@@ -24,3 +38,5 @@ def log_handler(stream: str = "stderr") -> logging.Handler:
         log_time_format="[%X]",
         omit_repeated_times=False,
     )
+    handler.addFilter(RequestIdFilter())
+    return handler

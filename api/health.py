@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from api.drain import DRAIN
 from api.responses import JSONBody
 from api.version import service_version
 from ledger.adapters.migrate import pending
@@ -23,8 +24,16 @@ def health() -> dict[str, str]:
     return {"status": "ok", "version": service_version()}
 
 
-@router.get("/ready", summary="Readiness: database writable and migrations applied")
+@router.get(
+    "/ready", summary="Readiness: not stopping, database writable and migrations applied"
+)
 def ready(request: Request) -> JSONBody:
+    if DRAIN.draining:
+        # Stopping (SIGTERM): still serving, but a load balancer should send no more.
+        return JSONBody(
+            {"status": "unavailable", "reason": "draining: the process is stopping"},
+            status_code=503,
+        )
     runtime = request.app.state.runtime
     body: dict[str, Any] = {"status": "ready", "database": "ok"}
     try:

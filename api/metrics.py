@@ -35,6 +35,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api import http_guard
 from api.observability import ABANDONED
 from ledger.adapters import connection
 from ledger.adapters.database import for_role
@@ -144,13 +145,23 @@ class LedgerCollector(Collector):
         for kind, count in rt.store.appended_counts().items():
             appended.add_metric([kind], count)
         yield appended
+        refused = CounterMetricFamily(
+            "pickpack_http_refused",
+            "Connections the HTTP guard closed before the app answered them, by reason: "
+            "header_too_large (431), header_timeout (408 or closed), body_timeout (408), "
+            "evicted (idle, to make room), over_capacity (503) (api/http_guard.py).",
+            labels=["reason"],
+        )
+        for reason in http_guard.REASONS:
+            refused.add_metric([reason], http_guard.REFUSED[reason])
+        yield refused
         committer = rt.committer
         yield CounterMetricFamily(
             "pickpack_stale_reads",
             "Order reads (order, packlist, order cycles, the feed's order lookup) answered "
             "from views that had not reached the tenant's latest write when the wait "
             "timed out; each such answer carries X-Pickpack-Stale.",
-            value=rt.stale_reads,
+            value=rt.views.stale_reads,
         )
         yield CounterMetricFamily(
             "pickpack_append_transactions",
@@ -159,7 +170,7 @@ class LedgerCollector(Collector):
             value=committer.batches,
         )
 
-        stats = rt.store.datastore.pool.get_stats()
+        stats = rt.store.pool_stats()
         size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
         yield GaugeMetricFamily(
             "pickpack_db_pool_in_use",

@@ -112,13 +112,16 @@ class TextAccessLog(AccessLog):
     ) -> None:
         colour = self._COLOURS.get(status // 100, "white")
         # The method and path are the client's: escaped, so they cannot carry markup.
+        # The request id last: the one a client saw in X-Request-Id, to find this line by
+        # (docs/how-to/troubleshoot.md); a client's own id is escaped as the path is.
         _access.info(
-            "%s %s [%s]%d[/] %.1f ms",
+            "%s %s [%s]%d[/] %.1f ms [dim]id[/] %s",
             escape(method),
             escape(path),
             colour,
             status,
             elapsed * 1000,
+            escape(rid),
             extra={"markup": True, "highlighter": _PLAIN},
         )
 
@@ -166,6 +169,9 @@ class RequestObserver:
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
             method = scope["method"]
+            # The client was sent the HTTP guard's answer (a body past its deadline),
+            # whatever the app answered into the closed connection (api/http_guard.py).
+            status = scope.get("pickpack.refused", status)
             self.metrics.observe_request(template, method, status, elapsed)
             if self.access_log is not None:
                 params = scope.get("path_params") or {}

@@ -194,7 +194,7 @@ def retrieve_order(
         if body is None:
             raise NotFound(f"orderId: order '{orderId}' was not registered at {asOf}")
         return JSONBody(body)
-    with rt.read_views(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
+    with rt.views.read(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
         row = read.order_row(conn, tenant, orderId)  # row and lines: one snapshot
     if row is None:
         raise NotFound(f"orderId: order '{orderId}' is not registered")
@@ -206,8 +206,12 @@ def retrieve_order(
     operation_id="GET-pick-pack-retrieve-packlist",
     summary="Retrieving a packlist",
     tags=["Orders"],
-    description="The site's registered orders for the delivery date, CANCELLED left out, "
-    "ordered by delivery window end, then orderId.",
+    description="The site's registered orders for the delivery date, ordered by delivery "
+    "window end, then orderId; CANCELLED ones only with `includeCancelled=true` (an "
+    "extension). productsTotal, productsPacked and productsCanceled are left out of an "
+    "order whose entries count in unlike units (pieces and grams, say): `unitTotals` has "
+    "them per unit, and `linesTotal` / `linesComplete` the order's progress (extensions, "
+    "docs/reference/api.md).",
     responses=_ERRORS,
 )
 def retrieve_packlist(
@@ -219,10 +223,19 @@ def retrieve_packlist(
     ],
     principal: CanView,
     rt: RuntimeDep,
+    includeCancelled: Annotated[
+        bool,
+        Query(
+            description="Extension: true lists the day's CANCELLED orders too (the board "
+            "counts them); false, the default, leaves them out as the packlist always did."
+        ),
+    ] = False,
 ) -> JSONBody:
     day = _parse_date(deliveryDate)
-    with rt.read_views(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
-        rows = read.packlist_rows(conn, tenant, siteCode, day)  # with their lines
+    with rt.views.read(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
+        rows = read.packlist_rows(  # with their lines
+            conn, tenant, siteCode, day, include_cancelled=includeCancelled
+        )
     return JSONBody(
         [present_packlist_item(r, r["lines"]) for r in rows],
         headers=freshness_headers(freshness),
@@ -240,7 +253,7 @@ def retrieve_packlist(
 def retrieve_order_cycles(
     tenant: Tenant, siteCode: SiteCode, principal: CanView, rt: RuntimeDep
 ) -> JSONBody:
-    with rt.read_views(tenant, ("order_status",)) as (conn, freshness):
+    with rt.views.read(tenant, ("order_status",)) as (conn, freshness):
         days = read.order_cycles(conn, tenant, siteCode, datetime.now(UTC).date())
     return JSONBody(days, headers=freshness_headers(freshness))
 

@@ -105,9 +105,11 @@ async def _unless_disconnected(request: Request, work: Awaitable[Any]) -> Any:
     try:
         await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        gone.cancel()
-        if not task.done():
-            task.cancel()
+        for future in (task, gone):
+            future.cancel()  # a no-op for the one that finished
+        # Let both settle: `cancel()` only asks, and a task asked but not yet run has
+        # no result to read (that was an InvalidStateError, answered as a 500).
+        await asyncio.gather(task, gone, return_exceptions=True)
     if task.cancelled():
         return {"items": [], "next": None}  # nobody is there to read it
     return task.result()
@@ -172,6 +174,7 @@ def correct_order_line(
         orderId,
         body.to_correction(),
         principal.subject,
-        rt.fingerprints(saas_token),  # never the token itself (decision 14)
+        # never the token itself (semantics.md, "Secrets are not history")
+        rt.fingerprints(saas_token),
     )
     return JSONBody(SUCCESS)

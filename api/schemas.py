@@ -16,14 +16,14 @@ from ledger.domain.inputs import ID_MAX_LENGTH, ID_PATTERN, MAX_AMOUNT
 from ledger.domain.packing import PackingEvent, format_event_time, parse_event_time
 
 NonNegative = Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True)]
-# An identifier: see ledger/inputs.py for the rule and why (docs/explanation/semantics.md).
+# An identifier: see ledger/domain/inputs.py for the rule and why (docs/explanation/semantics.md).
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
 # Each field is named as the PackingEvent field it fills and carries the spec's name as
 # its alias (what a request sends, what errors and the OpenAPI document show): the one
 # place the two names meet. `to_event` is generated from these fields, and
-# tests/unit/test_event_body.py fails when a field is on one side only.
+# tests/domain/test_event_body.py fails when a field is on one side only.
 class OrderEntryEventCreate(BaseModel):
     """The spec's OrderEntryEventCreate."""
 
@@ -35,9 +35,9 @@ class OrderEntryEventCreate(BaseModel):
     delivery_cycle: Annotated[
         Identifier | None, Field(alias="deliveryCycle", examples=["2023-10-13-11-test"])
     ] = None
-    picked: Annotated[NonNegative | None, Field(alias="pickedAmount", examples=[1])] = None
-    packed: Annotated[NonNegative | None, Field(alias="packedAmount", examples=[1])] = None
-    canceled: Annotated[NonNegative | None, Field(alias="canceledAmount", examples=[0])] = None
+    picked: Annotated[NonNegative, Field(alias="pickedAmount", examples=[1])] = 0
+    packed: Annotated[NonNegative, Field(alias="packedAmount", examples=[1])] = 0
+    canceled: Annotated[NonNegative, Field(alias="canceledAmount", examples=[0])] = 0
     supplier_id: Annotated[Identifier | None, Field(alias="supplierId", examples=["123"])] = None
     unit: Annotated[Identifier, Field(alias="unit", examples=["H87"])]
     event_time: Annotated[
@@ -62,7 +62,9 @@ class OrderEntryEventCreate(BaseModel):
             raise ValueError(f"not an ISO 8601 date-time with `Z` or an offset ({exc})") from None
 
     def to_event(self, tenant: str) -> PackingEvent:
-        """The validated body as the domain's PackingEvent (an absent amount is 0)."""
+        """The validated body as the domain's PackingEvent. An absent amount is 0; a
+        `null` one is a 400 like any other value that is not an integer (the rules say
+        absent = 0, docs/explanation/semantics.md)."""
         return _to_event(self, tenant)
 
 

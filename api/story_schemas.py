@@ -22,6 +22,9 @@ class Change(BaseModel):
         "AssigneeAdded, AssigneeRemoved, PackagingChanged, OrderFinished, OrderCancelled, "
         "HoldingAreaAssigned or CorrectionRecorded (docs/reference/api.md)."
     )
+    user: str | None = Field(
+        description="Who caused the fact (the token's subject); null where it records none."
+    )
     data: dict[str, Any] = Field(description="The fact's public fields (camelCase).")
 
 

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cpu import cpu_seconds  # noqa: E402
 from bench.seed import seeded_database  # noqa: E402
+from devtools.harness.support import packing_event  # noqa: E402
 from ledger.adapters.event_store import EventStore  # noqa: E402
 from ledger.domain.packing import Attribution, PackingEvent  # noqa: E402
-from tests.support import packing_event  # noqa: E402
 
 
 def scan(i: int, run: str) -> PackingEvent:

@@ -18,7 +18,7 @@ projections (caught up) equal the fold of the stored events; they print what the
 and what they measured, and exit 1 if a check fails.
 
 Functional, not a throughput benchmark. The database is an embedded PostgreSQL of the
-run's own (tests/faults.py OwnPostgres); the shared server is never touched.
+run's own (devtools/harness/faults.py OwnPostgres); the shared server is never touched.
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import fold  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.faults import (  # noqa: E402
+from devtools.harness import fold  # noqa: E402
+from devtools.harness.faults import (  # noqa: E402
     OwnPostgres,
     ScanReport,
     ServeProcess,
@@ -50,7 +49,8 @@ from tests.faults import (  # noqa: E402
     stored_packing_events,
     wait_caught_up,
 )
-from tests.support import scan_of_body, view_totals  # noqa: E402
+from devtools.harness.service import free_port  # noqa: E402
+from devtools.harness.support import scan_of_body, view_totals  # noqa: E402
 
 
 def check(pg: OwnPostgres, bodies: list[dict[str, Any]], report: ScanReport) -> list[str]:
@@ -242,12 +242,12 @@ def outage(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
 def two(args: argparse.Namespace, pg: OwnPostgres, work: Path) -> list[str]:
     """Two processes on one database, one of them SIGKILLed and restarted now and then."""
     from devtools.fake_order_service import FakeOrderService
+    from devtools.harness.faults import LockWatcher, order_document, outbox
+    from devtools.harness.support import FAST_RECALCULATION as FAST
     from ledger.adapters.migrate import MIGRATION_LOCK_KEY
     from ledger.adapters.sql import APPEND_LOCK_KEY
     from projections.base import lock_key
     from projections.registry import PROJECTIONS
-    from tests.faults import LockWatcher, order_document, outbox
-    from tests.support import FAST_RECALCULATION as FAST
 
     fake = FakeOrderService().start()
     env = {**FAST, "PICKPACK_ORDER_SERVICE_URL": fake.url}

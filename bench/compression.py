@@ -26,10 +26,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devtools.harness.support import packing_event
 from ledger.adapters.compression import compress_state, state_json
 from ledger.adapters.encoding import stored_state
 from ledger.domain.packing import Attribution
-from tests.support import packing_event
 
 
 def states(n: int) -> list[bytes]:

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from schemathesis import GenerationMode  # noqa: E402
 
-from tests.conftest import auth, start_service  # noqa: E402
-from tests.fuzzing import fuzz_spec, reference_spec, seed_known_ids  # noqa: E402
-from tests.pg import DatabaseFactory, ServerSource  # noqa: E402
+from devtools.harness.fuzzing import fuzz_spec, reference_spec, seed_known_ids  # noqa: E402
+from devtools.harness.pg import DatabaseFactory, ServerSource  # noqa: E402
+from devtools.harness.service import auth, start_service  # noqa: E402
 
 
 def main() -> None:

@@ -22,13 +22,13 @@ import psycopg
 from psycopg import sql
 
 from bench.scratch import scratch_dir
+from devtools.harness.support import packing_event
 from ledger.adapters.compression import compress_state
 from ledger.adapters.database import start_embedded
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.migrate import migrate
 from ledger.domain.events import PackingEventRecorded, line_stream_id
 from ledger.domain.packing import PackingEvent
-from tests.support import packing_event
 
 TOPIC = "ledger.events:PackingEventRecorded"
 

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -25,101 +25,18 @@ import httpx
 
 from api.auth import MANAGE, VIEW, local_secret, mint_token
 from cli.errors import CommandError, Exit, UsageError
-from ledger.config import Settings
-
-# (productId, name, orderUnit, weight-dependent, how many a customer orders)
-PRODUCTS: tuple[tuple[str, str, str, bool, tuple[int, int]], ...] = (
-    ("apple-gala", "Gala apples", "H87", False, (2, 8)),
-    ("banana", "Bananas", "H87", False, (3, 7)),
-    ("milk-1l", "Milk 1 l", "H87", False, (1, 4)),
-    ("yoghurt-500", "Yoghurt 500 g", "H87", False, (1, 3)),
-    ("bread-rye", "Rye bread", "H87", False, (1, 2)),
-    ("eggs-10", "Eggs, box of 10", "H87", False, (1, 2)),
-    ("water-6", "Water, six bottles", "H87", False, (1, 3)),
-    ("coffee-beans", "Coffee beans 1 kg", "H87", False, (1, 2)),
-    ("pasta-500", "Pasta 500 g", "H87", False, (1, 5)),
-    ("tomato", "Tomatoes", "H87", False, (4, 10)),
-    ("gouda", "Gouda, by weight", "GRM", True, (200, 800)),
-    ("ham-sliced", "Sliced ham, by weight", "GRM", True, (100, 400)),
-    ("salmon", "Salmon fillet, by weight", "GRM", True, (250, 700)),
-    ("potatoes", "Potatoes, loose", "KGM", True, (1, 5)),
+from devtools.demo_day import (
+    CANCEL_SHARE,
+    FIRST_NAMES,
+    LAST_NAMES,
+    PAUSE,
+    RETRY_SHARE,
+    _iso,
+    delivery_day,
+    order_number,
+    scans_for,
 )
-FIRST_NAMES = ("Ana", "Ben", "Chloé", "Dario", "Eva", "Femi", "Greta", "Hiro", "Ines", "Jonas")
-LAST_NAMES = ("Meyer", "Novak", "Okafor", "Rossi", "Silva", "Tanaka", "Weber", "Zhang")
-PAUSE = (1.5, 5.0)  # seconds between a scanner's scans at speed 1
-RETRY_SHARE = 0.06  # scans sent twice, as after a lost answer
-CANCEL_SHARE = 0.06  # orders cancelled half-way
-SHORT_SHARE = 0.08  # entries short of stock: the rest cancelled
-
-
-def delivery_day(count: int, site: str, day: date, rng: random.Random) -> list[dict[str, Any]]:
-    """`count` order documents for `site` on `day`, in delivery windows of two hours."""
-    orders = []
-    for n in range(1, count + 1):
-        start = datetime(day.year, day.month, day.day, 8, tzinfo=UTC) + timedelta(
-            hours=2 * rng.randrange(6)
-        )
-        picks = rng.sample(PRODUCTS, rng.randint(2, 5))
-        entries = []
-        for product_id, name, unit, weighted, (low, high) in picks:
-            entries.append(_entry(product_id, name, unit, weighted, rng.randint(low, high)))
-        if rng.random() < 0.3:  # the same product again, as a second line (a promotion)
-            product_id, name, unit, weighted, (low, high) = picks[0]
-            entries.append(_entry(product_id, name, unit, weighted, rng.randint(low, high)))
-        for i, entry in enumerate(entries, 1):
-            entry["entryId"] = f"e{i}"
-        orders.append(
-            {
-                "id": f"D{day:%m%d}-{n:03d}",
-                "siteCode": site,
-                "currency": "EUR",
-                "customer": {
-                    "firstName": rng.choice(FIRST_NAMES),
-                    "lastName": rng.choice(LAST_NAMES),
-                },
-                "delivery": {
-                    "deliveryTimeModel": {"deliveryDate": day.isoformat()},
-                    "deliveryWindow": {
-                        "deliveryTimeFrom": _iso(start),
-                        "deliveryTimeTo": _iso(start + timedelta(hours=2)),
-                    },
-                },
-                "entries": entries,
-            }
-        )
-    return orders
-
-
-def _entry(product_id: str, name: str, unit: str, weighted: bool, total: int) -> dict[str, Any]:
-    return {
-        "productId": product_id,
-        "productName": name,
-        "orderUnit": unit,
-        "totalCount": total,
-        "weightDependent": weighted,
-    }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def scans_for(entry: dict[str, Any], rng: random.Random) -> list[dict[str, int]]:
-    """The amounts a scanner sends for one entry: a few scans, sometimes a short ending."""
-    total = int(entry["totalCount"])
-    if entry.get("weightDependent"):  # weighed once, a little off the ordered weight
-        weighed = max(1, round(total * rng.uniform(0.9, 1.1)))
-        return [{"pickedAmount": weighed, "packedAmount": weighed, "canceledAmount": 0}]
-    short = rng.random() < SHORT_SHARE and total > 1
-    packable = total - 1 if short else total
-    scans = []
-    while packable > 0:
-        step = min(packable, rng.randint(1, 3))
-        scans.append({"pickedAmount": step, "packedAmount": step, "canceledAmount": 0})
-        packable -= step
-    if short:
-        scans.append({"pickedAmount": 0, "packedAmount": 0, "canceledAmount": 1})
-    return scans
+from ledger.config import Settings
 
 
 @dataclass
@@ -186,6 +103,35 @@ class Demo:
 
     def pause(self, rng: random.Random) -> None:
         self.stop.wait(rng.uniform(*PAUSE) / self.speed)
+
+    def first_free_number(self, day: date) -> int:
+        """The first order number of `day` after every demo order already registered: a
+        second run on the same day packs new orders instead of meeting the first run's
+        (some of them CANCELLED, which refuse every write)."""
+        answer = self.call(
+            "GET",
+            self.path("orders"),
+            params={
+                "siteCode": self.site,
+                "deliveryDate": day.isoformat(),
+                "includeCancelled": "true",
+            },
+        )
+        _check(answer, "reading the day's orders")
+        prefix = order_number(day, 0)[:-3]
+        taken = [
+            int(item["orderId"][len(prefix) :])
+            for item in answer.json()
+            if str(item.get("orderId", "")).startswith(prefix)
+            and item["orderId"][len(prefix) :].isdigit()
+        ]
+        n = max(taken, default=0) + 1
+        # Another site's demo may hold the next numbers of that day: skip those too.
+        while (
+            self.call("GET", self.path(f"orders/{quote(order_number(day, n))}")).status_code == 200
+        ):
+            n += 1
+        return n
 
     def register(self, orders: list[dict[str, Any]]) -> None:
         for order in orders:
@@ -269,12 +215,35 @@ class DemoStopped(CommandError):
 
 
 def _check(answer: httpx.Response, what: str) -> None:
-    if answer.status_code >= 400:
-        said = " ".join(answer.text[:300].split())
-        raise DemoStopped(
-            f"{what}: the service answered {answer.status_code} {said}; "
-            "check --url, --tenant and --token"
+    """A refusal as one sentence that names its cause and what to do about it."""
+    if answer.status_code < 400:
+        return
+    said = " ".join(answer.text[:300].split())
+    status = answer.status_code
+    if status == 401:
+        hint = (
+            "the token was refused (malformed, expired or signed with another secret): "
+            "check --token"
         )
+    elif status == 403:
+        hint = (
+            "the token may not act on this tenant: check --tenant and the token's scopes "
+            "(view and manage)"
+        )
+    elif status == 404:
+        hint = "no such path on the service: check --url (the service's base URL) and --tenant"
+    elif status == 409 and "CANCELLED" in said:
+        hint = (
+            "that order was cancelled earlier, and a cancelled order refuses every write; "
+            "pick another --date or --site"
+        )
+    elif status == 409:
+        hint = "it conflicts with what the service recorded before"
+    elif status == 400:
+        hint = "the service found the request invalid (the message above names the field)"
+    else:
+        hint = "see the service's log for this request"
+    raise DemoStopped(f"{what}: the service answered {status} {said}; {hint}")
 
 
 def _token(args: argparse.Namespace) -> str:
@@ -291,13 +260,17 @@ def run(args: argparse.Namespace) -> int:
     day = date.fromisoformat(args.date) if args.date else date.today()
     token = _token(args)
     headers = {"Authorization": f"Bearer {token}", "saas-token": "demo"}
-    rng = random.Random(args.seed)
-    orders = delivery_day(args.orders, args.site, day, rng)
     base = args.url.rstrip("/")
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         demo = Demo(client, args.tenant, args.site, args.speed, args.seed)
+        first = demo.first_free_number(day)
+        # The same seed, the same day: a run on a fresh store is the same every time; a
+        # later run on the same day gets its own orders (and numbers after the last).
+        rng = random.Random(args.seed if first == 1 else f"{args.seed}-{first}")
+        orders = delivery_day(args.orders, args.site, day, rng, first)
         demo.register(orders)
-        print(f"registered {len(orders)} orders for site {args.site} on {day}")
+        numbers = f"{orders[0]['id']} to {orders[-1]['id']}"
+        print(f"registered {len(orders)} orders for site {args.site} on {day} ({numbers})")
         fragment = f"tenant={args.tenant}&token={token}&site={args.site}&date={day}"
         print(f"watch them on the board:\n\n  {base}/board#{fragment}\n", flush=True)
         threads = demo.start(orders, args.scanners)

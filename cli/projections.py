@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import threading
 import time
@@ -10,14 +11,16 @@ from typing import Any
 
 import psycopg
 
+from bootstrap.opened import opened
 from cli.errors import CommandError, Exit, UsageError
-from ledger.adapters.database import provision
-from ledger.adapters.migrate import migrate
-from ledger.config import Settings
 from projections.read import seconds_behind
 from projections.rebuild import RebuildBusy, rebuild
+from projections.rebuild_tenant import rebuild_tenant
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
+
+# The API's tenant path segment (DESIGN: 3 to 16 characters, ^[a-z][a-z0-9]+$).
+TENANT = re.compile(r"[a-z][a-z0-9]{2,15}")
 
 
 def _rebuild(args: argparse.Namespace) -> int:
@@ -33,9 +36,13 @@ def _rebuild(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in PROJECTIONS]
     if not names or unknown or (args.name and args.all):
         raise UsageError(f"name one projection ({', '.join(PROJECTIONS)}) or give --all")
-    database = provision(Settings.from_env())
-    try:
-        migrate(database.url)
+    if args.tenant is not None and not TENANT.fullmatch(args.tenant):
+        raise UsageError(
+            f"--tenant {args.tenant!r}: a tenant is 3 to 16 lowercase letters and digits, "
+            "starting with a letter"
+        )
+    with opened() as parts:
+        database = parts.database
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -58,24 +65,33 @@ def _rebuild(args: argparse.Namespace) -> int:
 
             # One pass over the store feeds every projection being rebuilt.
             try:
-                report = rebuild(
-                    database.url,
-                    [PROJECTIONS[n] for n in names],
-                    chunk=args.chunk,
-                    flush_every=args.flush_every,
-                    progress=update,
-                )
+                if args.tenant:
+                    report = rebuild_tenant(
+                        database.url,
+                        [PROJECTIONS[n] for n in names],
+                        args.tenant,
+                        chunk=args.chunk,
+                        progress=update,
+                    )
+                else:
+                    report = rebuild(
+                        database.url,
+                        [PROJECTIONS[n] for n in names],
+                        chunk=args.chunk,
+                        flush_every=args.flush_every,
+                        progress=update,
+                    )
             except RebuildBusy as busy:
                 # Another rebuild holds this projection: the command refuses, as an
                 # item refused (exit 1), and writes nothing.
                 raise CommandError(str(busy), Exit.ITEMS_REFUSED) from None
+            if args.tenant:
+                label = f"{label} of tenant {args.tenant}"
             bar.console.print(
                 f"{label}: {report.events:,} events in {report.seconds:.1f}s "
                 f"({report.rate:,.0f} events/s)"
                 + (f", resumed from {report.resumed_from:,}" if report.resumed_from else "")
             )
-    finally:
-        database.stop()
     return 0
 
 
@@ -113,12 +129,8 @@ def status_rows(url: str) -> list[dict[str, Any]]:
 
 
 def _status(_: argparse.Namespace) -> int:
-    database = provision(Settings.from_env())
-    try:
-        migrate(database.url)
-        rows = status_rows(database.url)
-    finally:
-        database.stop()
+    with opened() as parts:
+        rows = status_rows(parts.database.url)
     print(
         f"{'projection':<14} {'position':>10} {'head':>10} {'lag events':>11} {'lag s':>8}  rebuild"
     )
@@ -137,6 +149,10 @@ def add_commands(sub: Any) -> None:
     rb = psub.add_parser("rebuild", help="replay the store into fresh tables and swap them in")
     rb.add_argument("name", nargs="?", help=f"one of: {', '.join(PROJECTIONS)}")
     rb.add_argument("--all", action="store_true", help="rebuild every projection")
+    rb.add_argument(
+        "--tenant",
+        help="rebuild this tenant's rows only, in place; every other tenant's rows stay",
+    )
     rb.add_argument("--chunk", type=int, default=10_000, help="events read per query")
     rb.add_argument(
         "--flush-every",
@@ -154,14 +170,12 @@ def add_commands(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     """Run only the projection workers (no API) until SIGTERM or Ctrl-C."""
-    database = provision(Settings.from_env())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        migrate(database.url)
+    with opened() as parts:
         runners = [
             ProjectionRunner(
-                database.url, list(PROJECTIONS.values()), batch_size=args.batch_size
+                parts.database.url, list(PROJECTIONS.values()), batch_size=args.batch_size
             ).start()
         ]
         try:
@@ -171,6 +185,4 @@ def _run(args: argparse.Namespace) -> int:
             pass
         for r in runners:
             r.stop()
-    finally:
-        database.stop()
     return 0

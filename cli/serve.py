@@ -10,19 +10,23 @@ log line, so a log collector sees nothing but JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
 import socket
 from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.main import STARTUP_FAILURE
 
 from api.auth import MANAGE, VIEW, local_secret, mint_token
 from api.observability import logging_config
+from bootstrap.opened import opened
 from cli.errors import PortInUse, UsageError
-from ledger.adapters import connection
-from ledger.adapters.database import provision
-from ledger.adapters.migrate import migrate
+from cli.stopping import IN_FLIGHT_SECONDS, DrainingServer, run_workers
 from ledger.config import Settings, mask_password
 from ledger.services.tokens import Signer, own_audience, own_issuer
 
@@ -127,16 +131,11 @@ def serve(args: argparse.Namespace) -> int:
         Signer.from_settings(settings)  # and so does a key file that is not an RSA key
     _check_port(args.host, args.port)
     log_config = logging_config(args.log_level, access_log=args.access_log, fmt=args.log_format)
-    # SIGTERM stops start-up too (a database that does not answer, a long migration):
-    # an orderly exit, not a wait for the bound. uvicorn takes the signal over while it
-    # runs (below).
+    # SIGTERM stops start-up too (a database that does not answer, a long migration): an
+    # orderly exit, not a wait for a bound. uvicorn takes the signal over while it runs.
     signal.signal(signal.SIGTERM, _exit_quietly)
-    connection.configure(
-        settings.database_connect_timeout_seconds, settings.database_timeout_seconds
-    )
-    database = provision(settings)
-    try:
-        applied = migrate(database.url)
+    with opened(settings) as parts:
+        database, applied = parts.database, parts.applied
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))
         # Workers (and a single in-process app) find the database through the
@@ -159,18 +158,20 @@ def serve(args: argparse.Namespace) -> int:
             log.info("%s", banner.line())
             if token_line := banner.token_line():
                 log.warning("%s", token_line)
-        # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the
-        # handler that was there before it. Make that handler an orderly exit, so the
-        # `finally` below stops the embedded PostgreSQL instead of leaving it running.
+        # uvicorn re-raises the stop signal to the handler that was there before it,
+        # once stopped. Make that handler an orderly exit, so leaving `opened` stops
+        # the embedded PostgreSQL instead of leaving it running.
         signal.signal(signal.SIGTERM, _exit_quietly)
-        uvicorn.run(
+        config = uvicorn.Config(
             "api.app:create_app",
             factory=True,
             host=args.host,
             port=args.port,
             workers=args.workers,
             loop="uvloop",
-            http="httptools",
+            # uvicorn's httptools protocol with every connection bounded in size and
+            # time before the app sees it (api/http_guard.py).
+            http=guarded_protocol(settings),
             # Every level is in log_config. Given a log_level too, uvicorn would set its
             # loggers to it after applying log_config: at warning, uvicorn.error would
             # drop the INFO record that brings the text banner before StartupFilter saw it.
@@ -179,11 +180,29 @@ def serve(args: argparse.Namespace) -> int:
             # (JSON, or readable in text form), so uvicorn's own access log is off.
             log_config=log_config,
             access_log=False,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=IN_FLIGHT_SECONDS,
         )
-    finally:
-        database.stop()
+        # SIGTERM drains first, a second signal stops at once (cli/stopping.py).
+        if config.workers > 1:
+            run_workers(config)
+        else:
+            server = DrainingServer(config, settings.drain_seconds)
+            # Ctrl+C is re-raised once stopped: a normal end, as with uvicorn.run.
+            with contextlib.suppress(KeyboardInterrupt):
+                server.run()
+            if not server.started:
+                raise SystemExit(STARTUP_FAILURE)  # as uvicorn.run: the app did not start
     return 0
+
+
+def guarded_protocol(settings: Settings) -> Any:
+    """The HTTP protocol `serve` runs: httptools with the configured connection limits
+    (the cap fitted to the open-file limit). A partial of a module-level class, so that
+    uvicorn can hand it to worker processes."""
+    from api.http_guard import ConnectionLimits, GuardedHttpToolsProtocol
+
+    limits = ConnectionLimits.from_settings(settings).within_open_files()
+    return functools.partial(GuardedHttpToolsProtocol, limits=limits)
 
 
 def _exit_quietly(signum: int, frame: object) -> None:

@@ -58,6 +58,13 @@ EXTRA_NAMES = (
     "PICKPACK_DATABASE_CONNECT_TIMEOUT_SECONDS",
     "PICKPACK_DATABASE_TIMEOUT_SECONDS",
     "PICKPACK_WRITE_TIMEOUT_SECONDS",
+    # Every connection's bounds, before authentication (api/http_guard.py).
+    "PICKPACK_MAX_HEADER_BYTES",
+    "PICKPACK_HEADER_TIMEOUT_SECONDS",
+    "PICKPACK_BODY_TIMEOUT_SECONDS",
+    "PICKPACK_MAX_CONNECTIONS",
+    # Stopping (docs/reference/configuration.md).
+    "PICKPACK_DRAIN_SECONDS",
 )
 # A secret may come from a file instead (as container secrets are mounted): NAME_FILE.
 SECRET_FILES = {
@@ -139,9 +146,7 @@ class Settings(BaseSettings):
     # that `pickpack config` shows it and a wrong value is named like any other.
     log_format: Literal["auto", "text", "json"] = "auto"
     # Whether new events are stored compressed (ledger/adapters/compression.py); both
-    # kinds are always read. False keeps new states readable with SQL alone, and a
-    # rollback to a build that cannot read compressed states possible
-    # (docs/how-to/upgrade.md).
+    # kinds are always read. False keeps new states readable with SQL alone.
     compress_events: bool = True
     # No request waits on the database past these (ledger/adapters/connection.py): each
     # connection attempt, per host of a multi-host URL (libpq's minimum is 2); each
@@ -150,6 +155,16 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: int = Field(default=2, ge=2)
     database_timeout_seconds: float = Field(default=5.0, gt=0)
     write_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Every connection's bounds, before authentication (api/http_guard.py,
+    # docs/explanation/guarantees.md): the request head's size, how long a head and a
+    # body may take to arrive, and how many connections are kept open.
+    max_header_bytes: int = Field(default=65536, ge=4096, le=1048576)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1000, ge=16)
+    # On SIGTERM `serve` answers GET /ready with 503 and keeps serving this long, so a
+    # load balancer stops sending before the socket closes (api/drain.py).
+    drain_seconds: float = Field(default=5.0, ge=0, le=300)
 
     @classmethod
     def settings_customise_sources(

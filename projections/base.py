@@ -67,7 +67,7 @@ class Projection(Protocol):
     name: str
     tables: tuple[str, ...]
     # The event classes it folds, and those it ignores on purpose: between them, every
-    # class of ledger.domain.events (tests/unit/test_event_handlers.py).
+    # class of ledger.domain.events (tests/domain/test_event_handlers.py).
     handles: frozenset[type[LedgerEvent]]
     ignores: frozenset[type[LedgerEvent]]
 

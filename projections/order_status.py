@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import orjson
 from psycopg import sql
 
 from ledger.domain.events import LedgerEvent, OrderRegistered
+from ledger.domain.order_document import delivery_facts
 from ledger.domain.status import FOLDS, OrderState, apply
 from projections.base import Recorded
 
@@ -19,33 +19,13 @@ _COLUMNS = (
 )
 
 
-def delivery_facts(document: dict[str, Any] | None) -> tuple[str | None, str | None, Any]:
-    """siteCode, delivery date and delivery-window end: what the packlist sorts by."""
-    if not document:
-        return None, None, None
-    delivery = document.get("delivery") or {}
-    time_model = delivery.get("deliveryTimeModel") or {}
-    window = delivery.get("deliveryWindow") or {}
-    date = time_model.get("deliveryDate")
-    end = window.get("deliveryTimeTo")
-    end_at = None
-    if isinstance(end, str):
-        try:
-            end_at = datetime.fromisoformat(end.replace("+0000", "+00:00"))
-        except ValueError:
-            end_at = None
-    if date is None and end_at is not None:
-        date = end_at.date().isoformat()
-    return document.get("siteCode"), date, end_at
-
-
 def load_query(table: sql.Identifier) -> sql.Composed:
     """The stored states of the orders whose tenants and ids arrive as two arrays.
 
     One nested lookup per key on the primary key (LATERAL ... OFFSET 0), whatever the
     statistics say of the table's size: the probe names only the order id, which leads
     the primary key and no other index, and the tenant is checked outside it
-    (migrations/0006_key_lookups.sql, tests/integration/test_query_plans.py).
+    (migrations/0006_key_lookups.sql, tests/store/test_query_plans.py).
     """
     return sql.SQL(
         "SELECT o.tenant, o.order_id, o.document, o.packing_status, o.active, "
@@ -81,7 +61,7 @@ class OrderStatusAccumulator:
     MAX_CACHED = 10_000
     # What a state weighs in line_totals rows, for the rebuild's bound on what it holds
     # (projections/rebuild.py, MAX_ROWS): measured, an order state with five lines holds
-    # 2.1 KB, a line's sums 0.34 KB (tests/integration/test_rebuild_memory.py).
+    # 2.1 KB, a line's sums 0.34 KB (tests/projections/test_rebuild_memory.py).
     STATE_WEIGHT = 6
     # States per upsert statement: a flush's transient copies (rows, their JSON) stay
     # bounded whatever it writes.
@@ -153,7 +133,7 @@ class OrderStatusAccumulator:
         """Upsert the states, sent as one JSON document (one orjson call, one parameter).
 
         As sixteen binary arrays, psycopg's array and jsonb dumpers took more of a step's
-        Python time than anything else (docs/archive/benchmarks-sessions.md).
+        Python time than anything else (bench/rebuild.py).
         """
         rows = []
         for s in states:

@@ -164,7 +164,7 @@ def _first(row: Any) -> Any:
 PACKLIST = (
     f"SELECT {_ORDER_COLUMNS}, lines FROM order_status "
     "WHERE tenant = %s AND site_code = %s AND delivery_date = %s AND registered "
-    "AND packing_status IS DISTINCT FROM 'CANCELLED' "
+    "AND (%s OR packing_status IS DISTINCT FROM 'CANCELLED') "
     "ORDER BY window_end NULLS LAST, order_id"
 )
 
@@ -185,11 +185,16 @@ def order_row(conn: Connection[Any], tenant: str, order_id: str) -> dict[str, An
 
 
 def packlist_rows(
-    conn: Connection[Any], tenant: str, site_code: str, delivery_date: date
+    conn: Connection[Any],
+    tenant: str,
+    site_code: str,
+    delivery_date: date,
+    include_cancelled: bool = False,
 ) -> list[dict[str, Any]]:
-    """Registered, not cancelled orders of a site and date, by window end then orderId,
-    each with its `lines` (read in the same statement, so from the same snapshot)."""
-    cur = conn.execute(PACKLIST, (tenant, site_code, delivery_date))
+    """Registered orders of a site and date (the CANCELLED ones only when asked), by
+    window end then orderId, each with its `lines` (read in the same statement, so from
+    the same snapshot)."""
+    cur = conn.execute(PACKLIST, (tenant, site_code, delivery_date, include_cancelled))
     return [r for r in (_as_dict(row) for row in cur.fetchall()) if r is not None]
 
 

@@ -28,7 +28,7 @@ SUFFIX = "__rebuild"
 # counts as several: OrderStatusAccumulator.STATE_WEIGHT). The store's lines grow with
 # it; past this bound a flush writes them and lets them go, so a rebuild's memory stays
 # bounded however large the store (about 100 MB of rows at the bound, under a 300 MB
-# budget for the process: tests/integration/test_rebuild_memory.py). A store of
+# budget for the process: tests/projections/test_rebuild_memory.py). A store of
 # 1,000,000 scans over 100,000 lines and 20,000 orders stays under it: one flush.
 MAX_ROWS = 300_000
 
@@ -47,7 +47,8 @@ def rebuild_lock_key(name: str) -> int:
 
 
 def _claim(conn: psycopg.Connection, projections: list[Projection]) -> None:
-    """One rebuild of a projection at a time (DESIGN decision 13).
+    """One rebuild of a projection at a time (docs/explanation/semantics.md, "Commands are
+    idempotent").
 
     Two rebuilds of the same projection would both fill its fresh tables (the second
     resumes at the position the first one committed) and count events twice. Each

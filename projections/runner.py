@@ -49,7 +49,9 @@ class Kept:
 
     Its in-memory states equal the view's rows only while nobody else has written the
     view: no other runner (the tracked position is still the one this runner
-    committed) and no rebuild swapped a new table in (the tables' OIDs are unchanged).
+    committed), no rebuild swapped a new table in (the tables' OIDs are unchanged) and
+    no tenant's rebuild rewrote rows in place (the projection's generation, kept last in
+    `tables`, is unchanged).
     """
 
     accumulator: Accumulator
@@ -77,7 +79,7 @@ def step(
 
     With `kept` (the runner's own, empty at first), accumulators outlive the step, so
     the next step need not load the order states it folds into again (about a sixth of
-    a step's CPU, docs/archive/benchmarks-sessions.md); one whose view was written by anyone else in
+    a step's CPU, measured with bench/rebuild.py); one whose view was written by anyone else in
     between is dropped (`Kept`), and any failure drops them all.
     """
     try:
@@ -154,14 +156,25 @@ def _step(
 def _table_oids(
     conn: psycopg.Connection, projections: list[Projection]
 ) -> dict[str, tuple[int, ...]]:
-    """Each projection's tables as they are now (a rebuild's swap gives new OIDs)."""
+    """Each projection's tables as they are now (a rebuild's swap gives new OIDs), and
+    last its generation (a tenant's rebuild rewrites rows in place and raises it:
+    migrations/0051_projection_generations.sql)."""
     names = [t for p in projections for t in p.tables]
     rows = conn.execute(
         "SELECT to_regclass(t)::oid FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, i) ORDER BY i",
         (names,),
     ).fetchall()
+    generations: dict[str, int] = dict(
+        conn.execute(
+            "SELECT projection, generation FROM projection_generations WHERE projection = ANY(%s)",
+            ([p.name for p in projections],),
+        ).fetchall()
+    )
     oids = iter(int(r[0]) for r in rows)
-    return {p.name: tuple(next(oids) for _ in p.tables) for p in projections}
+    return {
+        p.name: (*(next(oids) for _ in p.tables), int(generations.get(p.name, 0)))
+        for p in projections
+    }
 
 
 def _accumulator(
@@ -276,7 +289,7 @@ class ProjectionRunner:
         writers matters most. Against the fixed wait this replaces (25 ms once a step
         found 10 events, which locked in at 500 events/s already): ingest +10% on one
         core, lag p99 at 500 events/s 11 ms (was 30), at 2,900 events/s 73 ms (was 55),
-        at saturation 171 ms (was 62) (docs/archive/benchmarks-sessions.md, third session).
+        at saturation 171 ms (was 62) (bench/lag.py, two cores).
         """
         return min(self.max_coalesce, self.coalesce + self.max_coalesce * applied / self.full_step)
 

@@ -16,7 +16,7 @@ The format of a stored state is then either
 
 Every reader goes through `state_json`, so both kinds of rows read the same, in the
 same store, forever. The dictionary is part of the stored format: a state written with
-it can only be read with it, so it never changes (tests/unit/test_compression.py pins
+it can only be read with it, so it never changes (tests/domain/test_compression.py pins
 its digest). A better dictionary would be a new mark (0x02) beside this one.
 """
 
@@ -34,7 +34,7 @@ MARK_V1 = b"\x01"
 _MARK_BYTE = MARK_V1[0]
 
 # Dictionary 1, trained on the ledger's own stored states (devtools/state_dictionary.py
-# says how). Its digest is pinned by tests/unit/test_compression.py.
+# says how). Its digest is pinned by tests/domain/test_compression.py.
 DICTIONARY_V1 = (resources.files("ledger.adapters") / "state-dictionary-v1.zdict").read_bytes()
 _DICTIONARY = zstandard.ZstdCompressionDict(DICTIONARY_V1, dict_type=zstandard.DICT_TYPE_FULLDICT)
 

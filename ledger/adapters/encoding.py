@@ -1,7 +1,7 @@
 """Encoding ledger events into the library's stored format, and the event mapper.
 
 The stored format is the library's (its Mapper and JSON transcoder, orjson-written);
-these helpers write the same bytes faster on the ingest path (tests/unit/test_transcoder.py
+these helpers write the same bytes faster on the ingest path (tests/domain/test_transcoder.py
 holds them byte for byte equal).
 """
 
@@ -87,8 +87,8 @@ recorded_event = _compile(
 # the library's mapper writes it (vars(event) without the stream's id and version, in
 # field order), straight from the scan. The mapper builds the domain event, copies its
 # attributes and checks each value's type first, about a fifth of the append's Python
-# time per batch (`python bench/append.py`, docs/archive/benchmarks-sessions.md). `recorded_at` is
-# the timestamp in the library's datetime transcoding. tests/unit/test_transcoder.py holds the two
+# time per batch (`python bench/append.py`). `recorded_at` is
+# the timestamp in the library's datetime transcoding. tests/domain/test_transcoder.py holds the two
 # byte for byte equal. None if orjson cannot write a value (an integer beyond 64 bits): the mapper
 # then decides, as it would have.
 stored_state: Callable[[PackingEvent, Attribution, dict[str, str]], bytes | None]

@@ -6,7 +6,7 @@ Writes go through :meth:`EventStore.append_packing_events`, one transaction per 
    lock held to commit, so commit order equals notification-id order and projections
    tailing by id never skip an event; no table maintenance waits on it or blocks it);
 2. read what the store holds for the batch's eventIds and orders;
-3. let the pure domain (:func:`ledger.packing.decide`) judge each event;
+3. let the pure domain (:func:`ledger.domain.packing.decide`) judge each event;
 4. insert the accepted events (encoded by the library's mapper, into the library's
    table), their index rows and each tenant's high-water mark (tenant_heads) in one
    statement.
@@ -27,6 +27,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -35,7 +36,7 @@ import psycopg
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Mapper
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import Connection
+from psycopg import Connection, Cursor
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, tuple_row
 
@@ -57,6 +58,7 @@ from ledger.adapters.prepared import (
 from ledger.adapters.recorder import LedgerRecorder
 from ledger.domain.events import (
     CorrectionRecorded,
+    HoldingAreaAssigned,
     OrderCancelled,
     line_stream_id,
     line_stream_key,
@@ -102,7 +104,7 @@ class EventStore:
         # while the store was small (a prepared statement keeps its plan until the next
         # ANALYZE), a sequential scan looked cheaper than the index and stayed, reading
         # every recorded event once per batch: appends slowed as the store grew. No scan
-        # is ever right here, so none is planned (tests/integration/test_query_plans.py).
+        # is ever right here, so none is planned (tests/store/test_query_plans.py).
         self._begin_lock_and_read = (
             f"BEGIN; SET LOCAL lock_timeout = '{datastore.lock_timeout}s'; "
             f"SET LOCAL enable_seqscan = off; {sql.SERIALIZE_APPENDS}; "
@@ -135,6 +137,18 @@ class EventStore:
             compress,
         )
 
+    def connection(self) -> contextlib.AbstractContextManager[Connection[DictRow]]:
+        """A pooled connection (dict rows) for the services, who never see the datastore."""
+        return self.datastore.get_connection()
+
+    def transaction(self, *, commit: bool) -> contextlib.AbstractContextManager[Cursor[DictRow]]:
+        """A cursor in a transaction on a pooled connection; rolled back unless `commit`."""
+        return self.datastore.transaction(commit=commit)
+
+    def pool_stats(self) -> dict[str, int]:
+        """The read/command pool's counters (psycopg_pool's get_stats), for /metrics."""
+        return self.datastore.pool.get_stats()
+
     def close(self) -> None:
         if self.scans is not self.datastore:
             self.scans.close()
@@ -147,37 +161,43 @@ class EventStore:
         batch: Sequence[tuple[PackingEvent, Attribution]],
         conn: Connection[DictRow] | None = None,
         notify: bool = True,
+        recorded_at: Sequence[datetime] | None = None,
     ) -> list[Outcome]:
         """Record each event unless it is a duplicate, a conflict, or for a closed order.
 
         Two round trips whatever the batch size: begin, lock and read what the store
         holds for the batch; one statement that inserts the events and their index rows,
         NOTIFY (unless `notify` is false: the caller owes the runners one, see
-        ledger/group_commit.py) and commit (`prepare_append`; a connection's first
+        ledger/services/group_commit.py) and commit (`prepare_append`; a connection's first
         batch prepares them first). On `conn` (the group-commit writer
         holds one of the scans pool's connections while busy), else on one checked out
         for this batch; either way an autocommit connection (the library's pool
         configures them so), on which the transaction is begun and ended here.
+
+        `recorded_at`: when each event was first recorded, for events brought back from
+        an export (`pickpack events import`); by default, now.
         """
         if not batch:
             return []
         if conn is None:
             with self.scans.get_connection() as conn:
-                return self.append_packing_events(batch, conn, notify)
+                return self.append_packing_events(batch, conn, notify, recorded_at)
         assert conn.autocommit, "the transaction is managed here"
+        assert recorded_at is None or len(recorded_at) == len(batch)
         try:
-            return self._append(batch, conn, notify)
+            return self._append(batch, conn, notify, recorded_at)
         except psycopg.errors.InvalidSqlStatementName:
             # The session lost its prepared statements (a DISCARD ALL, say); nothing
             # was recorded: prepare them again and append.
             prepared_connections.discard(conn)
-            return self._append(batch, conn, notify)
+            return self._append(batch, conn, notify, recorded_at)
 
     def _append(
         self,
         batch: Sequence[tuple[PackingEvent, Attribution]],
         conn: Connection[DictRow],
         notify: bool,
+        recorded_at: Sequence[datetime] | None = None,
     ) -> list[Outcome]:
         prepare_append(conn)
         events = [ev for ev, _ in batch]
@@ -198,7 +218,16 @@ class EventStore:
                     )
                     if d.verdict is Verdict.RECORD
                 ]
-                positions = self._record_and_commit(conn, curs, accepted, versions, notify)
+                times = (
+                    None
+                    if recorded_at is None
+                    else [
+                        at
+                        for d, at in zip(decisions, recorded_at, strict=True)
+                        if d.verdict is Verdict.RECORD
+                    ]
+                )
+                positions = self._record_and_commit(conn, curs, accepted, versions, notify, times)
             except BaseException:
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                     with contextlib.suppress(Exception):
@@ -245,6 +274,7 @@ class EventStore:
         accepted: list[tuple[Decision, Attribution, bytes, str]],
         versions: dict[str, int],
         notify: bool,
+        times: Sequence[datetime] | None = None,
     ) -> dict[tuple[str, str], int]:
         if not accepted:
             curs.execute("COMMIT")
@@ -258,6 +288,9 @@ class EventStore:
             ev = d.event
             version = versions.get(stream, 0) + 1
             versions[stream] = version
+            if times is not None:
+                now = times[i]
+                recorded_at = {"_type_": "datetime_iso", "_data_": now.isoformat()}
             state = stored_state(ev, who, recorded_at)
             if state is None:
                 state = self.mapper.to_stored_event(
@@ -307,7 +340,7 @@ class EventStore:
 
         `with_lines`: fold the order's packing events too (OrderContext).
 
-        Domain errors raised by `decide` (ledger.orders.OrderError) roll back and
+        Domain errors raised by `decide` (ledger.domain.errors.OrderError) roll back and
         propagate; nothing is recorded.
         """
         with self.datastore.transaction(commit=True) as curs:
@@ -325,7 +358,7 @@ class EventStore:
                     fact.cls(  # type: ignore[call-arg]
                         originator_id=stream,
                         originator_version=versions[stream],
-                        timestamp=now,
+                        timestamp=fact.recorded_at or now,
                         tenant=tenant,
                         order_id=order_id,
                         **fact.fields,
@@ -344,6 +377,10 @@ class EventStore:
                     curs.execute(
                         sql.RECORD_CORRECTION, (tenant, event.correction_id, order_id, position)
                     )
+                elif isinstance(event, HoldingAreaAssigned):
+                    # A number taken here came from the sequence already; one brought
+                    # back from an export must never be handed out again either.
+                    curs.execute(sql.KEEP_HOLDING_AREA, (tenant, event.number))
                 for hook in self.on_recorded:
                     hook(curs, event, position)
             # The tenant's mark, committed with its facts (reads wait for it).

@@ -9,7 +9,8 @@ import orjson
 from ledger.adapters import sql
 from ledger.adapters.compression import state_json
 from ledger.domain.counting import Lines
-from ledger.domain.events import event_class, line_stream_id, order_stream_id
+from ledger.domain.events import LedgerEvent, event_class, line_stream_id, order_stream_id
+from ledger.domain.order_document import holding_place
 from ledger.domain.status import OrderState, apply
 
 
@@ -33,8 +34,12 @@ class OrderContext:
             else curs.execute(sql.ORDER_STREAM, (stream,))
         )
         self.with_lines = with_lines
+        # The facts read, as stored (class and state), in the order folded.
+        self.recorded: list[tuple[type[LedgerEvent] | None, dict[str, Any]]] = []
         for row in rows:
-            apply(self.state, event_class(row["topic"]), orjson.loads(state_json(row["state"])))
+            cls, state = event_class(row["topic"]), orjson.loads(state_json(row["state"]))
+            apply(self.state, cls, state)
+            self.recorded.append((cls, state))
 
     def lines(self) -> Lines:
         """Exact totals per product and unit, from the line streams."""
@@ -61,6 +66,10 @@ class OrderContext:
         return row["order_id"], orjson.loads(state_json(row["state"]))
 
     def next_holding_area(self) -> int:
-        """Take the tenant's next holding area number (never handed out again)."""
-        row = self._curs.execute(sql.NEXT_HOLDING_AREA, (self.tenant,)).fetchone()
+        """Take the next holding area number of the order's site and delivery date (never
+        handed out again there)."""
+        site, day = holding_place(self.state.document)
+        row = self._curs.execute(
+            sql.NEXT_HOLDING_AREA, {"t": self.tenant, "s": site, "d": day}
+        ).fetchone()
         return int(row["last_number"])

@@ -27,7 +27,8 @@ INSERT = (
 
 def on_recorded(curs: Any, event: DomainEvent, position: int) -> None:
     """Store hook: an OrderFinished queues its calculations request in its own transaction."""
-    # An empty recalculation id: a finish whose totals equal the last one's (decision 13).
+    # An empty recalculation id: a finish whose totals equal the last one's (semantics.md,
+    # "Commands are idempotent").
     if isinstance(event, OrderFinished) and event.recalculation_id:
         curs.execute(
             INSERT,
@@ -208,14 +209,17 @@ def incomplete_jobs(curs: Any) -> list[tuple[str, str, str, list[str] | None]]:
 
 
 def open_orders_with_events(curs: Any, tenant: str) -> list[str]:
-    """Every open order of the tenant that has packing events (an AUTOMATIC job's orders)."""
+    """Every open order of the tenant with packing events or corrections (an AUTOMATIC
+    job's candidates: a correction alone changes packed totals too)."""
     return [
         r["order_id"]
         for r in curs.execute(
-            "SELECT DISTINCT p.order_id FROM packing_events p WHERE p.tenant = %s "
-            "AND NOT EXISTS (SELECT 1 FROM closed_orders c "
-            "WHERE c.tenant = p.tenant AND c.order_id = p.order_id) ORDER BY 1",
-            (tenant,),
+            "SELECT o.order_id FROM ("
+            "SELECT p.order_id FROM packing_events p WHERE p.tenant = %s "
+            "UNION SELECT c.order_id FROM corrections c WHERE c.tenant = %s"
+            ") AS o WHERE NOT EXISTS (SELECT 1 FROM closed_orders c "
+            "WHERE c.tenant = %s AND c.order_id = o.order_id) ORDER BY 1",
+            (tenant, tenant, tenant),
         )
     ]
 

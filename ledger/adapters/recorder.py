@@ -8,7 +8,7 @@ every writer (projections tailing by id never skip an event). The library's own 
 take the same lock: its `_lock_table` runs `lock_table_statements`, replaced here. The
 library exposes those steps only as protected methods of its recorder; as
 the library's own examples extend a recorder by subclassing it, this subclass is the
-single place that calls them, and tests/integration/test_recorder_contract.py runs the
+single place that calls them, and tests/store/test_recorder_contract.py runs the
 library's recorder test cases against it.
 """
 

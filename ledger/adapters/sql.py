@@ -22,7 +22,7 @@ SERIALIZE_APPENDS = (
 # content hash), which orders are closed, each line stream's version. The batch's keys
 # arrive as one JSON document ({"e": [[tenant, eventId]...], "o": [[tenant, order]...],
 # "s": [stream...]}): one orjson call instead of five arrays dumped element by element in
-# Python (docs/archive/benchmarks-sessions.md). Each key is looked up on its index (LATERAL ...
+# Python (bench/append.py). Each key is looked up on its index (LATERAL ...
 # OFFSET 0 keeps the lookup a nested index probe): as a plain join, a store whose statistics lag
 # behind its growth (any fresh one) was hash-joined against a sequential scan of every recorded
 # event, once per batch. The probe names only the eventId, which leads the
@@ -140,10 +140,25 @@ FIND_CORRECTION = (
     "WHERE c.correction_id = %s AND c.tenant = %s"
 )
 
-# Take a tenant's next holding area number (never handed out again).
+# Take the next holding area number of a place (a tenant's site and delivery date): one
+# more than the place's last, and above every number an order of that place already holds
+# in the view (one numbered by the previous release while both ran, say), so a number is
+# never handed out twice within a site and date (docs/explanation/semantics.md).
 NEXT_HOLDING_AREA = (
-    "INSERT INTO holding_area_sequences (tenant, last_number) VALUES (%s, 1) "
-    "ON CONFLICT (tenant) DO UPDATE "
-    "SET last_number = holding_area_sequences.last_number + 1 "
+    "WITH held AS (SELECT coalesce(max(holding_area_number), 0) AS n FROM order_status "
+    "WHERE tenant = %(t)s AND coalesce(site_code, '') = %(s)s "
+    "AND coalesce(delivery_date::text, '') = %(d)s) "
+    "INSERT INTO holding_area_places AS p (tenant, site_code, delivery_date, last_number) "
+    "SELECT %(t)s, %(s)s, %(d)s, held.n + 1 FROM held "
+    "ON CONFLICT (tenant, site_code, delivery_date) DO UPDATE "
+    "SET last_number = greatest(p.last_number + 1, excluded.last_number) "
     "RETURNING last_number"
+)
+
+# Keep a tenant's sequence at or past a holding area number recorded otherwise (an imported
+# HoldingAreaAssigned), so NEXT_HOLDING_AREA never hands it out again.
+KEEP_HOLDING_AREA = (
+    "INSERT INTO holding_area_sequences (tenant, last_number) VALUES (%s, %s) "
+    "ON CONFLICT (tenant) DO UPDATE "
+    "SET last_number = greatest(holding_area_sequences.last_number, excluded.last_number)"
 )

@@ -14,6 +14,7 @@ from typing import Any
 
 from ledger.domain import events as ev
 from ledger.domain.errors import CorrectionRefused, InvalidCommand, OrderClosed
+from ledger.domain.inputs import MAX_AMOUNT, text_problem
 from ledger.domain.orders import Fact
 from ledger.domain.status import CANCELLED, OrderState
 
@@ -66,6 +67,9 @@ def correct(
         raise InvalidCommand("pickedAmount, packedAmount, canceledAmount: all are zero")
     if not 1 <= len(correction.reason) <= REASON_MAX_LENGTH:
         raise InvalidCommand(f"reason: 1 to {REASON_MAX_LENGTH} characters")
+    problem = text_problem(correction.reason)  # one line, like every other free text
+    if problem:
+        raise InvalidCommand(f"reason: {problem}")
     current = sums.get(correction.unit, [0, 0, 0])
     for i, (name, field) in enumerate(AMOUNTS):
         delta = getattr(correction, field)
@@ -73,6 +77,12 @@ def correct(
             raise CorrectionRefused(
                 f"{name}: the line's total of {current[i]} {correction.unit} would fall "
                 f"below zero ({delta})"
+            )
+        if current[i] + delta > MAX_AMOUNT:
+            # Clients read the counts as 32-bit integers (the spec's `integer`).
+            raise CorrectionRefused(
+                f"{name}: the line's total of {current[i]} {correction.unit} would pass "
+                f"{MAX_AMOUNT} (+{delta})"
             )
     return [
         Fact(ev.CorrectionRecorded, {**asdict(correction), "user": user, "saas_token": saas_token})

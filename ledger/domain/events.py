@@ -53,7 +53,7 @@ def event_class(topic: str) -> type[LedgerEvent] | None:
     """The event class a stored topic names; None for a topic the ledger never writes.
 
     Projections and folds dispatch on the class, so renaming a class cannot leave a
-    handler matching a stale name (tests/unit/test_event_handlers.py).
+    handler matching a stale name (tests/domain/test_event_handlers.py).
     """
     return EVENT_CLASSES.get(topic)
 
@@ -91,7 +91,8 @@ class PackingEventRecorded(LedgerEvent):
     site: str
     book_product: bool | None
     user: str | None  # the token's `sub`
-    saas_token: str | None  # its keyed fingerprint at most (decision 14), never the token
+    # a keyed fingerprint at most ("Secrets are not history"), never the token
+    saas_token: str | None
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,8 @@ class OrderFinished(LedgerEvent):
 
 @dataclass(frozen=True)
 class HoldingAreaAssigned(LedgerEvent):
-    """The order got its holding area number from the tenant's sequence (first pack)."""
+    """The order got its holding area number, the next of its site and delivery date
+    (first pack)."""
 
     number: int
 
@@ -167,4 +169,4 @@ class CorrectionRecorded(LedgerEvent):
     unit: str
     reason: str
     user: str | None
-    saas_token: str | None  # its keyed fingerprint at most (decision 14), never shown
+    saas_token: str | None  # a keyed fingerprint at most ("Secrets are not history"), never shown

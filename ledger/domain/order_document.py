@@ -9,12 +9,14 @@ must not overwrite them. Reads put the ledger's facts back in, computed live.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, datetime
 from typing import Any
 
 from ledger.domain import counting
 from ledger.domain.counting import Lines, drop_none
 from ledger.domain.errors import InvalidDocument
 from ledger.domain.inputs import MAX_AMOUNT, document_problem
+from ledger.domain.units import is_piece_unit
 
 SERVER_OWNED = (
     "packingStatus",
@@ -70,7 +72,8 @@ def normalize(document: Any, order_id: str) -> dict[str, Any]:
 
 def live_entries(document: Mapping[str, Any], lines: Lines) -> list[dict[str, Any]]:
     """The document's entries with their live counts: the line totals split over the
-    entries (decisions 11 and 12, ledger.domain.counting)."""
+    entries (semantics.md, "A product in several entries", "Units are never mixed";
+    ledger.domain.counting)."""
     entries = [e for e in document.get("entries") or [] if isinstance(e, dict)]
     return _present_entries(entries, counting.split(entries, lines))
 
@@ -94,7 +97,8 @@ def present_order(row: Mapping[str, Any], lines: Lines) -> dict[str, Any]:
     """GET order: the registered document with the ledger's facts and live counts.
 
     `unreconciledAmounts` (an extension) lists, per product and unit, the amounts no
-    entry counts (decision 12): another unit that does not convert to a whole number of
+    entry counts (semantics.md, "Units are never mixed"): another unit that does not convert to a
+    whole number of
     the entry's orderUnit, or a product the order does not list.
     """
     document = dict(row["document"] or {})
@@ -127,20 +131,93 @@ def customer_name(document: Mapping[str, Any]) -> str | None:
 
 
 def present_packlist_item(row: Mapping[str, Any], lines: Lines) -> dict[str, Any]:
-    """One packlist row (spec `OrderList`)."""
+    """One packlist row (spec `OrderList`), its totals never adding unlike units.
+
+    productsTotal, productsPacked and productsCanceled add up the entries' figures only
+    when every entry counts in one unit (all pieces, say); an order with entries in unlike
+    units (pieces and grams) leaves them out. Always there, as extensions: `unitTotals`,
+    the same figures per orderUnit, and `linesTotal` / `linesComplete`, the order's
+    progress as entries resolved (the packingStatus rule) out of its entries
+    (docs/explanation/semantics.md, "Progress").
+    """
     document = dict(row["document"] or {})
     delivery = document.get("delivery") or {}
-    item = {
+    entries = [e for e in document.get("entries") or [] if isinstance(e, dict)]
+    split = counting.split(entries, lines)
+    item: dict[str, Any] = {
         "orderId": row["order_id"],
         "customerName": customer_name(document),
         "packingStatus": row["packing_status"],
-        "productsTotal": int(row["products_total"]),
-        "productsPacked": int(row["products_packed"]),
-        "productsCanceled": int(row["products_canceled"]),
-        "assignees": list(row["assignees"] or []),
-        "packagingProducts": list(row["packaging"] or []),
-        "entries": live_entries(document, lines),
-        "holdingAreaNumber": row["holding_area_number"],
-        "deliveryWindow": delivery.get("deliveryWindow") if isinstance(delivery, dict) else None,
     }
+    if len({_unit_kind(counting.order_unit(e)) for e in entries}) <= 1:
+        item["productsTotal"] = int(row["products_total"])
+        item["productsPacked"] = int(row["products_packed"])
+        item["productsCanceled"] = int(row["products_canceled"])
+    item.update(
+        {
+            "assignees": list(row["assignees"] or []),
+            "packagingProducts": list(row["packaging"] or []),
+            "entries": _present_entries(entries, split),
+            "holdingAreaNumber": row["holding_area_number"],
+            "deliveryWindow": delivery.get("deliveryWindow")
+            if isinstance(delivery, dict)
+            else None,
+            "linesTotal": len(entries),
+            "linesComplete": sum(
+                counting.resolved(e, c) for e, c in zip(entries, split.entries, strict=True)
+            ),
+            "unitTotals": unit_totals(entries, split),
+        }
+    )
     return drop_none(item)
+
+
+def _unit_kind(unit: str) -> str:
+    """Piece codes (H87, C62, PCE, EA) all count one piece: alike; any other unit is its own."""
+    return "piece" if is_piece_unit(unit) else unit
+
+
+def unit_totals(entries: list[dict[str, Any]], split: counting.Split) -> list[dict[str, Any]]:
+    """The entries' totalCount, packedCount and canceledCount added up per orderUnit, in
+    the order the units first appear: the order's totals without adding unlike units."""
+    by_unit: dict[str, dict[str, Any]] = {}
+    for entry, c in zip(entries, split.entries, strict=True):
+        unit = counting.order_unit(entry)
+        t = by_unit.setdefault(
+            unit, {"unit": unit, "totalCount": 0, "packedCount": 0, "canceledCount": 0}
+        )
+        t["totalCount"] += int(entry.get("totalCount") or 0)
+        t["packedCount"] += c.packed
+        t["canceledCount"] += c.canceled
+    return list(by_unit.values())
+
+
+def delivery_facts(document: dict[str, Any] | None) -> tuple[str | None, str | None, Any]:
+    """siteCode, delivery date and delivery-window end: what the packlist sorts by."""
+    if not document:
+        return None, None, None
+    delivery = document.get("delivery") or {}
+    time_model = delivery.get("deliveryTimeModel") or {}
+    window = delivery.get("deliveryWindow") or {}
+    day = time_model.get("deliveryDate")
+    end = window.get("deliveryTimeTo")
+    end_at = None
+    if isinstance(end, str):
+        try:
+            end_at = datetime.fromisoformat(end.replace("+0000", "+00:00"))
+        except ValueError:
+            end_at = None
+    if day is None and end_at is not None:
+        day = end_at.date().isoformat()
+    return document.get("siteCode"), day, end_at
+
+
+def holding_place(document: Mapping[str, Any] | None) -> tuple[str, str]:
+    """Where an order's holding area is numbered: its site and delivery date (YYYY-MM-DD),
+    each '' when the order does not say (docs/explanation/semantics.md, "Holding areas")."""
+    site, day, _ = delivery_facts(dict(document) if document else None)
+    try:
+        day_key = date.fromisoformat(str(day)[:10]).isoformat() if day else ""
+    except ValueError:
+        day_key = ""
+    return (site if isinstance(site, str) else ""), day_key

@@ -43,7 +43,7 @@ class PackingEvent:
         The hash is over the request's fields BY THEIR SPEC NAMES (canonical JSON: sorted
         keys, normalised values, a field not sent left out), not over this class: a field
         added to the class later changes no stored hash, so a scanner retry spanning that
-        deploy is still a duplicate (tests/unit/test_content_hash.py).
+        deploy is still a duplicate (tests/domain/test_content_hash.py).
         """
         sent = {
             "eventId": self.event_id,
@@ -173,7 +173,8 @@ class Attribution:
 
 
 class TokenFingerprints:
-    """Keyed fingerprints of saas-tokens (DESIGN decision 14: secrets are not history).
+    """Keyed fingerprints of saas-tokens (docs/explanation/semantics.md,
+    "Secrets are not history").
 
     An event keeps `hmac-sha256:<hex>` of the request's saas-token under the service's
     key (migrations/0008 creates it in ledger_keys; every replica reads the same one), so

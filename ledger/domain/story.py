@@ -101,12 +101,14 @@ def recorded_instant(state: dict[str, Any]) -> datetime:
 def change_item(
     position: int, cls: type[ev.LedgerEvent] | None, state: dict[str, Any]
 ) -> dict[str, Any]:
-    """One item of the change feed."""
+    """One item of the change feed (`user`: who caused it, when known, as in the history;
+    so an export replays with its attribution: ledger.domain.replay)."""
     return {
         "position": position,
         "recordedAt": recorded_at(state),
         "orderId": state.get("order_id"),
         "type": public_type(cls),
+        "user": state.get("user"),
         "data": public_data(cls, state),
     }
 

@@ -4,10 +4,12 @@
 - `hash_secret` / `secret_matches`: client secrets are kept only as scrypt hashes
   (standard library; memory-hard, so a stolen table is expensive to guess from) and
   compared in constant time.
-- `Throttle`: failed client authentications, counted per client id and per address in
-  a sliding window. Once either is over its bound the request is refused before any
-  hash is computed, so a burst of wrong secrets costs a dictionary lookup each, not
-  a slow hash each (docs/how-to/register-clients.md gives the bounds and the measurement).
+- `Throttle`: failed client authentications, counted per (client id, address) pair and
+  per address in a sliding window. Once either is over its bound the request is refused
+  before any hash is computed, so a burst of wrong secrets costs a dictionary lookup
+  each, not a slow hash each; and no count is kept per client id alone, so nobody can
+  lock a client out from elsewhere (docs/how-to/register-clients.md gives the bounds,
+  the reasons and the measurement).
 - `RevocationList`: the revoked client ids, reloaded at most every `lifetime` seconds;
   the token verifier refuses a revoked client's tokens with it.
 - `TokenService.issue`: the use case behind POST /oauth/token.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -95,12 +98,21 @@ def _dummy_hash() -> str:
 
 
 class Throttle:
-    """Failed client authentications per client id and per address, in a sliding window.
+    """Failed client authentications per (client id, address) and per address, in a
+    sliding window.
+
+    Not per client id alone: client ids are not secret (`GET /events` shows them as
+    `user` to every reader), so a count per client would let anyone keep a scanner out
+    of work with a few wrong secrets a minute. Counted per pair, a guesser exhausts only
+    its own address's attempts at that client, and the client still gets its token from
+    its own address. What the pair bound gives up, guessing one client's secret from many
+    addresses, is not a risk worth a lockout: a secret is 256 random bits
+    (`register_client`), and each address is still bounded over all client ids.
 
     An attempt is counted before its secret is checked and forgiven if it succeeds, so
     concurrent requests cannot slip past the bound: at most `client_limit` secret checks
-    per client id and `address_limit` per address in any `window` seconds can fail.
-    Per process: with N replicas an attacker gets N times the bound
+    per client id from one address and `address_limit` per address in any `window`
+    seconds can fail. Per process: with N replicas an attacker gets N times the bound
     (docs/how-to/register-clients.md).
     Memory is bounded: beyond `max_keys` keys, idle ones are dropped first, then all.
     """
@@ -114,9 +126,14 @@ class Throttle:
         self._attempts: dict[tuple[str, str], deque[float]] = {}
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _keys(client_id: str, address: str) -> tuple[tuple[str, str], tuple[str, str]]:
+        # The pair's key joins the two with a separator no address contains.
+        return ("client", f"{address}\x1f{client_id}"), ("address", address)
+
     def attempt(self, client_id: str, address: str, now: float) -> float:
         """Count an attempt and return 0, or return the seconds to wait (nothing counted)."""
-        keys = (("client", client_id), ("address", address))
+        keys = self._keys(client_id, address)
         with self._lock:
             wait = 0.0
             for key in keys:
@@ -138,7 +155,7 @@ class Throttle:
     def succeeded(self, client_id: str, address: str, now: float) -> None:
         """The attempt counted at `now` was a right secret: it is not a failure."""
         with self._lock:
-            for key in (("client", client_id), ("address", address)):
+            for key in self._keys(client_id, address):
                 times = self._attempts.get(key)
                 if times and now in times:
                     times.remove(now)
@@ -151,7 +168,8 @@ class Throttle:
             self._attempts.clear()
 
 
-# Bounds of failed client authentications (docs/how-to/register-clients.md).
+# Bounds of failed client authentications (docs/how-to/register-clients.md): per client
+# id from one address, and per address.
 CLIENT_FAILURES, ADDRESS_FAILURES, FAILURE_WINDOW_SECONDS = 10, 30, 60.0
 
 
@@ -206,6 +224,7 @@ class OAuthError(Exception):
 
 
 _AUTH_FAILED = "client authentication failed"
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -237,6 +256,10 @@ class TokenService:
             raise OAuthError("unsupported_grant_type", f"only {GRANT_TYPE} is supported")
         if not client_id or not client_secret:
             raise OAuthError("invalid_client", "client_id and client_secret are required", 401)
+        for name, value in (("client_id", client_id), ("client_secret", client_secret)):
+            # A NUL cannot even be looked up (PostgreSQL text refuses it): malformed, a 400.
+            if _CONTROL.search(value):
+                raise OAuthError("invalid_request", f"{name}: must not contain control characters")
         now = time.monotonic()
         client_key, address_key = client_id[:MAX_CLIENT_ID_LENGTH], address or "?"
         wait = self.throttle.attempt(client_key, address_key, now)

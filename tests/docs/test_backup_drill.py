@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from bench import backup_drill
-from tests.pg import ServerSource
+from devtools.harness.pg import ServerSource
 
 
 def test_a_restored_backup_serves_what_the_original_served(

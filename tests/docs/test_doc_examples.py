@@ -1,7 +1,7 @@
 """Every shell example of the tutorial, the troubleshooting guide and the API reference,
 run against a live `pickpack serve` (and the fake Order Service where the document uses
 it), in document order, one service and one fresh database per document. The convention
-the documents follow is in tests/docs/doc_examples.py and docs/README.md ("Writing
+the documents follow is in tests/helpers/doc_examples.py and docs/README.md ("Writing
 docs")."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.doc_examples import (
+from devtools.harness.pg import DatabaseFactory
+from tests.helpers.doc_examples import (
     Block,
     Session,
     blocks,
@@ -23,7 +24,6 @@ from tests.docs.doc_examples import (
     output_matches,
     text_matches,
 )
-from tests.pg import DatabaseFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DOCUMENTS = [
@@ -31,6 +31,7 @@ RUN_DOCUMENTS = [
     ROOT / "docs" / "how-to" / "troubleshoot.md",
     ROOT / "docs" / "reference" / "api.md",
     ROOT / "docs" / "reference" / "errors.md",
+    ROOT / "docs" / "how-to" / "cutover.md",  # its rehearsal section; the steps name Emporix
 ]
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import httpx
 
 from devtools.ha_cluster import HACluster
-from tests.conftest import start_service
-from tests.faults import headers, indexed_event_ids, make_events, wait_caught_up
+from devtools.harness.faults import headers, indexed_event_ids, make_events, wait_caught_up
+from devtools.harness.service import start_service
 
 REQUEST_BOUND = 5.0 + 1.5  # PICKPACK_WRITE_TIMEOUT_SECONDS, plus slack for a shared machine
 FLOWING_AGAIN = 10.0  # seconds from a promotion to the first acknowledged scan after it

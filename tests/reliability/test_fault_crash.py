@@ -10,9 +10,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests import fold
-from tests.conftest import free_port
-from tests.faults import (
+from devtools.harness import fold
+from devtools.harness.faults import (
     ScanReport,
     ServeProcess,
     indexed_event_ids,
@@ -21,7 +20,8 @@ from tests.faults import (
     stored_packing_events,
     wait_caught_up,
 )
-from tests.support import scan_of_body, view_totals
+from devtools.harness.service import free_port
+from devtools.harness.support import scan_of_body, view_totals
 
 EVENTS = 2_000
 CLIENTS = 16

@@ -1,7 +1,7 @@
 """Database outage: the service answers 503 fast while its PostgreSQL is down, recovers by
 itself within 5 s of its return, and loses no acknowledged event.
 
-The PostgreSQL here is the test's own (tests/faults.py OwnPostgres): it is crashed with
+The PostgreSQL here is the test's own (devtools/harness/faults.py OwnPostgres): it is crashed with
 `pg_ctl stop -m immediate` and started again on the same data directory.
 A longer variant: `python -m bench.chaos outage`.
 """
@@ -18,9 +18,8 @@ from typing import Any
 import httpx
 
 from api.errors import UNAVAILABLE_DETAIL
-from tests import fold
-from tests.conftest import start_service
-from tests.faults import (
+from devtools.harness import fold
+from devtools.harness.faults import (
     OwnPostgres,
     headers,
     indexed_event_ids,
@@ -29,7 +28,8 @@ from tests.faults import (
     stored_packing_events,
     wait_caught_up,
 )
-from tests.support import scan_of_body, view_totals
+from devtools.harness.service import start_service
+from devtools.harness.support import scan_of_body, view_totals
 
 FAST_503 = 2.0  # seconds: an outage answer must come well before any client's 30 s timeout
 RECOVERY = 5.0  # seconds from the database answering again to the first 200

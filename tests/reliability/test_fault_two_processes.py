@@ -17,13 +17,8 @@ import httpx
 import pytest
 
 from devtools.fake_order_service import FakeOrderService
-from ledger.adapters.migrate import MIGRATION_LOCK_KEY
-from ledger.adapters.sql import APPEND_LOCK_KEY
-from projections.base import lock_key
-from projections.registry import PROJECTIONS
-from tests import fold
-from tests.conftest import free_port
-from tests.faults import (
+from devtools.harness import fold
+from devtools.harness.faults import (
     LockWatcher,
     ScanReport,
     ServeProcess,
@@ -36,8 +31,13 @@ from tests.faults import (
     stored_packing_events,
     wait_caught_up,
 )
-from tests.support import FAST_RECALCULATION as FAST
-from tests.support import scan_of_body, view_totals
+from devtools.harness.service import free_port
+from devtools.harness.support import FAST_RECALCULATION as FAST
+from devtools.harness.support import scan_of_body, view_totals
+from ledger.adapters.migrate import MIGRATION_LOCK_KEY
+from ledger.adapters.sql import APPEND_LOCK_KEY
+from projections.base import lock_key
+from projections.registry import PROJECTIONS
 
 ORDERS = 20
 FAILURES = 6  # calculations calls the Order Service refuses with 503 first: retried

@@ -25,11 +25,11 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.observability import AccessLog
+from bootstrap.runtime import Runtime
+from devtools.harness.faults import OwnPostgres, indexed_event_ids
+from devtools.harness.service import EXAMPLE_EVENT, auth, start_service
 from ledger.adapters import connection
 from ledger.config import Settings
-from ledger.services.bootstrap import Runtime
-from tests.conftest import EXAMPLE_EVENT, auth, start_service
-from tests.faults import OwnPostgres, indexed_event_ids
 
 ROUND_TRIP = 2.0  # PICKPACK_DATABASE_TIMEOUT_SECONDS in this test
 WRITE = 2.0  # PICKPACK_WRITE_TIMEOUT_SECONDS

@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 from schemathesis import GenerationMode
 
-from tests.conftest import EXAMPLE_EVENT, Service, auth
-from tests.fuzzing import fuzz_spec, reference_spec, seed_known_ids
+from devtools.harness.fuzzing import fuzz_spec, reference_spec, seed_known_ids
+from devtools.harness.service import EXAMPLE_EVENT, Service, auth
 
 EXAMPLES = 20  # per operation and mode: about 2 specs x 13 operations x 2 modes x 20 cases
 

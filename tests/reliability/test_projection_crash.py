@@ -11,10 +11,10 @@ from pathlib import Path
 
 import psycopg
 
+from devtools.harness import fold
+from devtools.harness.support import numbered_scan, view_totals
 from ledger.adapters.event_store import EventStore
 from ledger.domain.packing import Attribution
-from tests import fold
-from tests.support import numbered_scan, view_totals
 
 
 def tracked(url: str, name: str) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import EXAMPLE_EVENT, Service, auth, start_service
+from devtools.harness.service import EXAMPLE_EVENT, Service, auth, start_service
 
 
 def test_scanners_keep_getting_200s_while_pack_stations_wait_for_lagging_views(

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from devtools.harness.faults import OwnPostgres
 from ledger.adapters import connection
 from ledger.adapters.connection import NotReplicated, StandbyServer
-from tests.faults import OwnPostgres
 
 
 def test_every_connection_gets_a_connect_timeout_and_tcp_liveness_unless_the_url_says() -> None:

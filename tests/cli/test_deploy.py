@@ -1,0 +1,269 @@
+"""compose.yaml, the Dockerfile and its entrypoint, checked as far as a machine without a
+Docker engine can: they parse, name files that exist, use DESIGN.md's configuration
+names, and the entrypoint and healthcheck do what they say when run here. Where an engine
+runs, docker/smoke.sh runs the stack itself (not part of this suite)."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devtools.harness.service import Service, free_port
+from ledger.config import DESIGN_NAMES, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+# The design document beside the checkout when there is one, else the copy kept with
+# the spec copies (a fresh clone in CI has no ../shared).
+SHARED_DESIGN = ROOT.parent / "shared" / "DESIGN.md"
+DESIGN_COPY = ROOT / "tests" / "spec" / "DESIGN.md"
+DESIGN = SHARED_DESIGN if SHARED_DESIGN.exists() else DESIGN_COPY
+COMPOSE_VARIABLES = {
+    "POSTGRES_PASSWORD",  # compose's own, for the postgres service
+    "FORWARDED_ALLOW_IPS",  # uvicorn's: the proxies whose forwarded headers it believes
+}
+
+
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "compose.yaml").read_text()))
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n", " ", path.read_text())
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def stages(instructions: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    found: list[list[tuple[str, str]]] = []
+    for ins in instructions:
+        if ins[0] == "FROM":
+            found.append([])
+        if found:
+            found[-1].append(ins)
+    return found
+
+
+def ignored(path: str, patterns: list[str]) -> bool:
+    parts = Path(path).parts
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(
+        fnmatch.fnmatch(prefix, pat) or fnmatch.fnmatch(prefix, pat.removeprefix("**/"))
+        for pat in patterns
+        for prefix in prefixes
+    )
+
+
+def test_compose_runs_postgres_from_the_official_image_with_a_healthcheck_and_named_volume() -> (
+    None
+):
+    doc = compose()
+    pg = doc["services"]["postgres"]
+    assert re.fullmatch(r"postgres:\d+(\.\d+)?(-[a-z0-9]+)?", pg["image"]), pg["image"]
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+    named = [v.split(":")[0] for v in pg["volumes"]]
+    assert "pgdata" in named and "pgdata" in doc["volumes"]
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in pg["volumes"])
+
+
+def test_compose_builds_pickpack_from_the_repository_and_waits_for_a_healthy_database() -> None:
+    app = compose()["services"]["pickpack"]
+    context = ROOT / app["build"]["context"]
+    assert context.is_dir()
+    assert (context / app["build"].get("dockerfile", "Dockerfile")).is_file()
+    assert app["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "/ready" in " ".join(app["healthcheck"]["test"])
+    assert "profiles" not in app
+    for volume in app.get("volumes", []):
+        source = volume.split(":")[0]
+        assert source in compose()["volumes"] or (ROOT / source).exists(), volume
+
+
+def test_compose_publishes_ports_on_the_hosts_loopback_only() -> None:
+    # "8000:8000" would listen on every interface of the host, with a dev secret when
+    # PICKPACK_JWT_SECRET is unset; another host's access is a deliberate change.
+    published = {name: service.get("ports", []) for name, service in compose()["services"].items()}
+    assert published["pickpack"] and published["order-service"]
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
+    assert not published.get("postgres"), "the database is reached on the compose network"
+
+
+def test_the_dockerfile_needs_no_registry_but_for_its_base_image() -> None:
+    # A `# syntax=` parser directive makes BuildKit pull a frontend image first: a build
+    # that cannot reach Docker Hub fails before its first step, and the built-in frontend
+    # reads everything this Dockerfile uses.
+    first_lines = (ROOT / "Dockerfile").read_text().splitlines()[:5]
+    assert not [line for line in first_lines if re.match(r"#\s*syntax\s*=", line, re.I)]
+    instructions = dockerfile_instructions(ROOT / "Dockerfile")
+    stage_names = set()
+    for word, args in instructions:
+        if word == "FROM":
+            image, *rest = args.split()
+            assert image in stage_names or image == "python:${PYTHON_VERSION}-slim", image
+            if rest and rest[0].upper() == "AS":
+                stage_names.add(rest[1])
+
+
+def test_the_fake_order_service_runs_only_under_the_demo_profile() -> None:
+    services = compose()["services"]
+    demo = [name for name, s in services.items() if "demo" in s.get("profiles", [])]
+    assert demo == ["order-service"]
+    fake = services["order-service"]
+    assert fake["command"][:2] == ["pickpack", "fake-order-service"]
+    assert (ROOT / fake["build"]["context"] / "Dockerfile").is_file()
+
+
+def test_compose_sets_only_design_names_and_documented_extras() -> None:
+    known = set(Settings.env_names().values())
+    services = compose()["services"]
+    app_env = services["pickpack"]["environment"]
+    assert set(DESIGN_NAMES) <= set(app_env), "every DESIGN.md variable can be set"
+    for name, service in services.items():
+        for var in service.get("environment", {}):
+            if var.startswith("PICKPACK_"):
+                assert var in known, f"{name} sets {var}, which the service does not read"
+    # Every ${VARIABLE} the file reads from the operator's environment is one of ours.
+    text = (ROOT / "compose.yaml").read_text()
+    for var in re.findall(r"\$\{([A-Z_]+)", text):
+        assert var in known or var in COMPOSE_VARIABLES, var
+
+
+# Set by compose.yaml itself rather than taken from the operator's environment (its
+# header comment says so): the database is the postgres service, the data the volume.
+SET_BY_COMPOSE = {"PICKPACK_DATABASE_URL", "PICKPACK_DATA_DIR"}
+
+
+def test_compose_passes_every_variable_the_service_reads_from_the_environment() -> None:
+    """compose.yaml says every setting can come from the environment or an .env file: so
+    each variable ledger/config.py reads is passed through as ${NAME:-...} or ${NAME-...},
+    or set by the file itself and named in its header comment."""
+    app_env = compose()["services"]["pickpack"]["environment"]
+    header = "\n".join(
+        line for line in (ROOT / "compose.yaml").read_text().splitlines() if line.startswith("#")
+    )
+    for var in Settings.env_names().values():
+        assert var in app_env, f"compose.yaml does not pass {var}"
+        value = str(app_env[var])
+        if var in SET_BY_COMPOSE:
+            assert var in header, f"compose.yaml sets {var} without saying so"
+        else:
+            assert re.fullmatch(r"\$\{" + var + r":?-[^}]*\}", value), f"{var}: {value}"
+
+
+def test_the_design_names_are_exactly_design_mds_configuration_table() -> None:
+    text = DESIGN.read_text()
+    table = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    in_design = set(re.findall(r"PICKPACK_[A-Z_]+", table))
+    assert in_design == set(DESIGN_NAMES)
+
+
+def test_the_kept_copy_of_design_md_is_the_current_one() -> None:
+    if not SHARED_DESIGN.exists():
+        pytest.skip("no ../shared/DESIGN.md beside this checkout to compare the copy with")
+    assert DESIGN_COPY.read_text() == SHARED_DESIGN.read_text()
+
+
+def test_the_dockerfile_is_multi_stage_and_runs_as_a_non_root_user() -> None:
+    instructions = dockerfile_instructions(ROOT / "Dockerfile")
+    built = stages(instructions)
+    assert len(built) >= 2, "a builder stage and a runtime stage"
+    final = built[-1]
+    assert "slim" in final[0][1]
+    users = [args for word, args in final if word == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert any(w == "COPY" and "--from=builder" in a for w, a in final), "venv from builder"
+    [health] = [args for word, args in final if word == "HEALTHCHECK"]
+    assert "/ready" in health and "curl" not in health
+
+
+def test_every_file_the_dockerfile_copies_exists_and_is_not_dockerignored() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for heavy in (".git", ".venv", ".pickpack"):
+        assert ignored(heavy, patterns), f"{heavy} would be sent to the Docker daemon"
+    copied = set()
+    for word, args in dockerfile_instructions(ROOT / "Dockerfile"):
+        if word != "COPY" or "--from=" in args:
+            continue
+        *sources, _ = [a for a in shlex.split(args) if not a.startswith("--")]
+        for source in sources:
+            assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+            assert not ignored(source, patterns), f"COPY {source}: excluded by .dockerignore"
+            copied.add(source)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = project["tool"]["setuptools"]["packages"]
+    # A folder copied brings its subpackages (ledger.domain comes with ledger).
+    folders = {p.split(".")[0] for p in packages}
+    assert folders <= copied, "every package the wheel needs is copied"
+    assert project["project"]["readme"] in copied
+
+
+def fake_pickpack(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A `pickpack` on PATH that records how it was called."""
+    calls = tmp_path / "calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "pickpack"
+    script.write_text(f'#!/bin/sh\necho "pickpack $*" >> {calls}\n')
+    script.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, calls
+
+
+def test_the_entrypoint_migrates_then_serves_on_all_interfaces(tmp_path: Path) -> None:
+    env, calls = fake_pickpack(tmp_path)
+    entrypoint = ROOT / "docker" / "entrypoint.sh"
+    assert os.access(entrypoint, os.X_OK)
+    subprocess.run([str(entrypoint)], env=env, check=True)
+    assert calls.read_text().splitlines() == [
+        "pickpack migrate",
+        "pickpack serve --host 0.0.0.0 --port 8000",
+    ]
+    calls.unlink()
+    subprocess.run([str(entrypoint), "--workers", "2"], env=env, check=True)
+    assert calls.read_text().splitlines()[-1] == (
+        "pickpack serve --host 0.0.0.0 --port 8000 --workers 2"
+    )
+    calls.unlink()
+    subprocess.run([str(entrypoint), "pickpack", "config"], env=env, check=True)
+    assert calls.read_text().splitlines() == ["pickpack config"], "a command runs as given"
+
+
+def healthcheck_command() -> list[str]:
+    [args] = [a for w, a in dockerfile_instructions(ROOT / "Dockerfile") if w == "HEALTHCHECK"]
+    exec_form = args.split("CMD", 1)[1].strip()
+    return list(yaml.safe_load(exec_form))  # a JSON array, which YAML reads too
+
+
+def test_the_image_healthcheck_passes_on_a_ready_service_and_fails_without_one(
+    service: Service,
+) -> None:
+    command = healthcheck_command()
+    assert command[0] == "python"
+    port = service.url.rsplit(":", 1)[1]
+    here = [
+        sys.executable,
+        *[c.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for c in command[1:]],
+    ]
+    assert subprocess.run(here, capture_output=True, timeout=30).returncode == 0
+    closed = [c.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}") for c in here]
+    assert subprocess.run(closed, capture_output=True, timeout=30).returncode != 0
