@@ -24,9 +24,7 @@ def health() -> dict[str, str]:
     return {"status": "ok", "version": service_version()}
 
 
-@router.get(
-    "/ready", summary="Readiness: not stopping, database writable and migrations applied"
-)
+@router.get("/ready", summary="Readiness: not stopping, database writable and migrations applied")
 def ready(request: Request) -> JSONBody:
     if DRAIN.draining:
         # Stopping (SIGTERM): still serving, but a load balancer should send no more.
