@@ -8,19 +8,9 @@ and trying it by hand:
 The layout is the one docs/how-to/high-availability.md describes for three hosts, on
 one machine: each node has its own ports, data directory and Patroni REST API.
 
-Patroni is 4.1.5 from PyPI, in a virtualenv of its own made from Debian's python3
-(PATRONI_VENV), not Debian's 3.0.2: in 3.0.2 a leader writes its leader key to etcd
-unconditionally (etcd3's `_update_leader` is a plain put), so a frozen leader that resumes
-takes the key back and demotes the node promoted meanwhile, losing what that node
-acknowledged. From 4.0 the put is a transaction that succeeds only if the key still names
-this node or no longer exists (patroni/dcs/etcd3.py, `_update_leader`); a resumed old
-leader finds the key taken and demotes itself.
-
-PostgreSQL refuses to run as root, and CI runs as root: the nodes (etcd and Patroni too)
-run as an unprivileged user, `postgres` if it exists (Debian's PostgreSQL package makes
-it), else `pickpack-pg`, created here when missing. What is missing is installed: the
-Debian packages (etcd-server, haproxy, postgresql-15) by .ci/run, Patroni's virtualenv
-here (pip, from PyPI) on first use.
+Which Patroni and why, and the user the nodes run as: devtools/patroni.py. What is
+missing is installed: the Debian packages (etcd-server, haproxy, postgresql-15) by
+.ci/run, Patroni's virtualenv (pip, from PyPI) on first use.
 """
 
 from __future__ import annotations
@@ -32,7 +22,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -42,112 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PATRONI_VERSION = "4.1.5"
-PATRONI_VENV = Path(
-    os.environ.get("PICKPACK_PATRONI_VENV") or f"/opt/pickpack-patroni-{PATRONI_VERSION}"
+from devtools.patroni import (
+    ETCD,
+    HAPROXY,
+    HAPROXY_CONFIG,
+    PATRONI_VENV,
+    Node,
+    free_port,
+    get_json,
+    patroni_bin,
+    patroni_config,
+    unprivileged_user,
 )
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-ETCD = "/usr/bin/etcd"
-HAPROXY = "/usr/sbin/haproxy"
-FALLBACK_USER = "pickpack-pg"
-SCOPE = "pickpack"
-HAPROXY_CONFIG = Path(__file__).resolve().parent.parent / "docker" / "ha" / "haproxy.cfg"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def unprivileged_user() -> pwd.struct_passwd:
-    """The user the nodes run as: `postgres`, else `pickpack-pg` (created if missing);
-    when not root, the current user."""
-    if os.geteuid() != 0:
-        return pwd.getpwuid(os.geteuid())
-    for name in ("postgres", FALLBACK_USER):
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name)
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", FALLBACK_USER],
-        check=True,
-    )
-    return pwd.getpwnam(FALLBACK_USER)
-
-
-def patroni_bin() -> Path:
-    """Patroni's executable, installed into its own virtualenv when missing."""
-    exe = PATRONI_VENV / "bin" / "patroni"
-    if not exe.exists():
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(PATRONI_VENV)], check=True)
-        subprocess.run(
-            [
-                str(PATRONI_VENV / "bin" / "pip"),
-                "install",
-                "-q",
-                f"patroni[psycopg3,etcd3]=={PATRONI_VERSION}",
-            ],
-            check=True,
-        )
-    return exe
-
-
-def _get(url: str, timeout: float = 1.0) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            return answer.status, json.loads(answer.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        with contextlib.suppress(ValueError):
-            return exc.code, json.loads(body or b"null")
-        return exc.code, None
-    except (OSError, ValueError):
-        return 0, None
-
-
-@dataclass
-class Node:
-    name: str
-    pg_port: int
-    rest_port: int
-    root: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def rest(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres"
-
-    def postmaster_pid(self) -> int | None:
-        try:
-            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def processes(self) -> list[int]:
-        """Patroni's pid, the postmaster's and every backend's: the whole node."""
-        import psutil
-
-        pids = []
-        if self.proc is not None and self.proc.poll() is None:
-            pids.append(self.proc.pid)
-        postmaster = self.postmaster_pid()
-        if postmaster is not None:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                pm = psutil.Process(postmaster)
-                pids += [postmaster, *(c.pid for c in pm.children(recursive=True))]
-        return pids
-
-    def role(self) -> str | None:
-        status, body = _get(f"{self.rest}/patroni")
-        return body.get("role") if status and isinstance(body, dict) else None
 
 
 @dataclass
@@ -208,13 +103,27 @@ class HACluster:
             self.root / "etcd.log",
             user,
         )
-        self._wait(lambda: _get(f"http://127.0.0.1:{self.etcd_port}/health")[0] == 200, 30, "etcd")
+        self._wait(
+            lambda: get_json(f"http://127.0.0.1:{self.etcd_port}/health")[0] == 200, 30, "etcd"
+        )
         for i in range(3):
             node = Node(f"n{i}", free_port(), free_port(), self.root / f"n{i}")
             node.root.mkdir(mode=0o700, exist_ok=True)
             self._own(node.root, user)
             config = node.root / "patroni.yml"
-            config.write_text(json.dumps(self._patroni_config(node), indent=1))
+            config.write_text(
+                json.dumps(
+                    patroni_config(
+                        node,
+                        self.etcd_port,
+                        self.ttl,
+                        self.loop_wait,
+                        self.retry_timeout,
+                        self.strict,
+                    ),
+                    indent=1,
+                )
+            )
             config.chmod(0o644)
             self.nodes.append(node)
         # One node wins the race to bootstrap; the others clone it once it leads.
@@ -267,62 +176,6 @@ class HACluster:
         leader = self.leader()
         return leader is not None and up == [f"pg{self.nodes.index(leader) + 1}"]
 
-    def _patroni_config(self, node: Node) -> dict[str, Any]:
-        trust = [
-            "local all all trust",
-            "host all all 127.0.0.1/32 trust",
-            "host replication replicator 127.0.0.1/32 trust",
-        ]
-        return {
-            "scope": SCOPE,
-            "namespace": "/pickpack-ha/",
-            "name": node.name,
-            "restapi": {
-                "listen": f"127.0.0.1:{node.rest_port}",
-                "connect_address": f"127.0.0.1:{node.rest_port}",
-            },
-            "etcd3": {"hosts": [f"127.0.0.1:{self.etcd_port}"]},
-            "bootstrap": {
-                "dcs": {
-                    "ttl": self.ttl,
-                    "loop_wait": self.loop_wait,
-                    "retry_timeout": self.retry_timeout,
-                    "maximum_lag_on_failover": 1048576,
-                    "synchronous_mode": True,
-                    "synchronous_mode_strict": self.strict,
-                    "postgresql": {
-                        "use_pg_rewind": True,
-                        "parameters": {
-                            "max_connections": 100,
-                            "shared_buffers": "64MB",
-                            "wal_level": "replica",
-                            "hot_standby": "on",
-                            "max_wal_senders": 10,
-                            "max_replication_slots": 10,
-                            "wal_log_hints": "on",
-                            # A standby whose primary changed reconnects within this.
-                            "wal_retrieve_retry_interval": "500ms",
-                        },
-                    },
-                },
-                "initdb": [{"encoding": "UTF8"}, {"locale": "C"}],
-            },
-            "postgresql": {
-                "listen": f"127.0.0.1:{node.pg_port}",
-                "connect_address": f"127.0.0.1:{node.pg_port}",
-                "data_dir": str(node.data_dir),
-                "bin_dir": str(PG_BIN),
-                "pgpass": str(node.root / "pgpass"),
-                "authentication": {
-                    "superuser": {"username": "postgres", "password": "postgres"},
-                    "replication": {"username": "replicator", "password": "replicator"},
-                    "rewind": {"username": "postgres", "password": "postgres"},
-                },
-                "parameters": {"unix_socket_directories": str(node.root)},
-                "pg_hba": trust,
-            },
-        }
-
     @staticmethod
     def _own(path: Path, user: pwd.struct_passwd) -> None:
         if os.geteuid() == 0:
@@ -359,7 +212,7 @@ class HACluster:
     def cluster(self) -> dict[str, Any] | None:
         """Patroni's view of the cluster (GET /cluster), from any node that answers."""
         for node in self.nodes:
-            status, body = _get(f"{node.rest}/cluster")
+            status, body = get_json(f"{node.rest}/cluster")
             if status == 200 and isinstance(body, dict):
                 return body
         return None
@@ -367,7 +220,7 @@ class HACluster:
     def leader(self) -> Node | None:
         """The node whose Patroni says it is the primary (GET /primary answers 200)."""
         for node in self.nodes:
-            if _get(f"{node.rest}/primary", timeout=0.5)[0] == 200:
+            if get_json(f"{node.rest}/primary", timeout=0.5)[0] == 200:
                 return node
         return None
 
