@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     from devtools.fake_order_service import add_commands as add_fake_commands
 
     add_fake_commands(sub)
+    from cli.database import add_commands as add_database_commands
+
+    add_database_commands(sub)
     from cli.clients import add_commands as add_client_commands
 
     add_client_commands(sub)
