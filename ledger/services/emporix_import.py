@@ -65,7 +65,7 @@ def import_events(
     `on_page(tally, page)` is called after each page is recorded (for a progress bar).
     """
     key = (tenant, source.url, since or "")
-    with store.datastore.get_connection() as conn:
+    with store.connection() as conn:
         saved = import_progress.load(conn, *key)
     tally = Tally()
     start = None
@@ -81,7 +81,7 @@ def import_events(
         if items:
             last_time = str(items[-1].get("timestamp") or last_time)
         done = len(items) < page_size
-        with store.datastore.get_connection() as conn:
+        with store.connection() as conn:
             import_progress.save(
                 conn, *key, page_size, page + 1, tally.as_dict(), last_time, finished=done
             )
@@ -152,7 +152,7 @@ def our_feed(store: EventStore, tenant: str, page_size: int) -> Iterator[list[di
     """This service's events in the feed's shape (the fields totals need)."""
     offset = 0
     while True:
-        with store.datastore.get_connection() as conn:
+        with store.connection() as conn:
             states = feed_store.events_after(conn, tenant, None, offset, page_size)
         yield [
             {

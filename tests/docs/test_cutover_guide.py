@@ -21,8 +21,10 @@ import pytest
 from cli.main import main
 from devtools.fake_emporix import FakeEmporix
 from devtools.fake_order_service import FakeOrderService
-from tests.cli.test_order_import import sales_order_example
-from tests.services.test_recalculation import FAST, running, wait_for
+from devtools.harness.service import running
+from devtools.harness.support import FAST_RECALCULATION as FAST
+from devtools.harness.support import wait_for
+from tests.helpers.orders import sales_order_example
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "how-to" / "cutover.md"
 TENANT = "acme"
