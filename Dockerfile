@@ -17,6 +17,7 @@ COPY ledger ./ledger
 COPY api ./api
 COPY cli ./cli
 COPY projections ./projections
+COPY bootstrap ./bootstrap
 COPY cli ./cli
 COPY devtools ./devtools
 COPY migrations ./migrations

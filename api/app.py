@@ -25,7 +25,7 @@ from api.routes_orders import router as orders_router
 from api.routes_recalculation import router as recalculation_router
 from api.routes_story import router as story_router
 from api.version import service_version
-from ledger.services.bootstrap import Runtime
+from bootstrap.runtime import Runtime
 
 # FastAPI's native OpenTelemetry, off: the service reports through its own metrics and log.
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -92,7 +92,7 @@ def create_app(runtime: Runtime | None = None, access_log: AccessLog | None = No
         # docs/reference/metrics-and-logs.md).
         # FastAPI's OpenTelemetry bridge would add nothing without a configured provider,
         # yet it looks the global providers up on every request, ~5% of the event loop's
-        # samples on POST /events (py-spy; docs/archive/benchmarks-sessions.md).
+        # samples on POST /events (py-spy during bench/ingest.py).
         telemetry=NO_FASTAPI_TELEMETRY,
     )
     if runtime is not None:

@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import MANAGE, VIEW, Principal, authorize, check_tenant_path
-from ledger.services.bootstrap import Runtime
+from bootstrap.runtime import Runtime
 
 
 async def runtime(request: Request) -> Runtime:

@@ -77,7 +77,7 @@ def for_domain_error(exc: domain.DomainError) -> ApiError:
     """The one mapping of the domain's refusals to the spec's status codes."""
     if isinstance(exc, domain.OrderClosed):
         return Conflict(f"orderId: {exc}")
-    if isinstance(exc, domain.CorrectionRefused):
+    if isinstance(exc, domain.CorrectionRefused | domain.ScanRefused):
         return Conflict(str(exc))
     if isinstance(exc, domain.UnknownOrder):
         return NotFound(f"orderId: {exc}")

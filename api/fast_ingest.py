@@ -8,8 +8,8 @@ takes only the common case: a request that passes every check. That is a JSON co
 type, a declared length within the body limit, a body that validates against
 OrderEntryEventCreate straight from its bytes (pydantic's JSON parser, no dict in
 between), a token already verified (no key fetch), the tenant and scope the token
-grants, and a valid saas-token header. Such a scan goes to the same
-`record_packing_event` the declared endpoint calls.
+grants, and a valid saas-token header. Such a scan goes to the same use case the
+declared endpoint calls (ledger/services/scans.py `record_packing_event`).
 
 Every other request is handed, with its body replayed, to the full application, which
 answers it exactly as it always has: error bodies, their wording and their precedence
@@ -18,7 +18,7 @@ failed (a 409 conflict, a 503 while the database is away), the same body the app
 exception handlers build (api/errors.py).
 
 Why: on this route FastAPI's middleware, routing, dependency solving and response
-building cost more CPU than the durable append itself (docs/archive/benchmarks-sessions.md).
+building cost more CPU than the durable append itself (measured with bench/cpu.py).
 tests/api/test_ingest_fast_path.py checks that both ways answer alike.
 """
 
@@ -33,35 +33,21 @@ from starlette.responses import Response
 
 from api.auth import MANAGE, Principal, authorize, check_tenant_path
 from api.body_limit import MAX_BODY_BYTES
-from api.errors import Conflict, response_for
+from api.errors import response_for
 from api.metrics import INGEST_ROUTE
 from api.observability import ASGIApp, Message, Receive, Scope, Send
 from api.params import SaasToken
 from api.responses import SUCCESS
 from api.schemas import OrderEntryEventCreate
-from ledger.domain.packing import Attribution, PackingEvent, Verdict
-from ledger.services.bootstrap import Runtime
+from bootstrap.runtime import Runtime
+from ledger.domain.packing import PackingEvent
+from ledger.services.scans import record_packing_event
 
 _PREFIX = "/pick-pack/"
 _SUFFIX = "/events"
 _SAAS_TOKEN: TypeAdapter[str] = TypeAdapter(SaasToken)
 _SUCCESS = orjson.dumps(SUCCESS)
 _SUCCESS_LENGTH = str(len(_SUCCESS)).encode()
-
-
-async def record_packing_event(
-    rt: Runtime, event: PackingEvent, principal: Principal, saas_token: str
-) -> None:
-    """Append the event (group commit); returns once its transaction has committed.
-
-    Raises Conflict (409) for an eventId recorded with other content or a CANCELLED order.
-    """
-    who = Attribution(principal.subject, rt.fingerprints(saas_token))
-    outcome = await rt.committer.append(event, who)
-    if outcome.verdict is Verdict.CONFLICT:
-        raise Conflict(f"eventId: event '{event.event_id}' was already recorded with other content")
-    if outcome.verdict is Verdict.ORDER_CLOSED:
-        raise Conflict(f"orderNumber: order '{event.order_id}' is CANCELLED and accepts no events")
 
 
 @dataclass(frozen=True)
@@ -141,7 +127,7 @@ class FastIngest:
         scope["route"] = _ROUTE  # as routing would set it: the observer labels by template
         scope["path_params"] = {"tenant": tenant}
         try:
-            await record_packing_event(rt, event, principal, saas)
+            await record_packing_event(rt, event, principal.subject, saas)
         except Exception as exc:
             response: Response = response_for(exc)
             await response(scope, receive, send)

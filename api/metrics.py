@@ -149,7 +149,7 @@ class LedgerCollector(Collector):
             "Order reads (order, packlist, order cycles, the feed's order lookup) answered "
             "from views that had not reached the tenant's latest write when the wait "
             "timed out; each such answer carries X-Pickpack-Stale.",
-            value=rt.stale_reads,
+            value=rt.views.stale_reads,
         )
         yield CounterMetricFamily(
             "pickpack_append_transactions",
@@ -158,7 +158,7 @@ class LedgerCollector(Collector):
             value=committer.batches,
         )
 
-        stats = rt.store.datastore.pool.get_stats()
+        stats = rt.store.pool_stats()
         size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
         yield GaugeMetricFamily(
             "pickpack_db_pool_in_use",

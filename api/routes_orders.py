@@ -194,7 +194,7 @@ def retrieve_order(
         if body is None:
             raise NotFound(f"orderId: order '{orderId}' was not registered at {asOf}")
         return JSONBody(body)
-    with rt.read_views(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
+    with rt.views.read(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
         row = read.order_row(conn, tenant, orderId)  # row and lines: one snapshot
     if row is None:
         raise NotFound(f"orderId: order '{orderId}' is not registered")
@@ -232,7 +232,7 @@ def retrieve_packlist(
     ] = False,
 ) -> JSONBody:
     day = _parse_date(deliveryDate)
-    with rt.read_views(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
+    with rt.views.read(tenant, read.ORDER_ROW_VIEWS) as (conn, freshness):
         rows = read.packlist_rows(  # with their lines
             conn, tenant, siteCode, day, include_cancelled=includeCancelled
         )
@@ -253,7 +253,7 @@ def retrieve_packlist(
 def retrieve_order_cycles(
     tenant: Tenant, siteCode: SiteCode, principal: CanView, rt: RuntimeDep
 ) -> JSONBody:
-    with rt.read_views(tenant, ("order_status",)) as (conn, freshness):
+    with rt.views.read(tenant, ("order_status",)) as (conn, freshness):
         days = read.order_cycles(conn, tenant, siteCode, datetime.now(UTC).date())
     return JSONBody(days, headers=freshness_headers(freshness))
 

@@ -215,6 +215,7 @@ def correct_order_line(
         orderId,
         body.to_correction(),
         principal.subject,
-        rt.fingerprints(saas_token),  # never the token itself (decision 14)
+        # never the token itself (semantics.md, "Secrets are not history")
+        rt.fingerprints(saas_token),
     )
     return JSONBody(SUCCESS)

@@ -16,7 +16,7 @@ from ledger.domain.inputs import ID_MAX_LENGTH, ID_PATTERN, MAX_AMOUNT
 from ledger.domain.packing import PackingEvent, format_event_time, parse_event_time
 
 NonNegative = Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True)]
-# An identifier: see ledger/inputs.py for the rule and why (docs/explanation/semantics.md).
+# An identifier: see ledger/domain/inputs.py for the rule and why (docs/explanation/semantics.md).
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 

@@ -23,17 +23,10 @@ from ledger.domain.clients import KNOWN_SCOPES
 @contextmanager
 def _connection() -> Iterator[Any]:
     """An autocommit connection to the configured database, migrated."""
-    from ledger.adapters.database import provision
-    from ledger.adapters.migrate import migrate
-    from ledger.config import Settings
+    from bootstrap.opened import opened
 
-    database = provision(Settings.from_env())
-    try:
-        migrate(database.url)
-        with psycopg.connect(database.url, autocommit=True) as conn:
-            yield conn
-    finally:
-        database.stop()
+    with opened() as parts, psycopg.connect(parts.database.url, autocommit=True) as conn:
+        yield conn
 
 
 def add(conn: Any, tenant: str, scopes: list[str], name: str | None = None) -> tuple[str, str]:

@@ -24,7 +24,8 @@ from urllib.parse import quote
 import httpx
 
 from api.auth import MANAGE, VIEW, local_secret, mint_token
-from cli.demo_day import (
+from cli.errors import CommandError, Exit, UsageError
+from devtools.demo_day import (
     CANCEL_SHARE,
     FIRST_NAMES,
     LAST_NAMES,
@@ -35,7 +36,6 @@ from cli.demo_day import (
     order_number,
     scans_for,
 )
-from cli.errors import CommandError, Exit, UsageError
 from ledger.config import Settings
 
 

@@ -31,22 +31,10 @@ _RESUME = "what was recorded stays recorded: run again to resume"
 
 @contextmanager
 def _store() -> Iterator[Any]:
-    from ledger.adapters.database import provision
-    from ledger.adapters.event_store import EventStore
-    from ledger.adapters.migrate import migrate
-    from ledger.config import Settings
+    from bootstrap.opened import opened
 
-    settings = Settings.from_env()
-    database = provision(settings)
-    store = None
-    try:
-        migrate(database.url)
-        store = EventStore.from_url(database.url, compress=settings.compress_events)
-        yield store
-    finally:
-        if store is not None:
-            store.close()
-        database.stop()
+    with opened() as parts:
+        yield parts.store
 
 
 def _source(args: argparse.Namespace) -> Any:

@@ -25,7 +25,9 @@ class Exit(IntEnum):
     ITEMS_REFUSED = 1  # the command ran; some items were refused (listed above it)
     USAGE = 2  # a wrong argument or configuration value
     DATABASE_UNREACHABLE = 3
-    MIGRATIONS_DISAGREE = 4  # a recorded migration's file changed (checksum mismatch)
+    # A recorded migration's file changed (checksum mismatch), or one that cannot be rolled
+    # is pending while processes of another release are connected.
+    MIGRATIONS_DISAGREE = 4
     EMBEDDED_DATABASE = 5  # the embedded PostgreSQL did not start
     FILE = 6  # a file or directory cannot be read or written
     PORT_IN_USE = 7

@@ -32,43 +32,35 @@ FOLLOW_POLL_SECONDS = 1.0
 def _export(args: argparse.Namespace) -> int:
     import psycopg
 
-    from ledger.adapters.database import provision
-    from ledger.adapters.event_store import EventStore
-    from ledger.adapters.migrate import migrate
+    from bootstrap.opened import opened
     from ledger.adapters.prepared import NOTIFY_CHANNEL
-    from ledger.config import Settings
     from ledger.services.changes import read
 
-    settings = Settings.from_env()
-    database = provision(settings)
-    store = EventStore.from_url(database.url)
     out = sys.stdout.buffer
     after = args.after
     listen: psycopg.Connection[Any] | None = None
-    try:
-        migrate(database.url)
-        if args.follow:
-            listen = psycopg.connect(database.url, autocommit=True)
-            listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        while True:
-            page = read(store, args.tenant, after, PAGE)
-            for item in page["items"]:
-                out.write(orjson.dumps(item) + b"\n")
-            out.flush()
-            after = page["next"]
-            if page["items"]:
-                continue
-            if listen is None:
-                return 0
-            for _ in listen.notifies(timeout=FOLLOW_POLL_SECONDS, stop_after=1):
-                pass
-    except (KeyboardInterrupt, BrokenPipeError):
-        return 0  # the reader went away (`| head`) or the user stopped following
-    finally:
-        if listen is not None:
-            listen.close()
-        store.close()
-        database.stop()
+    with opened() as parts:
+        try:
+            if args.follow:
+                listen = psycopg.connect(parts.database.url, autocommit=True)
+                listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            while True:
+                page = read(parts.store, args.tenant, after, PAGE)
+                for item in page["items"]:
+                    out.write(orjson.dumps(item) + b"\n")
+                out.flush()
+                after = page["next"]
+                if page["items"]:
+                    continue
+                if listen is None:
+                    return 0
+                for _ in listen.notifies(timeout=FOLLOW_POLL_SECONDS, stop_after=1):
+                    pass
+        except (KeyboardInterrupt, BrokenPipeError):
+            return 0  # the reader went away (`| head`) or the user stopped following
+        finally:
+            if listen is not None:
+                listen.close()
 
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -98,22 +90,15 @@ def _lines(path: Path) -> Iterator[IO[bytes]]:
 def _import(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ledger.adapters.database import provision
-    from ledger.adapters.event_store import EventStore
-    from ledger.adapters.migrate import migrate
-    from ledger.config import Settings
+    from bootstrap.opened import opened
     from ledger.services.event_import import BadExport, import_lines
 
     if args.batch < 1:
         raise CommandError("--batch must be at least 1")
     console = Console(stderr=True)
     path = Path(args.file)
-    settings = Settings.from_env()
-    database = provision(settings)
-    store = None
-    try:
-        migrate(database.url)
-        store = EventStore.from_url(database.url, compress=settings.compress_events)
+    with opened() as parts:
+        store = parts.store
 
         def on_batch(report: ImportReport, line: int) -> None:
             if console.is_terminal:
@@ -137,10 +122,6 @@ def _import(args: argparse.Namespace) -> int:
                     "run again once the file is fixed and the import resumes)",
                     Exit.FILE,
                 ) from None
-    finally:
-        if store is not None:
-            store.close()
-        database.stop()
     for problem in report.tally.problems:
         console.print(f"  {problem}")
     if report.resumed_after:

@@ -12,10 +12,9 @@ from typing import NoReturn
 
 from api.auth import MANAGE, VIEW, mint_token
 from api.observability import logging_config
+from bootstrap.opened import opened
 from cli.errors import Exit, UsageError, explain
 from cli.serve import serve
-from ledger.adapters.database import provision
-from ledger.adapters.migrate import migrate
 from ledger.config import ConfigError, Settings, mask_password
 from ledger.services.tokens import Signer, own_audience, own_issuer
 
@@ -32,12 +31,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def _migrate(_: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    database = provision(settings)
-    try:
-        applied = migrate(database.url)
-    finally:
-        database.stop()
+    with opened() as parts:
+        applied = parts.applied
     print(f"applied: {', '.join(applied)}" if applied else "nothing to apply")
     return 0
 
@@ -156,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     from devtools.fake_order_service import add_commands as add_fake_commands
 
     add_fake_commands(sub)
+    from cli.database import add_commands as add_database_commands
+
+    add_database_commands(sub)
     from cli.clients import add_commands as add_client_commands
 
     add_client_commands(sub)

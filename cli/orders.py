@@ -77,9 +77,7 @@ def _import(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ledger.adapters.database import provision
-    from ledger.adapters.event_store import EventStore
-    from ledger.adapters.migrate import migrate
+    from bootstrap.opened import opened
     from ledger.config import Settings
 
     console = Console(stderr=True)
@@ -127,11 +125,9 @@ def _import(args: argparse.Namespace) -> int:
             args.from_order_service,
         )
         total = len(args.from_order_service)
-    database = provision(settings)
-    store = EventStore.from_url(database.url, compress=settings.compress_events)
     failed = done = 0
-    try:
-        migrate(database.url)
+    with opened(settings) as parts:
+        store = parts.store
         with Progress(
             TextColumn("importing orders"),
             BarColumn(),
@@ -149,9 +145,6 @@ def _import(args: argparse.Namespace) -> int:
                     progress.console.print(f"[red]{order_id or '?'}[/red]: {error}")
                 done += 1
                 progress.update(task, advance=1, last=order_id)
-    finally:
-        store.close()
-        database.stop()
     console.print(f"imported {done - failed} of {done} orders")
     return 1 if failed else 0
 

@@ -11,10 +11,8 @@ from typing import Any
 
 import psycopg
 
+from bootstrap.opened import opened
 from cli.errors import CommandError, Exit, UsageError
-from ledger.adapters.database import provision
-from ledger.adapters.migrate import migrate
-from ledger.config import Settings
 from projections.read import seconds_behind
 from projections.rebuild import RebuildBusy, rebuild
 from projections.rebuild_tenant import rebuild_tenant
@@ -43,9 +41,8 @@ def _rebuild(args: argparse.Namespace) -> int:
             f"--tenant {args.tenant!r}: a tenant is 3 to 16 lowercase letters and digits, "
             "starting with a letter"
         )
-    database = provision(Settings.from_env())
-    try:
-        migrate(database.url)
+    with opened() as parts:
+        database = parts.database
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -95,8 +92,6 @@ def _rebuild(args: argparse.Namespace) -> int:
                 f"({report.rate:,.0f} events/s)"
                 + (f", resumed from {report.resumed_from:,}" if report.resumed_from else "")
             )
-    finally:
-        database.stop()
     return 0
 
 
@@ -134,12 +129,8 @@ def status_rows(url: str) -> list[dict[str, Any]]:
 
 
 def _status(_: argparse.Namespace) -> int:
-    database = provision(Settings.from_env())
-    try:
-        migrate(database.url)
-        rows = status_rows(database.url)
-    finally:
-        database.stop()
+    with opened() as parts:
+        rows = status_rows(parts.database.url)
     print(
         f"{'projection':<14} {'position':>10} {'head':>10} {'lag events':>11} {'lag s':>8}  rebuild"
     )
@@ -179,14 +170,12 @@ def add_commands(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     """Run only the projection workers (no API) until SIGTERM or Ctrl-C."""
-    database = provision(Settings.from_env())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        migrate(database.url)
+    with opened() as parts:
         runners = [
             ProjectionRunner(
-                database.url, list(PROJECTIONS.values()), batch_size=args.batch_size
+                parts.database.url, list(PROJECTIONS.values()), batch_size=args.batch_size
             ).start()
         ]
         try:
@@ -196,6 +185,4 @@ def _run(args: argparse.Namespace) -> int:
             pass
         for r in runners:
             r.stop()
-    finally:
-        database.stop()
     return 0

@@ -24,10 +24,9 @@ from uvicorn.main import STARTUP_FAILURE
 
 from api.auth import MANAGE, VIEW, local_secret, mint_token
 from api.observability import logging_config
+from bootstrap.opened import opened
 from cli.errors import PortInUse, UsageError
 from cli.stopping import IN_FLIGHT_SECONDS, DrainingServer, run_workers
-from ledger.adapters.database import provision
-from ledger.adapters.migrate import migrate
 from ledger.config import Settings, mask_password
 from ledger.services.tokens import Signer, own_audience, own_issuer
 
@@ -132,9 +131,8 @@ def serve(args: argparse.Namespace) -> int:
         Signer.from_settings(settings)  # and so does a key file that is not an RSA key
     _check_port(args.host, args.port)
     log_config = logging_config(args.log_level, access_log=args.access_log, fmt=args.log_format)
-    database = provision(settings)
-    try:
-        applied = migrate(database.url)
+    with opened(settings) as parts:
+        database, applied = parts.database, parts.applied
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))
         # Workers (and a single in-process app) find the database through the
@@ -158,7 +156,7 @@ def serve(args: argparse.Namespace) -> int:
             if token_line := banner.token_line():
                 log.warning("%s", token_line)
         # uvicorn re-raises the stop signal to the handler that was there before it,
-        # once stopped. Make that handler an orderly exit, so the `finally` below stops
+        # once stopped. Make that handler an orderly exit, so leaving `opened` stops
         # the embedded PostgreSQL instead of leaving it running.
         signal.signal(signal.SIGTERM, _exit_quietly)
         config = uvicorn.Config(
@@ -191,8 +189,6 @@ def serve(args: argparse.Namespace) -> int:
                 server.run()
             if not server.started:
                 raise SystemExit(STARTUP_FAILURE)  # as uvicorn.run: the app did not start
-    finally:
-        database.stop()
     return 0
 
 

@@ -12,6 +12,14 @@ It serves the two operations `pickpack emporix import-events` and `reconcile` ca
   token for that tenant.
 - ``POST /pick-pack/{tenant}/events``: records one event (a scanner still on Emporix
   while both run side by side); the user is the token's client.
+- the Order Service under ``/order-v2`` (as on Emporix's own host): ``GET
+  /order-v2/{tenant}/salesorders`` (the open-orders listing) and ``.../salesorders/{id}``,
+  ``POST .../calculations``: the fake Order Service (devtools/fake_order_service.py),
+  holding the seeded history's sales orders.
+
+``pickpack fake-emporix --tenant T --client ID:SECRET --days N`` seeds it from the command
+line for a cutover rehearsal: a client, N days of scans (devtools/emporix_history.py) and
+the matching sales orders, today's still open.
 
 Knobs, from Python or ``POST /_control/...``: ``add_events`` (seed), ``fail_page(page,
 times, status)`` (that page answers ``status`` the next ``times`` times: an outage
@@ -23,13 +31,17 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import sys
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from devtools.http_fake import FakeServer, HTTPFake, JSONHandler, serve_until_interrupted
+from devtools import fake_order_service
+from devtools.emporix_history import history
+from devtools.fake_order_service import FakeOrderService
+from devtools.http_fake import FakeServer, HTTPFake, serve_until_interrupted
 
 MAX_PAGE_SIZE = 20_000
 TOKEN_LIFETIME = 14399
@@ -50,10 +62,22 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class _Handler(JSONHandler):
-    server: _Server
+ORDER_SERVICE_PATH = "/order-v2"
+
+
+class _Handler(fake_order_service._Handler):
+    server: _Server  # type: ignore[assignment]
+
+    def orders(self) -> FakeOrderService:
+        return self.server.fake.order_service
+
+    def _for_order_service(self) -> bool:
+        return urlsplit(self.path).path.startswith(ORDER_SERVICE_PATH + "/")
 
     def do_POST(self) -> None:
+        if self._for_order_service():
+            super().do_POST()
+            return
         fake = self.server.fake
         path = urlsplit(self.path).path
         fake._record("POST", self.path)
@@ -67,6 +91,9 @@ class _Handler(JSONHandler):
         self.reply(status, body)
 
     def do_GET(self) -> None:
+        if self._for_order_service():
+            super().do_GET()
+            return
         fake = self.server.fake
         fake._record("GET", self.path)
         parts = urlsplit(self.path)
@@ -90,6 +117,10 @@ class FakeEmporix(HTTPFake):
         # The number of the first page: 1 as this service counts (0 read as 1), or 0.
         self.first_page = first_page
         self.state = _State()
+        # The Order Service's state and rules, served on this host under /order-v2; its
+        # own listening socket is not needed.
+        self.order_service = FakeOrderService(host, 0)
+        self.order_service._server.server_close()
         server = _Server((host, port), _Handler)
         server.fake = self
         super().__init__(server)
@@ -220,18 +251,100 @@ class FakeEmporix(HTTPFake):
         return 200, {"message": "Success", "code": 200}
 
 
+def _client(spec: str, tenant: str | None) -> tuple[str, str, str]:
+    parts = spec.split(":", 2)
+    if len(parts) == 2 and tenant:
+        return parts[0], parts[1], tenant
+    if len(parts) != 3 or not all(parts):
+        raise argparse.ArgumentTypeError(
+            f"--client {spec!r}: ID:SECRET:TENANT (or ID:SECRET with --tenant)"
+        )
+    return parts[0], parts[1], parts[2]
+
+
+def seed(
+    fake: FakeEmporix,
+    tenant: str,
+    site: str,
+    days: int,
+    orders: int,
+    until: date,
+    seed_value: int = 7,
+    now: datetime | None = None,
+) -> tuple[int, int]:
+    """Give `tenant` a made-up history: (sales orders, events) added."""
+    made = history(site, days, orders, until, now or datetime.now(UTC), seed_value)
+    fake.add_events(tenant, made.events)
+    for order in made.sales_orders:
+        fake.order_service.register_order(tenant, order["id"], order)
+    return len(made.sales_orders), len(made.events)
+
+
 def _run(args: argparse.Namespace) -> int:
     fake = FakeEmporix(args.host, args.port)
     for spec in args.client or []:
-        client_id, secret, tenant = spec.split(":", 2)
+        try:
+            client_id, secret, tenant = _client(spec, args.tenant)
+        except argparse.ArgumentTypeError as exc:
+            print(f"pickpack: {exc}", file=sys.stderr)
+            return 2
         fake.add_client(client_id, secret, tenant)
-    return serve_until_interrupted(fake, f"fake Emporix on {fake.url}")
+    lines = [f"fake Emporix on {fake.url}"]
+    if args.tenant and args.days:
+        until = date.fromisoformat(args.until) if args.until else datetime.now(UTC).date()
+        orders, events = seed(
+            fake, args.tenant, args.site, args.days, args.orders, until, args.seed
+        )
+        first = until - timedelta(days=args.days - 1)
+        lines.append(
+            f"  tenant {args.tenant}: {events} scans of {orders} orders at site {args.site}, "
+            f"delivered {first} to {until} (those of {until} still open)"
+        )
+    lines.append(f"  Order Service: {fake.url}{ORDER_SERVICE_PATH}")
+    return serve_until_interrupted(fake, "\n".join(lines))
 
 
 def add_commands(sub: Any) -> None:
-    """`pickpack fake-emporix [--host] [--port] [--client ID:SECRET:TENANT ...]`."""
-    cmd = sub.add_parser("fake-emporix", help="run a fake Emporix (token + event feed) for demos")
-    cmd.add_argument("--host", default="127.0.0.1")
-    cmd.add_argument("--port", type=int, default=8091)
-    cmd.add_argument("--client", nargs="*", metavar="ID:SECRET:TENANT")
+    """`pickpack fake-emporix`: a fake Emporix, seeded from the command line."""
+    cmd = sub.add_parser(
+        "fake-emporix",
+        help="run a fake Emporix (token endpoint, event feed, Order Service) for rehearsals",
+        description="A fake Emporix on one port: the OAuth token endpoint, the Pick-Pack "
+        "event feed and, under /order-v2, the Order Service. With --tenant and --client it "
+        "is ready for a cutover rehearsal (docs/how-to/cutover.md): a client, --days days of "
+        "scans with pieces and weighed goods, and the matching sales orders (the last "
+        "day's still open). Stop it with Ctrl+C.",
+    )
+    cmd.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    cmd.add_argument(
+        "--port", type=int, default=8091, help="port to listen on (default: %(default)s)"
+    )
+    cmd.add_argument(
+        "--client",
+        action="extend",
+        nargs="+",
+        metavar="ID:SECRET[:TENANT]",
+        help="API clients that may get tokens (the tenant defaults to --tenant)",
+    )
+    cmd.add_argument("--tenant", help="the tenant whose history is seeded")
+    cmd.add_argument(
+        "--days",
+        type=int,
+        default=3,
+        help="days of history for --tenant, ending with --until (default: %(default)s; 0: none)",
+    )
+    cmd.add_argument(
+        "--orders", type=int, default=12, help="orders per delivery day (default: %(default)s)"
+    )
+    cmd.add_argument("--site", default="main", help="the orders' site code (default: %(default)s)")
+    cmd.add_argument(
+        "--until",
+        metavar="YYYY-MM-DD",
+        help="the last delivery day, its orders open (default: today, UTC)",
+    )
+    cmd.add_argument(
+        "--seed", type=int, default=7, help="the same seed, the same history (default: %(default)s)"
+    )
     cmd.set_defaults(func=_run)

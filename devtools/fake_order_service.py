@@ -101,6 +101,10 @@ def validate_calculation(body: Any) -> str | None:
 class _Handler(JSONHandler):
     server: _Server
 
+    def orders(self) -> FakeOrderService:
+        """The fake this request is for (the fake Emporix serves one under /order-v2)."""
+        return self.server.fake
+
     def _body(self) -> Any:
         raw = self.raw_body()
         try:
@@ -109,7 +113,7 @@ class _Handler(JSONHandler):
             return raw.decode(errors="replace")
 
     def do_GET(self) -> None:
-        fake = self.server.fake
+        fake = self.orders()
         if self.path.startswith("/_control/requests"):
             self.reply(200, [asdict(r) for r in fake.requests()])
             return
@@ -124,7 +128,7 @@ class _Handler(JSONHandler):
         self._order_call("GET", None)
 
     def do_POST(self) -> None:
-        fake = self.server.fake
+        fake = self.orders()
         body = self._body()
         if self.path.startswith("/_control/"):
             self._control(fake, body if isinstance(body, dict) else {})
@@ -155,7 +159,7 @@ class _Handler(JSONHandler):
         self.reply(200, {"status": "ok"})
 
     def _order_call(self, method: str, body: Any) -> None:
-        fake = self.server.fake
+        fake = self.orders()
         m = _ORDER_PATH.match(self.path.split("?", 1)[0])
         tenant, order_id = (m.group("tenant"), m.group("order")) if m else (None, None)
         fake._record(Received(method, self.path, tenant, order_id, dict(self.headers), body))

@@ -142,9 +142,7 @@ class Settings(BaseSettings):
     # that `pickpack config` shows it and a wrong value is named like any other.
     log_format: Literal["auto", "text", "json"] = "auto"
     # Whether new events are stored compressed (ledger/adapters/compression.py); both
-    # kinds are always read. False keeps new states readable with SQL alone, and a
-    # rollback to a build that cannot read compressed states possible
-    # (docs/how-to/upgrade.md).
+    # kinds are always read. False keeps new states readable with SQL alone.
     compress_events: bool = True
     # Every connection's bounds, before authentication (api/http_guard.py,
     # docs/explanation/guarantees.md): the request head's size, how long a head and a

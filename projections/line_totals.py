@@ -1,6 +1,7 @@
 """Projection "line_totals": picked, packed, cancelled sums per order line and unit.
 
-Amounts in unlike units are never added (DESIGN decision 12): one row per unit.
+Amounts in unlike units are never added (docs/explanation/semantics.md, "Units are never mixed"):
+one row per unit.
 """
 
 from __future__ import annotations

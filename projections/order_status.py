@@ -133,7 +133,7 @@ class OrderStatusAccumulator:
         """Upsert the states, sent as one JSON document (one orjson call, one parameter).
 
         As sixteen binary arrays, psycopg's array and jsonb dumpers took more of a step's
-        Python time than anything else (docs/archive/benchmarks-sessions.md).
+        Python time than anything else (bench/rebuild.py).
         """
         rows = []
         for s in states:

@@ -47,7 +47,8 @@ def rebuild_lock_key(name: str) -> int:
 
 
 def _claim(conn: psycopg.Connection, projections: list[Projection]) -> None:
-    """One rebuild of a projection at a time (DESIGN decision 13).
+    """One rebuild of a projection at a time (docs/explanation/semantics.md, "Commands are
+    idempotent").
 
     Two rebuilds of the same projection would both fill its fresh tables (the second
     resumes at the position the first one committed) and count events twice. Each

@@ -75,7 +75,7 @@ def step(
 
     With `kept` (the runner's own, empty at first), accumulators outlive the step, so
     the next step need not load the order states it folds into again (about a sixth of
-    a step's CPU, docs/archive/benchmarks-sessions.md); one whose view was written by anyone else in
+    a step's CPU, measured with bench/rebuild.py); one whose view was written by anyone else in
     between is dropped (`Kept`), and any failure drops them all.
     """
     try:
@@ -287,7 +287,7 @@ class ProjectionRunner:
         writers matters most. Against the fixed wait this replaces (25 ms once a step
         found 10 events, which locked in at 500 events/s already): ingest +10% on one
         core, lag p99 at 500 events/s 11 ms (was 30), at 2,900 events/s 73 ms (was 55),
-        at saturation 171 ms (was 62) (docs/archive/benchmarks-sessions.md, third session).
+        at saturation 171 ms (was 62) (bench/lag.py, two cores).
         """
         return min(self.max_coalesce, self.coalesce + self.max_coalesce * applied / self.full_step)
 

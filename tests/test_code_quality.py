@@ -7,7 +7,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PATHS = ["ledger", "api", "projections", "cli", "devtools", "migrations", "tests", "bench"]
+PATHS = [
+    "ledger",
+    "api",
+    "projections",
+    "bootstrap",
+    "cli",
+    "devtools",
+    "migrations",
+    "tests",
+    "bench",
+]
 
 
 def test_ruff_finds_nothing() -> None:

@@ -101,11 +101,13 @@ class OwnPostgres:
 
 
 class ServeProcess:
-    """`pickpack serve` on `port` over `database_url`; its output goes to `log`."""
+    """`pickpack serve` on `port` over `database_url`; its output goes to `log`. It runs
+    from `root`, this checkout (devtools/harness/fleet.py runs other releases' trees)."""
 
     def __init__(
         self, database_url: str, port: int, data_dir: Path, env: dict[str, str] | None = None
     ) -> None:
+        self.root = ROOT
         self.database_url = database_url
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -130,7 +132,7 @@ class ServeProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [*SERVE, "--port", str(self.port), "--log-level", "warning"],
-                cwd=ROOT,
+                cwd=self.root,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

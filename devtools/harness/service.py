@@ -9,7 +9,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.auth import MANAGE, VIEW, mint_token
 from api.observability import AccessLog
+from bootstrap.runtime import Runtime
 from ledger.adapters.database import Database
 from ledger.config import Settings
-from ledger.services.bootstrap import Runtime
 
 SECRET = "test-secret-0123456789-0123456789-0123456789"
 
@@ -120,3 +121,15 @@ EXAMPLE_EVENT: dict[str, Any] = {
     "site": "main",
     "bookProduct": True,
 }
+
+
+@contextmanager
+def running(db_url: str, tmp_path: Path, env: dict[str, str]) -> Iterator[Service]:
+    server, thread, runtime, url = start_service(db_url, tmp_path, env=env)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            yield Service(url, runtime, client)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        runtime.stop()

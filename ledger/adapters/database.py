@@ -15,21 +15,31 @@ from pathlib import Path
 from typing import Any
 
 from ledger.config import Settings
+from ledger.version import service_version
 
 log = logging.getLogger(__name__)
 
 
 def for_role(url: str, role: str) -> str:
-    """`url` with application_name `pickpack-<role>`, unless the URL names one already.
+    """`url` with application_name `pickpack-<role>/<version>`, unless the URL names one.
 
     Each kind of connection says what it is (api, writer, projections, listen, outbox,
-    metrics), so pg_stat_activity, the server log and bench/cpu.py tell them apart.
+    metrics), so pg_stat_activity, the server log and bench/cpu.py tell them apart, and
+    which release it belongs to, so `pickpack migrate` can see whether processes of
+    another release are still connected (ledger/adapters/migrate.py).
     """
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     if "application_name" in conninfo_to_dict(url):
         return url
-    return make_conninfo(url, application_name=f"pickpack-{role}")
+    return make_conninfo(url, application_name=application_name(role))
+
+
+def application_name(role: str) -> str:
+    return f"{APP_PREFIX}{role}/{service_version()}"
+
+
+APP_PREFIX = "pickpack-"
 
 
 class EmbeddedDatabaseError(RuntimeError):

@@ -87,7 +87,7 @@ recorded_event = _compile(
 # the library's mapper writes it (vars(event) without the stream's id and version, in
 # field order), straight from the scan. The mapper builds the domain event, copies its
 # attributes and checks each value's type first, about a fifth of the append's Python
-# time per batch (`python bench/append.py`, docs/archive/benchmarks-sessions.md). `recorded_at` is
+# time per batch (`python bench/append.py`). `recorded_at` is
 # the timestamp in the library's datetime transcoding. tests/domain/test_transcoder.py holds the two
 # byte for byte equal. None if orjson cannot write a value (an integer beyond 64 bits): the mapper
 # then decides, as it would have.

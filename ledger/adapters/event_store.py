@@ -6,7 +6,7 @@ Writes go through :meth:`EventStore.append_packing_events`, one transaction per 
    lock held to commit, so commit order equals notification-id order and projections
    tailing by id never skip an event; no table maintenance waits on it or blocks it);
 2. read what the store holds for the batch's eventIds and orders;
-3. let the pure domain (:func:`ledger.packing.decide`) judge each event;
+3. let the pure domain (:func:`ledger.domain.packing.decide`) judge each event;
 4. insert the accepted events (encoded by the library's mapper, into the library's
    table), their index rows and each tenant's high-water mark (tenant_heads) in one
    statement.
@@ -36,7 +36,7 @@ import psycopg
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Mapper
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import Connection
+from psycopg import Connection, Cursor
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, tuple_row
 
@@ -137,6 +137,18 @@ class EventStore:
             compress,
         )
 
+    def connection(self) -> contextlib.AbstractContextManager[Connection[DictRow]]:
+        """A pooled connection (dict rows) for the services, who never see the datastore."""
+        return self.datastore.get_connection()
+
+    def transaction(self, *, commit: bool) -> contextlib.AbstractContextManager[Cursor[DictRow]]:
+        """A cursor in a transaction on a pooled connection; rolled back unless `commit`."""
+        return self.datastore.transaction(commit=commit)
+
+    def pool_stats(self) -> dict[str, int]:
+        """The read/command pool's counters (psycopg_pool's get_stats), for /metrics."""
+        return self.datastore.pool.get_stats()
+
     def close(self) -> None:
         if self.scans is not self.datastore:
             self.scans.close()
@@ -156,7 +168,7 @@ class EventStore:
         Two round trips whatever the batch size: begin, lock and read what the store
         holds for the batch; one statement that inserts the events and their index rows,
         NOTIFY (unless `notify` is false: the caller owes the runners one, see
-        ledger/group_commit.py) and commit (`prepare_append`; a connection's first
+        ledger/services/group_commit.py) and commit (`prepare_append`; a connection's first
         batch prepares them first). On `conn` (the group-commit writer
         holds one of the scans pool's connections while busy), else on one checked out
         for this batch; either way an autocommit connection (the library's pool
@@ -328,7 +340,7 @@ class EventStore:
 
         `with_lines`: fold the order's packing events too (OrderContext).
 
-        Domain errors raised by `decide` (ledger.orders.OrderError) roll back and
+        Domain errors raised by `decide` (ledger.domain.errors.OrderError) roll back and
         propagate; nothing is recorded.
         """
         with self.datastore.transaction(commit=True) as curs:

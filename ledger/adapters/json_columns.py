@@ -4,14 +4,14 @@ psycopg decodes those columns with the standard library's `json.loads` unless to
 otherwise. Two reasons to tell it:
 
 - Numbers. The API refuses integers outside 64 bits and non-finite numbers
-  (ledger/inputs.py), so every number in a stored document is a 64-bit integer or a
+  (ledger/domain/inputs.py), so every number in a stored document is a 64-bit integer or a
   finite float. jsonb prints a float in full, though: 1e20 comes back as
   100000000000000000000. The standard library read that as an integer no encoder of
   ours writes back (orjson refuses integers beyond 64 bits), so GET order answered 500
   and the order_status projection stopped at that order. orjson reads it as the float
   it was, and keeps every integer within 64 bits exact.
 - Speed: loading the order states a projection step folds into was about a third of
-  the step's Python time, most of it in `json.loads` (docs/archive/benchmarks-sessions.md).
+  the step's Python time, most of it in `json.loads` (bench/rebuild.py).
 
 Anything orjson refuses goes to the standard library, as before.
 """

@@ -6,6 +6,16 @@ the second waits, then finds everything applied. Each file runs in its own
 transaction together with the row that records it (name and SHA-256 checksum); a
 recorded file whose text has since changed is refused, naming the file, because a
 DBA must never have two databases that claim the same version and differ.
+
+From release 0.2.0 on, migrations are expand/contract: a release only adds what the
+previous release ignores (tables, nullable columns, indexes built concurrently...), so
+the previous release keeps running beside it during a rolling upgrade; what the
+previous release still reads is removed only by a later release, once nothing reads it
+(docs/how-to/upgrade.md). A migration that cannot be rolled says so on a line of its
+own, `-- not rollable: <why>`, and is applied only while no process of another release
+is connected: each connection names its release in its application_name
+(`pickpack-<role>/<version>`; the releases before 0.2.0 write `pickpack-<role>`), so
+pg_stat_activity tells. Otherwise migrate refuses, naming them and what to do.
 """
 
 from __future__ import annotations
@@ -17,8 +27,15 @@ from importlib import resources
 
 import psycopg
 
+from ledger.adapters.database import APP_PREFIX, application_name
+from ledger.version import service_version
+
 MIGRATION_LOCK_KEY = 0x70_69_63_6B_70_61_63_6B  # "pickpack" as an advisory-lock key
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_NOT_ROLLABLE = re.compile(r"^-- not rollable: *(.+)$", re.MULTILINE)
+# The first migration of the expand/contract rule (the last one of the previous
+# release, 0.1.x, was 0012).
+FIRST_ROLLING_VERSION = 13
 
 
 class MigrationError(RuntimeError):
@@ -34,6 +51,16 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    @property
+    def not_rollable(self) -> str | None:
+        """Why the previous release cannot run beside this migration (None: it can)."""
+        found = _NOT_ROLLABLE.search(self.sql)
+        return found.group(1).strip() if found else None
+
+
+class OtherReleaseConnected(MigrationError):
+    """A migration that cannot be rolled is pending while another release is connected."""
 
 
 def shipped_migrations() -> list[Migration]:
@@ -64,7 +91,9 @@ def migrate(url: str, migrations: list[Migration] | None = None) -> list[str]:
     """Apply every pending migration; return the names applied by this call."""
     migrations = shipped_migrations() if migrations is None else migrations
     applied_now: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(
+        url, autocommit=True, application_name=application_name("migrate")
+    ) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
             conn.execute(_CREATE_LEDGER)
@@ -72,6 +101,7 @@ def migrate(url: str, migrations: list[Migration] | None = None) -> list[str]:
                 row[0]: (row[1], row[2])
                 for row in conn.execute("SELECT version, name, checksum FROM schema_migrations")
             }
+            _check_fleet(conn, [m for m in migrations if m.version not in recorded])
             for mig in migrations:
                 if mig.version in recorded:
                     name, checksum = recorded[mig.version]
@@ -103,3 +133,33 @@ def pending(conn: psycopg.Connection, migrations: list[Migration] | None = None)
         return [m.name for m in migrations]
     recorded: dict[int, str] = dict(rows)
     return [m.name for m in migrations if recorded.get(m.version) != m.checksum]
+
+
+def other_releases(conn: psycopg.Connection) -> dict[str, int]:
+    """Connections to this database from pickpack processes of another release, by
+    application_name (this session left out)."""
+    rows = conn.execute(
+        "SELECT application_name, count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND application_name LIKE %s AND application_name NOT LIKE %s "
+        "GROUP BY application_name ORDER BY application_name",
+        (APP_PREFIX + "%", f"%/{service_version()}"),
+    ).fetchall()
+    return {name: count for name, count in rows}
+
+
+def _check_fleet(conn: psycopg.Connection, pending: list[Migration]) -> None:
+    blocking = [m for m in pending if m.not_rollable]
+    if not blocking:
+        return
+    others = other_releases(conn)
+    if not others:
+        return
+    releases = sorted({name.partition("/")[2] or "before 0.2.0" for name in others})
+    raise OtherReleaseConnected(
+        f"migration {blocking[0].name} cannot run while another release serves "
+        f"({blocking[0].not_rollable}), and {sum(others.values())} connection(s) of "
+        f"release {', '.join(releases)} are open ({', '.join(others)}): stop every "
+        f"process of that release, then run `pickpack migrate` again, and start this "
+        f"release's processes after it (docs/how-to/upgrade.md)"
+    )

@@ -27,7 +27,8 @@ INSERT = (
 
 def on_recorded(curs: Any, event: DomainEvent, position: int) -> None:
     """Store hook: an OrderFinished queues its calculations request in its own transaction."""
-    # An empty recalculation id: a finish whose totals equal the last one's (decision 13).
+    # An empty recalculation id: a finish whose totals equal the last one's (semantics.md,
+    # "Commands are idempotent").
     if isinstance(event, OrderFinished) and event.recalculation_id:
         curs.execute(
             INSERT,

@@ -42,7 +42,7 @@ def prepare_append(conn: Connection[Any]) -> None:
     lock and the read travel together, then the insert and COMMIT, two round trips per
     batch rather than four. Each round trip wakes the writer and its backend on a
     core they share with the HTTP server, and the fewer there are the less of that
-    core they take (docs/archive/benchmarks-sessions.md, fifth session). The session's
+    core they take (measured with bench/cpu.py). The session's
     client encoding is set to UTF8, the encoding of the JSON documents sent as literals.
     """
     if conn in prepared_connections:

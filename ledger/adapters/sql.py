@@ -22,7 +22,7 @@ SERIALIZE_APPENDS = (
 # content hash), which orders are closed, each line stream's version. The batch's keys
 # arrive as one JSON document ({"e": [[tenant, eventId]...], "o": [[tenant, order]...],
 # "s": [stream...]}): one orjson call instead of five arrays dumped element by element in
-# Python (docs/archive/benchmarks-sessions.md). Each key is looked up on its index (LATERAL ...
+# Python (bench/append.py). Each key is looked up on its index (LATERAL ...
 # OFFSET 0 keeps the lookup a nested index probe): as a plain join, a store whose statistics lag
 # behind its growth (any fresh one) was hash-joined against a sequential scan of every recorded
 # event, once per batch. The probe names only the eventId, which leads the

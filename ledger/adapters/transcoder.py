@@ -2,7 +2,7 @@
 
 eventsourcing's JSONTranscoder encodes with the standard library's pure-Python
 encoder; on the ingest path that was a measurable share of each group commit
-(docs/archive/benchmarks-sessions.md). This transcoder writes the same bytes for the flat states our
+(bench/append.py). This transcoder writes the same bytes for the flat states our
 events have (strings, integers, booleans, None, datetimes), and hands anything else
 to the library's own encoder, so the stored format never depends on which one ran.
 Decoding stays the library's.

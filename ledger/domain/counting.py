@@ -1,4 +1,5 @@
-"""How a line's totals become each order entry's figures (DESIGN decisions 11 and 12).
+"""How a line's totals become each order entry's figures (docs/explanation/semantics.md,
+"A product in several entries", "Units are never mixed").
 
 The one place the counting rules live: the order detail, the packlist, the packingStatus
 fold and the calculations body all read an order's figures through `split`. No I/O.
@@ -10,7 +11,8 @@ canceled]); amounts in unlike units are never added. For each product:
   order) whose orderUnit it converts to by an exact UN/ECE Rec. 20 factor, whenever that
   figure's total converts to a whole number of the orderUnit;
 - the rest is unreconciled: shown on the order per product and unit. Packed pieces that
-  no piece entry counts still feed the first non-piece entry's packedAmountInPc (decision 6).
+  no piece entry counts still feed the first non-piece entry's packedAmountInPc (semantics.md,
+  "packedAmountInPc").
 The amounts counted in one orderUnit are then split over the entries of that orderUnit in
 document order: packed fills each up to its totalCount, then the next; cancelled fills
 what packed left open, in the same order; picked fills up to totalCount on its own.
@@ -151,7 +153,7 @@ def entry_pieces(entry: Mapping[str, Any], c: EntryCounts) -> int | None:
 
 
 def resolved(entry: Mapping[str, Any], c: EntryCounts) -> bool:
-    """Decision 5 per entry, on its split figures."""
+    """The packingStatus rule per entry, on its split figures (semantics.md, "packingStatus")."""
     if entry.get("weightDependent"):
         return c.packed > 0
     return c.packed + c.canceled >= int(entry.get("totalCount") or 0)
@@ -165,7 +167,8 @@ def drop_none(value: dict[str, Any]) -> dict[str, Any]:
 def calculation_entries(
     entries: Sequence[Mapping[str, Any]] | None, lines: Lines
 ) -> list[dict[str, Any]]:
-    """The calculations body's entries (decision 7): one per order entry, its packed split
+    """The calculations body's entries (semantics.md, "Recalculation"): one per order entry, its
+    packed split
     in its orderUnit. `entries` None: an order known only from scans, one entry per
     product and unit, keyed by productId."""
     if entries is None:
@@ -201,7 +204,7 @@ _ZERO = (0, 0, 0)
 class Plan:
     """What the status rule and the packlist figures need of one document, worked out
     once per document: a projection step applies them to every order it touches, for
-    every scan (docs/archive/benchmarks-sessions.md), and the general `split` is many times slower.
+    every scan (bench/rebuild.py measures it), and the general `split` is many times slower.
 
     A product whose entries all count in one unit, and whose line holds only that unit,
     is decided here directly (the fill of `split`, nothing converted, nothing left over);
@@ -250,7 +253,8 @@ class Plan:
         return out
 
     def resolved(self, lines: Mapping[str, Mapping[str, Sequence[int]]]) -> bool:
-        """Decision 5 on the split: every entry resolved (False without entries)."""
+        """The packingStatus rule (semantics.md, "packingStatus") on the split: every entry
+        resolved (False without entries)."""
         if not self.entries:
             return False
         for product, simple in self._simple.items():

@@ -4,7 +4,8 @@
   OrderEntryEventResponse) as the PackingEvent the scanner once sent, with the same rules
   a scan posted here passes (identifiers, amounts, an ISO 8601 time with a zone), and
   the Emporix `user` it was recorded for. Fields only the feed has (packedAmountInPc)
-  are dropped: this service computes them (decision 6). Absent amounts are 0, as for a
+  are dropped: this service computes them (semantics.md, "packedAmountInPc"). Absent amounts are 0,
+  as for a
   scan; absent optional fields stay absent, so a scan that went to both services while
   they ran side by side has the same content hash here and counts as "already there".
 - `Tally`: what an import did, by verdict.

@@ -34,3 +34,8 @@ class InvalidCommand(OrderError):
 class CorrectionRefused(OrderError):
     """A correction would take a total below zero, or reuses a correctionId with other
     content: 409; the message names the field."""
+
+
+class ScanRefused(DomainError):
+    """A scan the ledger refuses: its eventId was recorded with other content, or its
+    order is CANCELLED: 409; the message names the field."""

@@ -91,7 +91,8 @@ class PackingEventRecorded(LedgerEvent):
     site: str
     book_product: bool | None
     user: str | None  # the token's `sub`
-    saas_token: str | None  # its keyed fingerprint at most (decision 14), never the token
+    # a keyed fingerprint at most ("Secrets are not history"), never the token
+    saas_token: str | None
 
 
 @dataclass(frozen=True)
@@ -168,4 +169,4 @@ class CorrectionRecorded(LedgerEvent):
     unit: str
     reason: str
     user: str | None
-    saas_token: str | None  # its keyed fingerprint at most (decision 14), never shown
+    saas_token: str | None  # a keyed fingerprint at most ("Secrets are not history"), never shown

@@ -72,7 +72,8 @@ def normalize(document: Any, order_id: str) -> dict[str, Any]:
 
 def live_entries(document: Mapping[str, Any], lines: Lines) -> list[dict[str, Any]]:
     """The document's entries with their live counts: the line totals split over the
-    entries (decisions 11 and 12, ledger.domain.counting)."""
+    entries (semantics.md, "A product in several entries", "Units are never mixed";
+    ledger.domain.counting)."""
     entries = [e for e in document.get("entries") or [] if isinstance(e, dict)]
     return _present_entries(entries, counting.split(entries, lines))
 
@@ -96,7 +97,8 @@ def present_order(row: Mapping[str, Any], lines: Lines) -> dict[str, Any]:
     """GET order: the registered document with the ledger's facts and live counts.
 
     `unreconciledAmounts` (an extension) lists, per product and unit, the amounts no
-    entry counts (decision 12): another unit that does not convert to a whole number of
+    entry counts (semantics.md, "Units are never mixed"): another unit that does not convert to a
+    whole number of
     the entry's orderUnit, or a product the order does not list.
     """
     document = dict(row["document"] or {})

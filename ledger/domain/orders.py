@@ -78,7 +78,7 @@ def change_status(
     if status == CANCELLED:
         return [Fact(ev.OrderCancelled, {"user": user})]
     if status == state.status:
-        return []  # decision 13: the status it already has records nothing
+        return []  # the status it already has records nothing ("Commands are idempotent")
     facts = [Fact(ev.PackingStatusChanged, {"status": status, "user": user})]
     if status == PACKED and state.holding_area_number is None and next_holding_area is not None:
         facts.append(Fact(ev.HoldingAreaAssigned, {"number": next_holding_area}))
@@ -93,7 +93,7 @@ def add_assignee(state: OrderState, assignee: dict[str, Any], force: bool) -> li
             f"order '{state.order_id}' already has an assignee; use force=true to replace"
         )
     if state.assignees == [assignee]:
-        return []  # decision 13: already the order's assignee, nothing recorded
+        return []  # already the order's assignee: nothing recorded ("Commands are idempotent")
     replaced = [str(a.get("id")) for a in others] if force else []
     return [Fact(ev.AssigneeAdded, {"assignee": assignee, "replaced": replaced})]
 
@@ -108,12 +108,13 @@ def remove_assignee(state: OrderState, assignee_id: str) -> list[Fact]:
 def change_packaging(state: OrderState, packaging: list[dict[str, Any]]) -> list[Fact]:
     _known(state)
     if state.packaging == packaging:
-        return []  # decision 13: the same packaging again records nothing
+        return []  # the same packaging again records nothing ("Commands are idempotent")
     return [Fact(ev.PackagingChanged, {"packaging": packaging})]
 
 
 def calculation_entries(state: OrderState, lines: Lines) -> list[dict[str, Any]]:
-    """The calculations body's entries (decision 7, split by decisions 11 and 12)."""
+    """The calculations body's entries (semantics.md, "Recalculation"; split by "A product in
+    several entries", "Units are never mixed")."""
     return counting.calculation_entries(state.entries() if state.registered else None, lines)
 
 
@@ -126,7 +127,8 @@ def finish(
 ) -> list[Fact]:
     """PACKED, assignees removed, and the calculations request to send (outbox).
 
-    Decision 13: when the packed totals equal those of the last finish, nothing is
+    semantics.md, "Commands are idempotent": when the packed totals equal those of the last finish,
+    nothing is
     queued (the fact keeps an empty recalculation id), and when the order is also
     already PACKED without assignees, nothing is recorded at all.
     """

@@ -173,7 +173,8 @@ class Attribution:
 
 
 class TokenFingerprints:
-    """Keyed fingerprints of saas-tokens (DESIGN decision 14: secrets are not history).
+    """Keyed fingerprints of saas-tokens (docs/explanation/semantics.md,
+    "Secrets are not history").
 
     An event keeps `hmac-sha256:<hex>` of the request's saas-token under the service's
     key (migrations/0008 creates it in ledger_keys; every replica reads the same one), so

@@ -1,6 +1,6 @@
 """An order's packing state, folded from its events. Plain Python, no I/O.
 
-packingStatus (DESIGN.md decision 5) is derived, not stored by clients:
+packingStatus (docs/explanation/semantics.md, "packingStatus") is derived, not stored by clients:
 INITIAL when registered with no activity; IN_PROGRESS after the first packing event
 or assignee; PRE_PACKED when every entry is resolved (packed + cancelled >= totalCount,
 or packed > 0 for a weight-dependent entry); PACKED after `finish`; CANCELLED only by
@@ -46,11 +46,12 @@ class OrderState:
     holding_area_number: int | None = None
     # productId -> unit -> [picked, packed, canceled] (ledger.domain.counting.Lines)
     lines: Lines = field(default_factory=dict)
-    # The entries of the last finish's calculations body (decision 13: a finish with
+    # The entries of the last finish's calculations body (semantics.md, "Commands are idempotent":
+    # a finish with
     # the same totals queues nothing); None before any finish.
     last_finish: list[dict[str, Any]] | None = None
     # The document's entries, worked out once per document: a projection step applies
-    # the rules to every order it touches (docs/archive/benchmarks-sessions.md).
+    # the rules to every order it touches (bench/rebuild.py measures it).
     _entries_of: Any = field(default=_UNSET, repr=False, compare=False)
     _entries: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
     _plan: counting.Plan | None = field(default=None, repr=False, compare=False)
@@ -73,7 +74,8 @@ class OrderState:
         return self._plan
 
     def split(self) -> counting.Split:
-        """Each entry's figures under decisions 11 and 12."""
+        """Each entry's figures (semantics.md, "A product in several entries", "Units are never
+        mixed")."""
         return counting.split(self.entries(), self.lines)
 
     def all_entries_resolved(self) -> bool:

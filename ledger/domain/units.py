@@ -1,11 +1,13 @@
 """Units of measure: UN/ECE Recommendation 20 codes, exact conversion, pieces. No I/O.
 
-Amounts in unlike units are never added (DESIGN decision 12). Two units convert into
+Amounts in unlike units are never added (docs/explanation/semantics.md, "Units are never mixed").
+Two units convert into
 each other only when Rec. 20 gives them the same dimension and an exact factor (mass,
 volume, length, and the piece codes, which are all "one piece"); the result is a
 Fraction, so "is this a whole number of the entry's orderUnit?" is an exact question.
 
-packedAmountInPc (decision 6): for piece units the amount already is pieces. For other
+packedAmountInPc (semantics.md, "packedAmountInPc"): for piece units the amount already is pieces.
+For other
 units the order entry's `unitPricingMeasure` says how much one piece holds (e.g. 500
 GRM), so pieces = amount (converted exactly to the measure's unit) / measure, rounded
 half up to a whole piece. Without a usable measure the figure is unknown (None).

@@ -78,7 +78,7 @@ def _wake(future: asyncio.Future[None]) -> None:
 
 def read(store: EventStore, tenant: str, after: int, limit: int) -> dict[str, Any]:
     """One page of the feed: `{"items", "next"}`; `next` is `after` when none."""
-    with store.datastore.get_connection() as conn:
+    with store.connection() as conn:
         facts = story_store.changes(conn, tenant, after, limit)
     items = [change_item(p, cls, state) for p, cls, state in facts]
     return {"items": items, "next": items[-1]["position"] if items else after}

@@ -79,7 +79,7 @@ def import_events(
     (SourceDeadline); the source bounds each call by the same instant.
     """
     key = (tenant, source.url, since or "")
-    with store.datastore.get_connection() as conn:
+    with store.connection() as conn:
         saved = import_progress.load(conn, *key)
     tally = Tally()
     start = None
@@ -96,7 +96,7 @@ def import_events(
         done = len(items) < page_size
         tally.add(_record_page(store, tenant, items))
         del tally.problems[MAX_PROBLEMS:]
-        with store.datastore.get_connection() as conn:
+        with store.connection() as conn:
             import_progress.save(
                 conn, *key, page_size, page + 1, tally.as_dict(), last_time, finished=done
             )
@@ -197,7 +197,7 @@ def our_feed(store: EventStore, tenant: str, page_size: int) -> Iterator[list[di
     """This service's events in the feed's shape (the fields totals need)."""
     offset = 0
     while True:
-        with store.datastore.get_connection() as conn:
+        with store.connection() as conn:
             states = feed_store.events_after(conn, tenant, None, offset, page_size)
         yield [
             {

@@ -89,7 +89,7 @@ def import_lines(
     if first is None:
         return report
     source = source_key(first[1])
-    with store.datastore.get_connection() as conn:
+    with store.connection() as conn:
         saved = event_import_progress.load(conn, tenant, source)
     if saved is not None and not saved.finished:
         report.resumed_after = saved.position
@@ -162,7 +162,7 @@ def _record_batch(
     del report.tally.problems[MAX_PROBLEMS:]
     if items:
         report.position = items[-1].position
-    with store.datastore.get_connection() as conn:
+    with store.connection() as conn:
         event_import_progress.save(
             conn,
             tenant,

@@ -17,7 +17,7 @@ on NOTIFY, which is sent with a batch at most once per `notify_interval`; a batc
 that skipped it leaves one owed, sent alone as soon as the interval has passed with
 no batch to carry it. Under load one NOTIFY then serves many batches: each costs the
 writer's backend a signal to every listener, and wakes each listening connection and
-its thread, on the core the writer needs (docs/archive/benchmarks-sessions.md, fifth session).
+its thread, on the core the writer needs (measured with bench/cpu.py).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class GroupCommitter:
 
         A checkout per batch cost a round trip for the pool's check and the pool's own
         bookkeeping, about 40 us of this thread's CPU per batch
-        (docs/archive/benchmarks-sessions.md).
+        (measured with bench/cpu.py).
         It goes back to the pool after any error (the pool drops it if it is broken),
         after a second without work, and at least once a minute (so the pool's
         max_lifetime still applies).

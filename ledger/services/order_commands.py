@@ -33,7 +33,8 @@ def change_status(
             ctx.state, status, user, ctx.next_holding_area() if takes else None
         )
 
-    # with its scans: the PATCH compares with the status clients see (decision 13)
+    # with its scans: the PATCH compares with the status clients see (semantics.md, "Commands are
+    # idempotent")
     store.run_order_command(tenant, order_id, decide, with_lines=True)
 
 

@@ -41,7 +41,7 @@ def create_job(
     automatic = job_type == rc.AUTOMATIC
     with _job_lock(store, tenant, job_id) as held:
         assert held  # a new job id: nobody else can hold it
-        with store.datastore.transaction(commit=True) as curs:
+        with store.transaction(commit=True) as curs:
             if automatic:
                 order_ids = outbox_store.open_orders_with_events(curs, tenant)
             candidates = rc.unique(order_ids)
@@ -50,12 +50,13 @@ def create_job(
 
 
 def resume_jobs(store: EventStore) -> int:
-    """Finish every job whose process died while queueing its orders (decision 13).
+    """Finish every job whose process died while queueing its orders
+    (docs/explanation/semantics.md, "Commands are idempotent").
 
     Called at start-up. A job still being queued by a live process is skipped: that
     process holds the job's lock. Returns how many jobs were resumed.
     """
-    with store.datastore.transaction(commit=False) as curs:
+    with store.transaction(commit=False) as curs:
         jobs = outbox_store.incomplete_jobs(curs)
     resumed = 0
     for tenant, job_id, job_type, order_ids in jobs:
@@ -64,7 +65,7 @@ def resume_jobs(store: EventStore) -> int:
                 continue
             automatic = job_type == rc.AUTOMATIC
             if order_ids is None:  # a job recorded before jobs kept their orders
-                with store.datastore.transaction(commit=False) as curs:
+                with store.transaction(commit=False) as curs:
                     order_ids = (
                         outbox_store.open_orders_with_events(curs, tenant) if automatic else []
                     )
@@ -81,7 +82,7 @@ def _job_lock(store: EventStore, tenant: str, job_id: str) -> Iterator[bool]:
         "big",
         signed=True,
     )
-    with store.datastore.get_connection() as conn:
+    with store.connection() as conn:
         row = conn.execute("SELECT pg_try_advisory_lock(%s) AS held", (key,)).fetchone()
         held = bool(row["held"] if isinstance(row, dict) else row[0])  # type: ignore[index]
         if not conn.autocommit:
@@ -101,14 +102,14 @@ def _queue_orders(
     """Queue the job's orders not yet queued, chunk by chunk, then mark it complete."""
     for start in range(0, len(candidates), JOB_CHUNK):
         chunk = candidates[start : start + JOB_CHUNK]
-        with store.datastore.transaction(commit=True) as curs:
+        with store.transaction(commit=True) as curs:
             store.recorder.lock_table(curs)
             done = outbox_store.queued_orders(curs, tenant, job_id)
             chunk = [o for o in chunk if o not in done]
             known = outbox_store.known_entries(curs, tenant, chunk) if automatic else {}
             for order_id in chunk:
                 _queue_order(curs, tenant, job_id, order_id, automatic, known)
-    with store.datastore.transaction(commit=True) as curs:
+    with store.transaction(commit=True) as curs:
         outbox_store.complete_job(curs, tenant, job_id)
 
 

@@ -1,7 +1,7 @@
 """The order's story: its history, the order as it stood at an instant, corrections.
 
-The as-of read folds the order's facts with the projections' own folds (the order
-state of ledger.domain.status, which order_status applies, and line_totals' sums), so
+The as-of read folds the order's facts with the domain's own fold (the order state of
+ledger.domain.status, lines included, which the order_status view applies too), so
 there is no other implementation of the rules to drift from them.
 """
 
@@ -20,8 +20,6 @@ from ledger.domain.orders import Fact
 from ledger.domain.packing import format_event_time
 from ledger.domain.status import OrderState, apply
 from ledger.domain.story import history_item
-from projections.base import Recorded
-from projections.line_totals import LineTotals
 
 
 def history(
@@ -33,7 +31,7 @@ def history(
     attempts, last HTTP status, times); requests queued by recalculation jobs, which
     record no fact, are listed on the last page.
     """
-    with store.datastore.get_connection() as conn:
+    with store.connection() as conn:
         facts = story_store.history(conn, tenant, order_id, after, limit + 1)
         if not facts and not story_store.history(conn, tenant, order_id, 0, 1):
             return None
@@ -86,19 +84,13 @@ def order_as_of(
     store: EventStore, tenant: str, order_id: str, at: datetime
 ) -> dict[str, Any] | None:
     """GET order's body as it stood at `at`; None if it was not registered by then."""
-    with store.datastore.get_connection() as conn:
+    with store.connection() as conn:
         facts = story_store.order_facts_until(conn, tenant, order_id, at)
     state = OrderState(tenant=tenant, order_id=order_id)
-    sums = LineTotals().accumulator()
-    recorded = [Recorded(p, cls, data) for p, cls, data in facts]
-    for fact in recorded:
-        apply(state, fact.cls, fact.data)
-    sums.fold(None, recorded)
+    for _, cls, data in facts:
+        apply(state, cls, data)
     if not state.registered:
         return None
-    lines: dict[str, dict[str, list[int]]] = {}
-    for (_, _, product, unit), v in sums.pending.items():
-        lines.setdefault(product, {})[unit] = [v[0], v[1], v[2]]
     row = {
         "order_id": order_id,
         "document": state.document,
@@ -107,7 +99,7 @@ def order_as_of(
         "holding_area_number": state.holding_area_number,
         "assignees": state.assignees,
     }
-    return present_order(row, lines)
+    return present_order(row, state.lines)
 
 
 def correct(

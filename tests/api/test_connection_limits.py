@@ -23,10 +23,10 @@ import uvicorn
 from api import http_guard
 from api.app import create_app
 from api.http_guard import ConnectionLimits, GuardedHttpToolsProtocol
+from bootstrap.runtime import Runtime
 from devtools.harness.service import EXAMPLE_EVENT, SECRET, auth, free_port
 from ledger.adapters.database import Database
 from ledger.config import Settings
-from ledger.services.bootstrap import Runtime
 
 LIMITS = ConnectionLimits(
     max_header_bytes=8192, header_timeout=0.5, body_timeout=0.5, max_connections=24

@@ -17,9 +17,10 @@ import psycopg
 import pytest
 
 from devtools.fake_order_service import FakeOrderService
-from devtools.harness.service import Service, auth
+from devtools.harness.service import Service, auth, running
+from devtools.harness.support import FAST_RECALCULATION as FAST
+from devtools.harness.support import wait_for
 from ledger.domain.events import order_stream_id
-from tests.services.test_recalculation import FAST, running, wait_for
 
 WHEN = {"timestamp": "2026-03-01T10:00:00.000Z", "site": "main"}
 DELIVERY = {"siteCode": "main", "delivery": {"deliveryTimeModel": {"deliveryDate": "2030-01-01"}}}

@@ -455,7 +455,7 @@ def test_an_identity_providers_tokens_and_the_own_rs256_tokens_are_checked_side_
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.api.test_jwks import JwksServer
+    from tests.helpers.jwks import JwksServer
 
     idp = JwksServer()
     try:
@@ -507,7 +507,7 @@ def main_token(capsys: pytest.CaptureFixture[str]) -> str:
 def test_trusting_only_an_identity_provider_the_service_issues_no_tokens(
     make_service: Any, db_url: str, tmp_path: Path
 ) -> None:
-    from tests.api.test_jwks import JwksServer
+    from tests.helpers.jwks import JwksServer
 
     idp = JwksServer()
     try:

@@ -48,7 +48,8 @@ def check(resp: httpx.Response, path: str, method: str, status: int | None = Non
     else:
         responses = spec()["paths"][path][method]["responses"]
         if resp.status_code == 409 and "409" not in responses:
-            # DESIGN.md decision 3: every write to a CANCELLED order is a 409, also where
+            # semantics.md, "Cancelled orders are closed": every write to a CANCELLED order is a
+            # 409, also where
             # the spec lists none; the body is the spec's Conflict_409.
             responses = {"409": {"$ref": "#/components/responses/Conflict_409"}}
         response = _deref(responses[str(resp.status_code)])

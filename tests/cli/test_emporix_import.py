@@ -12,13 +12,14 @@ from api.auth import MANAGE
 from cli.main import main
 from devtools.fake_emporix import FakeEmporix
 from devtools.fake_order_service import FakeOrderService
-from devtools.harness.service import EXAMPLE_EVENT, Service, auth
-from devtools.harness.support import packing_event
+from devtools.harness.service import EXAMPLE_EVENT, Service, auth, running
+from devtools.harness.support import FAST_RECALCULATION as FAST
+from devtools.harness.support import packing_event, wait_for
 from ledger.adapters import feed_store
 from ledger.adapters.event_store import EventStore
 from ledger.domain import orders
 from ledger.domain.packing import Attribution
-from tests.services.test_recalculation import FAST, finish, running, wait_for
+from tests.helpers.pack_station import finish
 
 TENANT = "demo"
 

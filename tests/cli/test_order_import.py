@@ -14,27 +14,10 @@ import pytest
 
 from cli.main import main
 from devtools.harness.support import SPEC_PATH, spec_document
-from ledger.adapters.compression import state_json
 from ledger.domain.events import OrderRegistered
 from ledger.domain.order_import import NotAnOrder, from_sales_order
 from ledger.domain.status import OrderState, apply
-
-ORDER_API = SPEC_PATH.parent / "emporix-order-api.yml"
-
-
-def sales_order_example() -> dict[str, Any]:
-    """The Order Service spec's own salesOrder1 example, given an id and a delivery window."""
-    spec = spec_document(ORDER_API)
-    order = spec["components"]["examples"]["salesOrder1"]["value"]
-    order["id"] = "EON1001"
-    order["deliveryWindow"] = {
-        "id": "w1",
-        "deliveryDate": "2030-02-07",
-        "deliveryCycle": "2030-02-07-15pickupFriday1000-1430",
-        "deliveryCycleName": "pickupFriday1000-1430",
-        "deliveryTimeRange": {"timeFrom": "10:00", "timeTo": "14:30"},
-    }
-    return order  # type: ignore[no-any-return]
+from tests.helpers.orders import registered_documents, sales_order_example
 
 
 def order_schema() -> dict[str, Any]:
@@ -105,15 +88,6 @@ def test_not_an_order() -> None:
         from_sales_order({"id": "x", "entries": [{"amount": 1}]})
 
 
-def _registered(url: str) -> dict[str, dict[str, Any]]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT s.state FROM stored_events s WHERE s.topic LIKE '%%OrderRegistered'"
-        ).fetchall()
-    docs = [json.loads(state_json(r[0])) for r in rows]
-    return {d["order_id"]: d["document"] for d in docs}
-
-
 def test_import_from_a_file(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PICKPACK_DATABASE_URL", db_url)
     monkeypatch.setenv("PICKPACK_DATA_DIR", str(tmp_path))
@@ -129,7 +103,7 @@ def test_import_from_a_file(db_url: str, tmp_path: Path, monkeypatch: pytest.Mon
     path = tmp_path / "orders.json"
     path.write_text(json.dumps(docs))
     assert main(["orders", "import", str(path), "--tenant", "demo"]) == 1  # one refused
-    registered = _registered(db_url)
+    registered = registered_documents(db_url)
     assert set(registered) == {"o1", "o2"}
     assert "packingStatus" not in registered["o2"]
     # importing again is idempotent: nothing new is recorded
@@ -183,5 +157,5 @@ def test_import_from_the_order_service(
         ("/order-v2/demo/salesorders/EON1001", "Bearer os-token"),
         ("/order-v2/demo/salesorders/MISSING", "Bearer os-token"),
     ]
-    registered = _registered(db_url)
+    registered = registered_documents(db_url)
     assert registered["EON1001"]["entries"][0]["productId"] == "BC10033--BC10033-43"

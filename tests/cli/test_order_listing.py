@@ -13,7 +13,7 @@ import pytest
 
 from cli.main import main
 from devtools.fake_order_service import FakeOrderService
-from tests.cli.test_order_import import _registered, sales_order_example
+from tests.helpers.orders import registered_documents, sales_order_example
 
 
 def sales_order(order_id: str, site: str, day: str, status: str = "CREATED") -> dict[str, Any]:
@@ -71,7 +71,7 @@ def test_lists_a_sites_open_orders_of_the_window_page_by_page_and_registers_them
     )
     assert code == 0
     assert "imported 231 of 231 orders" in capsys.readouterr().err
-    assert set(_registered(db_url)) == {*wanted, "CONFIRMED"}
+    assert set(registered_documents(db_url)) == {*wanted, "CONFIRMED"}
     calls = [r for r in order_service.requests() if r.path.split("?")[0].endswith("/salesorders")]
     assert [urlsplit(r.path).path for r in calls] == ["/order-v2/demo/salesorders"] * 3
     query = parse_qs(urlsplit(calls[0].path).query)
@@ -90,7 +90,7 @@ def test_without_to_date_the_window_is_open_ended(
     order_service.register_order("demo", "BEFORE", sales_order("BEFORE", "main", "2026-11-30"))
     args = ["orders", "import", "--tenant", "demo", "--from-order-service"]
     assert main([*args, "--site", "main", "--from-date", "2026-12-01"]) == 0
-    assert set(_registered(db_url)) == {"LATER"}
+    assert set(registered_documents(db_url)) == {"LATER"}
 
 
 def test_bad_arguments_are_refused(order_service: FakeOrderService) -> None:

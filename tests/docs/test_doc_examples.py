@@ -31,6 +31,7 @@ RUN_DOCUMENTS = [
     ROOT / "docs" / "how-to" / "troubleshoot.md",
     ROOT / "docs" / "reference" / "api.md",
     ROOT / "docs" / "reference" / "errors.md",
+    ROOT / "docs" / "how-to" / "cutover.md",  # its rehearsal section; the steps name Emporix
 ]
 
 

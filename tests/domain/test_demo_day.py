@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from datetime import date
 
-from cli.demo_day import delivery_day, scans_for
+from devtools.demo_day import delivery_day, scans_for
 
 DAY = date(2026, 12, 1)
 

@@ -206,7 +206,7 @@ def test_assignees_force_semantics_and_idempotent_removal() -> None:
     )
     with pytest.raises(AssigneeTaken):
         orders.add_assignee(state, BOB, force=False)
-    # decision 13: the assignee the order already has again records nothing
+    # "Commands are idempotent": the assignee the order already has again records nothing
     assert orders.add_assignee(state, ALICE, force=False) == []
     assert orders.add_assignee(state, BOB, force=True)[0].fields["replaced"] == ["a-1"]
     assert classes(orders.remove_assignee(state, "a-1")) == [ev.AssigneeRemoved]

@@ -6,13 +6,10 @@ without a handler would otherwise be skipped silently.
 
 from __future__ import annotations
 
-from ledger.domain.events import EVENT_CLASSES, LedgerEvent, event_class
+from ledger.domain.events import EVENT_CLASSES, event_class
 from ledger.domain.status import FOLDS
 from projections.registry import PROJECTIONS
-
-
-def all_event_classes() -> set[type[LedgerEvent]]:
-    return set(LedgerEvent.__subclasses__())
+from tests.helpers.events import all_event_classes
 
 
 def test_every_event_class_is_registered_by_its_stored_topic() -> None:

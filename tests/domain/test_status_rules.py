@@ -1,6 +1,6 @@
 """The status rule and the counts read an order's entries exactly as the spec's fields say.
 
-The state works out what the rules need of a document once (ledger/status.py); these
+The state works out what the rules need of a document once (ledger/domain/status.py); these
 properties hold it to the plain reading of the entries, for any document whose products
 appear once each (in pieces) and any lines. A product in several entries, and other
 units, are split by ledger.domain.counting (tests/domain/test_counting.py).

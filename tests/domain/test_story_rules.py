@@ -9,7 +9,7 @@ from ledger.domain.corrections import Correction, correct
 from ledger.domain.errors import CorrectionRefused, InvalidCommand, OrderClosed
 from ledger.domain.status import CANCELLED, OrderState, apply
 from ledger.domain.story import PUBLIC_TYPES, change_item, history_item, public_data
-from tests.domain.test_event_handlers import all_event_classes
+from tests.helpers.events import all_event_classes
 
 FIX = Correction("c1", "p1", picked=0, packed=-2, canceled=0, unit="H87", reason="twice")
 

@@ -9,7 +9,10 @@ The convention (docs/README.md, "Writing docs", says the same to authors):
 - ``sh no-run`` marks a block that is shown but not run (``pickpack serve`` itself, which
   the harness starts; installing; anything that would not return). ``sh eventually`` marks
   a block whose output settles in the background (a delivery to the Order Service): it is
-  run again, every 0.3 s for up to 15 s, until its output matches.
+  run again, every 0.3 s for up to 15 s, until its output matches. ``sh background``
+  marks a block that starts something that keeps running (a fake Emporix): it is started,
+  the next block runs once the port of its ``--port N`` accepts connections, and it is
+  stopped when the document ends.
 - The fenced block right after a run block (nothing but blank lines between them), if it
   is ``json`` or ``text``, is that block's expected standard output. Without one, the
   block need only exit 0.
@@ -22,7 +25,9 @@ The convention (docs/README.md, "Writing docs", says the same to authors):
 - ``http://127.0.0.1:8000`` in a block or its expected output stands for the live
   service, ``http://127.0.0.1:8090`` for the live fake Order Service (started only when
   the document names that address; the service is then started with
-  ``PICKPACK_ORDER_SERVICE_URL`` pointing at it).
+  ``PICKPACK_ORDER_SERVICE_URL`` pointing at it). ``127.0.0.1:8091`` is a free port the
+  harness picks for the document's own background server (a fake Emporix): every
+  ``http://127.0.0.1:8091`` and ``--port 8091`` in the document stands for it.
 - The environment: ``pickpack`` of this checkout first on ``PATH``; the service's
   ``PICKPACK_DATABASE_URL`` (a database made for the document) and ``PICKPACK_DATA_DIR``;
   ``TOKEN``, a dev token for tenant ``demo`` with both scopes (a document may mint its own).
@@ -48,6 +53,7 @@ import httpx
 
 SERVICE_URL = "http://127.0.0.1:8000"
 ORDER_SERVICE_URL = "http://127.0.0.1:8090"
+EMPORIX_ADDRESS = "127.0.0.1:8091"  # a document's own background server (a fake Emporix)
 ELLIPSIS = "..."
 EVENTUALLY_SECONDS = 15.0
 
@@ -76,6 +82,10 @@ class Example:
     @property
     def eventually(self) -> bool:
         return "eventually" in self.block.flags
+
+    @property
+    def background(self) -> bool:
+        return "background" in self.block.flags
 
 
 def blocks(markdown: str) -> list[Block]:
@@ -217,6 +227,54 @@ class Session:
         self.urls = urls
         self.state = workdir / ".doc-session-state"
         self.state.write_text("")
+        self.background: list[subprocess.Popen[bytes]] = []
+
+    def start(self, block: Block, timeout: float = 60.0) -> Outcome:
+        """Start a `background` block (its output in a log beside the work directory) and
+        wait until the port of its `--port N` accepts connections."""
+        body = substitute(block.text, self.urls)
+        log = self.workdir.parent / f"background-{len(self.background) + 1}.log"
+        proc = subprocess.Popen(
+            [
+                "bash",
+                "--noprofile",
+                "--norc",
+                "-euo",
+                "pipefail",
+                "-c",
+                f'source "{self.state}"\n{body}\n',
+            ],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its children are stopped with it
+        )
+        self.background.append(proc)
+        port = re.search(r"--port[ =](\d+)", body)
+        deadline = time.monotonic() + timeout
+        while port is not None and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return Outcome(proc.returncode or 1, "", log.read_text())
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", int(port.group(1)))) == 0:
+                    return Outcome(0, "", "")
+            time.sleep(0.1)
+        if port is None:
+            return Outcome(0, "", "")
+        return Outcome(-1, "", log.read_text() + f"\n(no answer on port {port.group(1)})")
+
+    def stop(self) -> None:
+        """Stop what `background` blocks started."""
+        for proc in self.background:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+        self.background = []
 
     def run(self, block: Block, timeout: float = 60.0) -> Outcome:
         body = substitute(block.text, self.urls)
@@ -264,8 +322,20 @@ def failure(doc: Path, example: Example, outcome: Outcome, why: str) -> str:
 
 def check_document(doc: Path, session: Session) -> None:
     """Run every example of `doc`; raise AssertionError at the first that fails."""
+    try:
+        _check_examples(doc, session)
+    finally:
+        session.stop()
+
+
+def _check_examples(doc: Path, session: Session) -> None:
     for example in examples(doc.read_text()):
         if not example.run:
+            continue
+        if example.background:
+            outcome = session.start(example.block)
+            if outcome.code != 0:
+                raise AssertionError(failure(doc, example, outcome, "did not start"))
             continue
         deadline = time.monotonic() + (EVENTUALLY_SECONDS if example.eventually else 0)
         while True:
@@ -358,6 +428,10 @@ def live_services(
 
     try:
         serve_env = dict(env)
+        if EMPORIX_ADDRESS in doc.read_text():
+            port = free_port()
+            urls[f"http://{EMPORIX_ADDRESS}"] = f"http://127.0.0.1:{port}"
+            urls[f"--port {EMPORIX_ADDRESS.rsplit(':', 1)[1]}"] = f"--port {port}"
         if ORDER_SERVICE_URL in doc.read_text():
             urls[ORDER_SERVICE_URL] = start(
                 "fake-order-service", ["fake-order-service"], env, "/_control/requests"

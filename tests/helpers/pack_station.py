@@ -74,3 +74,7 @@ class Api:
             },
             tenant=self.t,
         )
+
+
+def finish(service: Service, order_id: str) -> httpx.Response:
+    return service.client.post(f"/pick-pack/demo/orders/{order_id}/finish", headers=auth())

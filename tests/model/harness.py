@@ -2,9 +2,9 @@
 tests/model that imports the service's packages (to start it, to rebuild its projections,
 to restart its projection runner) and the fake Order Service.
 
-The architecture move renames these imports (api.runtime -> ledger.services.bootstrap,
-api.fake_order_service -> devtools.fake_order_service, ...): re-point them here, nowhere
-else. The model (reference.py, units.py) imports none of them, on purpose.
+When the service's modules move (the runtime is bootstrap.runtime, the fake Order
+Service devtools.fake_order_service), re-point the imports here, nowhere else. The model
+(reference.py, units.py) imports none of them, on purpose.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Running:
         for w in old:
             w.stop()
             self.runtime.workers.remove(w)
-        for runner in start_projection_workers(self.runtime):
+        for runner in start_projection_workers(self.runtime.database.url):
             self.runtime.committer.on_commit.append(runner.wake.set)
             self.runtime.workers.append(runner)
 

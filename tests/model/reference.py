@@ -17,21 +17,33 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
 from tests.model.units import convert, is_piece, same_dimension
 
+
+class Status(StrEnum):
+    """packingStatus, as the spec's enum spells it (semantics.md, "packingStatus")."""
+
+    INITIAL = "INITIAL"  # registered, nothing done yet
+    IN_PROGRESS = "IN_PROGRESS"  # a scan or an assignee, not every entry resolved
+    PRE_PACKED = "PRE_PACKED"  # every entry resolved
+    PACKED = "PACKED"  # finished (or set by PATCH)
+    CANCELLED = "CANCELLED"  # set by PATCH only; final
+
+
 INITIAL, IN_PROGRESS, PRE_PACKED, PACKED, CANCELLED = (
-    "INITIAL",
-    "IN_PROGRESS",
-    "PRE_PACKED",
-    "PACKED",
-    "CANCELLED",
+    Status.INITIAL,
+    Status.IN_PROGRESS,
+    Status.PRE_PACKED,
+    Status.PACKED,
+    Status.CANCELLED,
 )
 AUTOMATIC_STATUSES = (INITIAL, IN_PROGRESS, PRE_PACKED)  # re-derived by later facts
 FIGURES = ("picked", "packed", "canceled")
-# The Order document's fields the service owns (ignored on input, decision 8).
+# The Order document's fields the service owns (ignored on input: semantics.md, "Orders").
 SERVER_OWNED = ("packingStatus", "assignees", "holdingAreaNumber", "packagingProducts")
 ENTRY_COUNTS = ("pickedCount", "packedCount", "canceledCount", "packedAmountInPc")
 
@@ -41,11 +53,11 @@ ENTRY_COUNTS = ("pickedCount", "packedCount", "canceledCount", "packedAmountInPc
 
 @dataclass(frozen=True)
 class Scan:
-    """One packing event as the scanner sent it (decision 1: amounts are deltas).
+    """One packing event as the scanner sent it (semantics.md, "Amounts are deltas").
 
-    `content` is what decides "same content" for a retry (decision 2): every field the
-    scanner sent, absent amounts as 0, the timestamp in UTC milliseconds. Who sent it
-    (user, saas-token) is not content.
+    `content` is what decides "same content" for a retry (semantics.md, "Idempotency"):
+    every field the scanner sent, absent amounts as 0, the timestamp in UTC milliseconds.
+    Who sent it (user, saas-token) is not content.
     """
 
     event_id: str
@@ -99,7 +111,7 @@ class Scan:
         return int(getattr(self, figure))
 
 
-# -- a line's totals, per unit (decision 12: units are never added) ------------------------
+# -- a line's totals, per unit ("Units are never mixed") ------------------------------------
 
 Totals = dict[str, int]  # figure -> amount
 UnitTotals = dict[str, Totals]  # unit -> figures
@@ -119,7 +131,7 @@ def line_totals(scans: Iterable[Scan]) -> dict[str, UnitTotals]:
     return lines
 
 
-# -- the split over entries of one product (decision 11) and units (decision 12) -----------
+# -- the split over a product's entries, and units ("A product in several entries") ------
 
 
 @dataclass
@@ -131,15 +143,18 @@ class EntryCounts:
 
 
 def _fill(amount: int, capacities: Sequence[int]) -> list[int]:
-    """Fill each entry up to its capacity, in order; what exceeds the last stays on the last."""
-    out = []
-    for cap in capacities:
-        take = min(amount, max(cap, 0))
-        out.append(take)
-        amount -= take
-    if out:
-        out[-1] += amount
-    return out
+    """Shares of `amount` over entries in document order (semantics.md, "A product in
+    several entries"): each entry but the last takes what fits in its open capacity
+    (never less than none); the last takes whatever is left, so the shares always add
+    up to the amount, and an excess stays on the last entry."""
+    shares = []
+    left = amount
+    for position, capacity in enumerate(capacities):
+        last = position == len(capacities) - 1
+        share = left if last else min(left, max(capacity, 0))
+        shares.append(share)
+        left -= share
+    return shares
 
 
 def allocate(
@@ -154,7 +169,7 @@ def allocate(
       that figure's total converts to a whole number of the orderUnit;
     - everything else is unreconciled, shown per product and unit. Packed pieces of a product
       without a piece entry also feed the first non-piece entry's packedAmountInPc
-      (decision 6).
+      ("packedAmountInPc").
     Each pool (the amounts counted in one orderUnit) is then split over the entries of that
     orderUnit, in document order: packed fills each up to totalCount, cancelled fills what
     packed left open, picked fills up to totalCount on its own; the excess stays on the last.
@@ -236,7 +251,8 @@ def measure_of(entry: Mapping[str, Any]) -> tuple[str, Fraction] | None:
 
 
 def in_pieces(amount: int, unit: str, entry: Mapping[str, Any] | None) -> int | None:
-    """Decision 6: pieces for `amount` in `unit`, or None when it cannot be known."""
+    """Pieces (semantics.md, "packedAmountInPc") for `amount` in `unit`, or None when
+    they cannot be known."""
     if is_piece(unit):
         return amount
     measure = measure_of(entry) if entry else None
@@ -258,7 +274,7 @@ def entry_pieces(entry: Mapping[str, Any], c: EntryCounts) -> int | None:
     unit = order_unit(entry)
     own = in_pieces(c.packed, unit, entry)
     if own is None:
-        # Decision 6: unknown without a measure, unless only pieces were packed for it.
+        # "packedAmountInPc": unknown without a measure, unless only pieces were packed for it.
         return c.extra_pieces if c.packed == 0 and c.extra_pieces else None
     return own + c.extra_pieces
 
@@ -329,7 +345,8 @@ class Ledger:
         return allocate(self.order(order_id).entries, self.lines(order_id))
 
     def derived_status(self, o: Order) -> str:
-        """Decision 5 with decision 11: resolved per entry, after the split."""
+        """The packingStatus rule, resolved per entry after the split (semantics.md,
+        "packingStatus", "A product in several entries")."""
         if not o.active:
             return INITIAL
         entries = o.entries
@@ -353,7 +370,8 @@ class Ledger:
     def post_event(self, body: Mapping[str, Any], user: str = "user-1") -> Outcome:
         scan = Scan.from_body(body, user)
         known = self.scans.get(scan.event_id)
-        if known is not None:  # a retry is not a new write: answered before decision 3
+        # A retry is not a new write: answered before "Cancelled orders are closed".
+        if known is not None:
             return Outcome(200 if known.content() == scan.content() else 409)
         o = self.order(scan.order_id)
         if o.status == CANCELLED:
@@ -385,7 +403,7 @@ class Ledger:
         if refused:
             return Outcome(refused)
         if status == o.status:
-            return Outcome(200)  # decision 13: records nothing, re-derives nothing
+            return Outcome(200)  # "Commands are idempotent": nothing recorded or re-derived
         o.status = status
         if status != INITIAL:
             o.active = True
@@ -410,7 +428,7 @@ class Ledger:
         if others and not force:
             return Outcome(400)
         if o.assignees == [dict(assignee)]:
-            return Outcome(200)  # decision 13: already assigned, nothing recorded
+            return Outcome(200)  # "Commands are idempotent": already assigned
         o.assignees = [dict(assignee)]  # force replaces; without force there was no other
         o.active = True
         self._rederive(o)
@@ -440,13 +458,13 @@ class Ledger:
         self._take_holding_area(o)
         body = self.calculation(order_id)
         if body == o.last_finish_body:
-            return Outcome(200)  # decision 13: same totals as the last finish: nothing queued
+            return Outcome(200)  # "Commands are idempotent": same totals, nothing queued
         o.last_finish_body = body
         return Outcome(200, self._queue(order_id, body))
 
     def manual_job(self, order_ids: Sequence[str]) -> dict[str, str]:
-        """Decision 7, MANUAL: each given order (once) is sent, or FAILURE when cancelled or
-        unknown to the ledger (not registered, no packing event)."""
+        """Recalculation (semantics.md), MANUAL: each given order (once) is sent, or FAILURE
+        when cancelled or unknown to the ledger (not registered, no packing event)."""
         outcome: dict[str, str] = {}
         for order_id in dict.fromkeys(order_ids):
             o = self.orders.get(order_id)
@@ -459,8 +477,9 @@ class Ledger:
         return outcome
 
     def automatic_job(self) -> dict[str, str]:
-        """Decision 7, AUTOMATIC: every open order with packing events whose calculation
-        differs from the last one the Order Service accepted (here: every one is accepted)."""
+        """Recalculation (semantics.md), AUTOMATIC: every open order with packing events
+        whose calculation differs from the last one the Order Service accepted (here: every
+        one is accepted)."""
         outcome: dict[str, str] = {}
         for order_id in sorted({s.order_id for s in self.recorded}):
             o = self.order(order_id)
@@ -480,7 +499,8 @@ class Ledger:
     # -- views -----------------------------------------------------------------------------
 
     def calculation(self, order_id: str) -> dict[str, Any]:
-        """The calculations body (decisions 7, 11, 12, 13): one entry per order entry, the
+        """The calculations body (semantics.md, "Recalculation", split as "A product in
+        several entries" and "Units are never mixed" say): one entry per order entry, the
         packed split in the entry's orderUnit, nothing null (a field without value is left
         out). An order the ledger does not know sends one entry per product and unit."""
         o = self.order(order_id)
@@ -631,7 +651,8 @@ class Ledger:
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
-    """Nothing null leaves the service (decision 13): a field without value is left out."""
+    """Nothing null leaves the service (semantics.md, "Commands are idempotent, and nothing
+    null is sent"): a field without value is left out."""
     return {k: v for k, v in d.items() if v is not None}
 
 

@@ -6,9 +6,16 @@ slip in the model fails here before it is held against the service.
 
 from __future__ import annotations
 
+from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
-from tests.model.reference import IN_PROGRESS, PACKED, PRE_PACKED, Ledger
+import yaml
+
+from tests.model.reference import IN_PROGRESS, PACKED, PRE_PACKED, Ledger, Status, _fill
+from tests.model.units import convert, is_piece
+
+SPEC = Path(__file__).resolve().parents[1] / "spec" / "emporix-pick-pack-api.yml"
 
 ORDER: dict[str, Any] = {
     "siteCode": "main",
@@ -314,3 +321,51 @@ def test_each_figure_converts_on_its_own() -> None:
             "canceledAmount": 0,
         }
     ]
+
+
+def test_the_models_statuses_are_the_specs_enum() -> None:
+    spec = yaml.safe_load(SPEC.read_text())
+    enums = [
+        prop["enum"]
+        for schema in spec["components"]["schemas"].values()
+        for name, prop in (schema.get("properties") or {}).items()
+        if name == "packingStatus" and "enum" in prop
+    ]
+    assert enums
+    for enum in enums:
+        assert [str(s) for s in Status] == enum
+
+
+def test_the_unit_table_converts_as_rec_20_defines_the_units() -> None:
+    # Worked out by hand from Rec. 20's definitions (1 l = 1 dm3 = 10^-3 m3, 1 t = 1000 kg).
+    assert convert(1, "KGM", "GRM") == 1000
+    assert convert(1, "TNE", "KGM") == 1000
+    assert convert(1, "GRM", "MGM") == 1000
+    assert convert(1, "LTR", "MLT") == 1000
+    assert convert(1, "LTR", "CLT") == 100
+    assert convert(1, "LTR", "DLT") == 10
+    assert convert(1, "HLT", "LTR") == 100
+    assert convert(1, "MTQ", "LTR") == 1000
+    assert convert(1, "MTR", "MMT") == 1000
+    assert convert(1, "DMT", "CMT") == 10
+    assert convert(1, "KMT", "MTR") == 1000
+    assert convert(250, "GRM", "KGM") == Fraction(1, 4)
+    assert convert(3, "EA", "H87") == 3
+    assert convert(1, "KGM", "LTR") is None  # mass is not volume, whatever water weighs
+    assert convert(1, "H87", "KGM") is None
+    assert convert(1, "XYZ", "XYZ") == 1  # the same code is the same unit, known or not
+    assert convert(1, "XYZ", "KGM") is None
+    assert all(is_piece(u) for u in ("H87", "C62", "PCE", "EA"))
+    assert not is_piece("KGM") and not is_piece(None)
+
+
+def test_an_amount_fills_entries_in_document_order_and_the_excess_stays_on_the_last() -> None:
+    # "A product in several entries", by hand.
+    assert _fill(5, [3, 3]) == [3, 2]
+    assert _fill(7, [3, 3]) == [3, 4]
+    assert _fill(2, [0, 3]) == [0, 2]
+    assert _fill(4, [3, -1]) == [3, 1]  # no open capacity left on the last: it takes the rest
+    assert _fill(4, [-2, 3]) == [0, 4]
+    assert _fill(0, [3, 3]) == [0, 0]
+    assert _fill(5, [2]) == [5]
+    assert _fill(5, []) == []

@@ -20,7 +20,7 @@ import psycopg
 from devtools.harness.service import EXAMPLE_EVENT, Service, auth
 from projections.base import lock_key
 from projections.read import DEFAULT_TIMEOUT, PACKLIST
-from tests.store.test_query_plans import plan
+from tests.helpers.plans import plan
 
 DAY = (datetime.now(UTC).date() + timedelta(days=3)).isoformat()
 

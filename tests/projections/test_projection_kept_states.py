@@ -19,7 +19,7 @@ from ledger.domain.packing import Attribution, PackingEvent
 from projections import runner
 from projections.registry import PROJECTIONS
 from projections.runner import Kept, step
-from tests.projections.test_projection_replay import expected_orders
+from tests.helpers.replay import expected_orders
 
 GROUP = list(PROJECTIONS.values())
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any
 
 import psycopg
 from hypothesis import HealthCheck, given, settings
@@ -14,12 +13,11 @@ from devtools.harness import fold
 from devtools.harness.support import packing_event, view_orders, view_totals
 from ledger.adapters.event_store import EventStore
 from ledger.domain import orders
-from ledger.domain.events import LedgerEvent, OrderRegistered, PackingEventRecorded
 from ledger.domain.packing import Attribution, PackingEvent
-from ledger.domain.status import OrderState, apply
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import step
+from tests.helpers.replay import ENTRIES, expected_orders
 
 _tenants = itertools.count()
 
@@ -53,44 +51,6 @@ def catch_up(url: str, batch: int) -> None:
         for projection in PROJECTIONS.values():
             while step(conn, projection, batch):
                 pass
-
-
-ENTRIES = [{"entryId": f"x{i}", "productId": f"p{i}", "totalCount": 3} for i in range(3)]
-
-
-def expected_orders(
-    tenant: str, registered: list[str], events: list[PackingEvent]
-) -> dict[tuple[str, str], tuple[Any, ...]]:
-    """Fold the recorded facts in recording order with the domain's own rules."""
-    states: dict[str, OrderState] = {}
-    for kind, data in _facts(tenant, registered, events):
-        s = states.setdefault(data["order_id"], OrderState(tenant, data["order_id"]))
-        apply(s, kind, data)
-    return {(tenant, o): (s.status, *s.counts()) for o, s in states.items()}
-
-
-def _facts(
-    tenant: str, registered: list[str], events: list[PackingEvent]
-) -> list[tuple[type[LedgerEvent], dict[str, Any]]]:
-    facts: list[tuple[type[LedgerEvent], dict[str, Any]]] = [
-        (OrderRegistered, {"order_id": o, "document": {"id": o, "entries": ENTRIES}})
-        for o in registered
-    ]
-    facts += [
-        (
-            PackingEventRecorded,
-            {
-                "order_id": e.order_id,
-                "product_id": e.product_id,
-                "unit": e.unit,
-                "picked": e.picked,
-                "packed": e.packed,
-                "canceled": e.canceled,
-            },
-        )
-        for e in events
-    ]
-    return facts
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))

@@ -187,7 +187,7 @@ def test_a_step_that_fails_unexpectedly_is_retried_and_the_runner_lives_on(
 
 def test_the_pause_between_steps_grows_with_the_step_and_is_bounded() -> None:
     """A trickle keeps the views milliseconds behind; heavy ingest buys CPU with a longer
-    pause, never more than the ceiling (docs/archive/benchmarks-sessions.md, third session)."""
+    pause, never more than the ceiling (bench/lag.py measures the lag it buys)."""
     runner = ProjectionRunner("postgresql://unused", list(PROJECTIONS.values()))
     assert runner.pause_after(1) < 0.006  # 500 events/s: steps of a few events
     assert runner.pause_after(1) < runner.pause_after(100) < runner.pause_after(400)

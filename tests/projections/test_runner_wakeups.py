@@ -16,13 +16,13 @@ from pathlib import Path
 
 import psycopg
 
+from bootstrap.runtime import Runtime, start_workers
 from devtools.harness.support import packing_event
 from ledger.adapters.database import Database
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.prepared import NOTIFY_CHANNEL
 from ledger.config import Settings
 from ledger.domain.packing import Attribution, PackingEvent, Verdict
-from ledger.services.bootstrap import Runtime
 from ledger.services.group_commit import GroupCommitter
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
@@ -152,14 +152,16 @@ def test_the_service_wakes_its_runner_from_its_writer(db_url: str, tmp_path: Pat
     settings = Settings(database_url=db_url, data_dir=tmp_path)
     runtime = Runtime.start(settings, Database(url=db_url), run_workers=False)
     runtime.committer.notify_interval = 60.0
+    workers = start_workers(runtime.settings, runtime.database, runtime.committer, runtime.bell)
     try:
-        runtime.start_workers()
-        (runner,) = [w for w in runtime.workers if isinstance(w, ProjectionRunner)]
+        (runner,) = [w for w in workers if isinstance(w, ProjectionRunner)]
         runner.poll_interval = 60.0
         asyncio.run(runtime.committer.append(scan("a"), Attribution()))
         assert wait_applied(runner, 1, timeout=10.0)
         asyncio.run(runtime.committer.append(scan("b"), Attribution()))
         woken_in_time = wait_applied(runner, 2, timeout=5.0)
     finally:
+        for worker in reversed(workers):
+            worker.stop()
         runtime.stop()
     assert woken_in_time, "the view waited for a poll or a NOTIFY"

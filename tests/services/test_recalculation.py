@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,13 @@ import psycopg
 import pytest
 
 from devtools.fake_order_service import FakeOrderService, validate_calculation
-from devtools.harness.service import EXAMPLE_EVENT, Service, auth, free_port, start_service
-from devtools.harness.support import FAST_RECALCULATION
+from devtools.harness.service import EXAMPLE_EVENT, Service, auth, free_port, running
+from devtools.harness.support import FAST_RECALCULATION, wait_for
 from ledger.adapters.order_service import OrderServiceClient
 from ledger.domain import orders
 from ledger.domain.recalculation import Answer, Next, RetryPolicy, job_status, needs_recalculation
 from ledger.services.outbox_dispatcher import OutboxDispatcher
+from tests.helpers.pack_station import finish
 
 FAST = FAST_RECALCULATION
 
@@ -36,18 +36,6 @@ ORDER = {
         },
     ],
 }
-
-
-@contextmanager
-def running(db_url: str, tmp_path: Path, env: dict[str, str]) -> Iterator[Service]:
-    server, thread, runtime, url = start_service(db_url, tmp_path, env=env)
-    try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            yield Service(url, runtime, client)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        runtime.stop()
 
 
 @pytest.fixture
@@ -87,10 +75,6 @@ def pack(
     assert r.status_code == 200, r.text
 
 
-def finish(service: Service, order_id: str) -> httpx.Response:
-    return service.client.post(f"/pick-pack/demo/orders/{order_id}/finish", headers=auth())
-
-
 def start_job(service: Service, body: dict[str, Any]) -> httpx.Response:
     return service.client.post("/pick-pack/demo/jobs/recalculations", json=body, headers=auth())
 
@@ -99,16 +83,6 @@ def job(service: Service, job_id: str) -> dict[str, Any]:
     r = service.client.get(f"/pick-pack/demo/jobs/recalculations/{job_id}", headers=auth())
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def wait_job(service: Service, job_id: str) -> dict[str, Any]:

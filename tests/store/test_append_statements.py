@@ -1,7 +1,7 @@
 """The append's statements travel as SQL text: any scan comes back exactly as it was sent.
 
 An append sends its batch as JSON literals to statements prepared by name in the
-writer's session (ledger/store.py, `prepare_append`). Whatever a scan holds (quotes,
+writer's session (ledger/adapters/prepared.py, `prepare_append`). Whatever a scan holds (quotes,
 backslashes, non-ASCII text) is stored byte for byte as the library's mapper would
 store it, and a session that lost the statements prepares them again.
 """

@@ -24,7 +24,7 @@ from devtools.harness.support import view_totals
 from ledger.adapters.compression import MARK_V1, state_json
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
-from tests.store.test_stored_compat import fixture, load
+from tests.helpers.stored import fixture, load
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -9,7 +9,12 @@ import psycopg
 from devtools.harness.service import EXAMPLE_EVENT, Service
 from ledger.adapters.database import for_role
 from ledger.adapters.pool import make_datastore
+from ledger.version import service_version
 
+# Each connection names its role and the release it belongs to.
+ROLES = {
+    f"pickpack-{role}/{service_version()}" for role in ("api", "writer", "projections", "listen")
+}
 
 def test_each_kind_of_connection_names_itself_in_pg_stat_activity(service: Service) -> None:
     assert service.post_event({**EXAMPLE_EVENT, "eventId": "r1"}).status_code == 200
@@ -26,10 +31,10 @@ def test_each_kind_of_connection_names_itself_in_pg_stat_activity(service: Servi
                     (dbname,),
                 )
             }
-        if {"pickpack-api", "pickpack-writer", "pickpack-projections", "pickpack-listen"} <= names:
+        if names >= ROLES:
             break
         time.sleep(0.05)
-    assert {"pickpack-api", "pickpack-writer", "pickpack-projections", "pickpack-listen"} <= names
+    assert names >= ROLES
 
 
 def test_a_name_in_the_url_is_kept() -> None:
@@ -44,9 +49,10 @@ def test_the_pool_keeps_the_urls_other_parameters(db_url: str) -> None:
     try:
         kwargs = datastore.pool.kwargs
         assert kwargs["sslmode"] == "disable"
-        assert kwargs["application_name"] == "pickpack-writer"
+        assert kwargs["application_name"] == f"pickpack-writer/{service_version()}"
         with datastore.get_connection() as conn:
             row = conn.execute("SHOW application_name").fetchone()
-            assert row is not None and row["application_name"] == "pickpack-writer"
+            assert row is not None
+            assert row["application_name"] == f"pickpack-writer/{service_version()}"
     finally:
         datastore.close()

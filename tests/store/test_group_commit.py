@@ -93,7 +93,7 @@ def test_the_writer_survives_the_loss_of_the_connection_it_holds(db_url: str) ->
         with psycopg.connect(db_url, autocommit=True) as conn:
             killed = conn.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'pickpack-writer' AND datname = current_database()"
+                "WHERE application_name LIKE 'pickpack-writer/%' AND datname = current_database()"
             ).fetchone()
         after = asyncio.run(committer.append(scan("after"), Attribution()))
     finally:

@@ -26,16 +26,11 @@ from projections.order_status import OrderStatus, load_query
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import step
+from tests.helpers.plans import plan
 
 
 def scan(i: int) -> PackingEvent:
     return packing_event(f"e{i}", order_id=f"o{i % 50}", packed=1)
-
-
-def plan(conn: psycopg.Connection, query: str | sql.Composed, params: tuple[object, ...]) -> str:
-    """The plan PostgreSQL chooses for `query` (with its parameters) as it stands now."""
-    statement = sql.SQL(query) if isinstance(query, str) else query
-    return "\n".join(str(r[0]) for r in conn.execute(sql.SQL("EXPLAIN ") + statement, params))
 
 
 def test_the_duplicate_check_probes_the_primary_key_after_an_analyze_of_one_event(

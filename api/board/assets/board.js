@@ -9,6 +9,11 @@
 // changed"; the packlist (the projection, read after the store's head) stays the one
 // source of the figures, re-read once per burst. Where the service has no feed (404) the
 // board polls the packlist twice a second instead.
+//
+// Figures follow docs/explanation/semantics.md ("Progress is per line"): a line's amounts in
+// its own unit, an order's progress as lines complete out of lines, never a sum of pieces
+// and grams. Times and rates are when the ledger recorded each scan (a scanner's clock may
+// be wrong); the scanner's own time is shown beside it where they differ.
 "use strict";
 
 (() => {
@@ -40,6 +45,15 @@
   const POLL_MS = 500;
   const WAIT_S = 25; // long-poll: held until a fact commits, under proxies' idle limits
   const MAX_BACKOFF_MS = 10000;
+  const MAX_SCAN_PAGES = 200; // of 1000 facts: the scans a board loads at start, at most
+  // A scanner's clock this far from the ledger's is shown beside the ledger's time.
+  const SKEW_SHOWN_MS = 2 * 60 * 1000;
+  const PIECE_UNITS = new Set(["H87", "C62", "PCE", "EA"]);
+  const UNIT_SYMBOLS = {
+    MGM: "mg", GRM: "g", KGM: "kg", TNE: "t",
+    MLT: "ml", CLT: "cl", DLT: "dl", LTR: "l", HLT: "hl", MTQ: "m³",
+    MMT: "mm", CMT: "cm", DMT: "dm", MTR: "m", KMT: "km",
+  };
 
   const $ = (id) => document.getElementById(id);
   // The API's root, also behind a proxy that serves the service under a path prefix.
@@ -51,9 +65,11 @@
 
   function freshBoard() {
     return {
-      orders: new Map(), // orderId -> packlist item (CANCELLED ones kept once seen)
-      scans: new Map(), // eventId -> {orderId, at}
-      firstScan: new Map(), // orderId -> ms of its first scan
+      orders: new Map(), // orderId -> packlist item (CANCELLED ones included)
+      loaded: false, // the first packlist answer arrived: until then, no "No orders"
+      scans: new Map(), // eventId -> {orderId, at (recorded), scannerAt}
+      firstScan: new Map(), // orderId -> the scan recorded first: {at, scannerAt}
+      clock: "ledger", // where scan times come from: "ledger", or "scanner" without a feed
       feed: "starting",
       refreshing: false,
       dirty: false,
@@ -205,9 +221,11 @@
       render();
       const head = await retrying(() => feedHead(myRun), myRun);
       board.feed = head === null ? "polling" : "feed";
+      board.clock = head === null ? "scanner" : "ledger";
       connected();
       await retrying(() => refreshPacklist(myRun), myRun);
-      await retrying(() => loadScans(myRun), myRun);
+      if (head === null) await retrying(() => loadScans(myRun), myRun);
+      else await retrying(() => loadRecordedScans(myRun, head), myRun);
       render();
       if (head === null) pollLoop(myRun);
       else feedLoop(myRun, head);
@@ -328,10 +346,11 @@
     }
   }
 
+  // A scan counts at the moment the ledger recorded it; its own timestamp is the scanner's
+  // clock, kept to be shown beside it.
   function applyFact(item) {
     if (item.type === "PackingEventRecorded") {
-      const at = Date.parse(item.data.timestamp || item.recordedAt);
-      addScan(item.data.eventId, item.orderId, at);
+      addScan(item.data.eventId, item.orderId, Date.parse(item.recordedAt), Date.parse(item.data.timestamp));
     }
   }
 
@@ -379,11 +398,15 @@
   }
 
   async function refreshPacklist(myRun) {
-    const query = `orders?siteCode=${encodeURIComponent(config.site)}&deliveryDate=${encodeURIComponent(config.date)}`;
+    // includeCancelled: the day's cancelled orders are counted and shown as cancelled.
+    const query =
+      `orders?siteCode=${encodeURIComponent(config.site)}&deliveryDate=${encodeURIComponent(config.date)}` +
+      "&includeCancelled=true";
     const items = await api(query, myRun);
+    board.loaded = true;
     const next = new Map(items.map((item) => [item.orderId, item]));
-    // The packlist leaves CANCELLED orders out: one that was on the board is asked for,
-    // and stays shown as cancelled.
+    // A service without includeCancelled leaves CANCELLED orders out: one that was on the
+    // board is asked for, and stays shown as cancelled.
     const vanished = [...board.orders.values()].filter((o) => !next.has(o.orderId));
     for (const old of vanished) {
       if (old.packingStatus === "CANCELLED") {
@@ -401,31 +424,70 @@
     render();
   }
 
-  // Scans since the start of the day before the delivery date (or the last hour, if
-  // later), for the chart and each order's first scan. `incremental`: only the newest.
+  // Where the scans shown start: the day before the delivery date (or the last hour, if
+  // earlier).
+  function scansSince() {
+    const dayBefore = Date.parse(`${config.date}T00:00:00`) - 24 * HOUR_MS;
+    return Math.min(Date.now() - HOUR_MS, Number.isNaN(dayBefore) ? Infinity : dayBefore);
+  }
+
+  // The scans the ledger recorded since scansSince(), from the change feed up to `head`:
+  // the first position recorded since then is found by bisection (a few dozen one-item
+  // reads), then the facts are read page by page.
+  async function loadRecordedScans(myRun, head) {
+    const since = scansSince();
+    const recordedSince = async (after) => {
+      const page = await api(`changes?after=${after}&limit=1`, myRun);
+      return !page.items.length || Date.parse(page.items[0].recordedAt) >= since;
+    };
+    let start = 0;
+    if (!(await recordedSince(0))) {
+      let low = 0; // its next fact was recorded before `since`
+      let high = head; // nothing after it
+      while (high - low > 1) {
+        const middle = Math.floor((low + high) / 2);
+        if (await recordedSince(middle)) high = middle;
+        else low = middle;
+      }
+      start = high;
+    }
+    let after = start;
+    for (let pages = 0; pages < MAX_SCAN_PAGES && after < head; pages += 1) {
+      const page = await api(`changes?after=${after}&limit=1000`, myRun);
+      if (!page.items.length) break;
+      for (const item of page.items) if (item.position <= head) applyFact(item);
+      after = page.items[page.items.length - 1].position;
+    }
+    render();
+  }
+
+  // Without a change feed: scans from GET /events, which has only the scanners' own
+  // timestamps (said on the chart). `incremental`: only the newest.
   async function loadScans(myRun, incremental = false) {
     let since;
     if (incremental && board.scans.size) {
       // A second back, so scans sharing the newest timestamp are not skipped.
       since = Math.max(...[...board.scans.values()].map((s) => s.at)) - 1000;
     } else {
-      const dayBefore = Date.parse(`${config.date}T00:00:00`) - 24 * HOUR_MS;
-      since = Math.min(Date.now() - HOUR_MS, Number.isNaN(dayBefore) ? Infinity : dayBefore);
+      since = scansSince();
     }
     const iso = encodeURIComponent(new Date(since).toISOString());
     for (let pageNumber = 1; pageNumber <= 20; pageNumber += 1) {
       const page = await api(`events?timestamp=${iso}&pageNumber=${pageNumber}&pageSize=5000`, myRun);
-      for (const scan of page) addScan(scan.eventId, scan.orderNumber, Date.parse(scan.timestamp));
+      for (const scan of page) {
+        const at = Date.parse(scan.timestamp);
+        addScan(scan.eventId, scan.orderNumber, at, at);
+      }
       if (page.length < 5000) break;
     }
     render();
   }
 
-  function addScan(eventId, orderId, at) {
+  function addScan(eventId, orderId, at, scannerAt) {
     if (board.scans.has(eventId) || Number.isNaN(at)) return;
-    board.scans.set(eventId, { orderId, at });
+    board.scans.set(eventId, { orderId, at, scannerAt });
     const first = board.firstScan.get(orderId);
-    if (first === undefined || at < first) board.firstScan.set(orderId, at);
+    if (first === undefined || at < first.at) board.firstScan.set(orderId, { at, scannerAt });
   }
 
   // -- rendering -------------------------------------------------------------------------
@@ -490,11 +552,16 @@
     $("shown").textContent = orders.length ? `${shown.length} of ${orders.length} orders shown` : "";
     const empty = $("empty");
     empty.hidden = shown.length > 0;
+    empty.dataset.state = board.loaded ? "loaded" : "loading";
     if (config) {
-      empty.textContent = orders.length
-        ? "No order matches the filters."
-        : `No orders for site ${config.site} on ${config.date}. Pick another site or date above.`;
+      // "No orders" only once the service said so: before its first answer, say it loads.
+      empty.textContent = !board.loaded
+        ? `Loading the orders of site ${config.site} on ${config.date}…`
+        : orders.length
+          ? "No order matches the filters."
+          : `No orders for site ${config.site} on ${config.date}. Pick another site or date above.`;
     }
+    $("counts").setAttribute("aria-busy", board.loaded ? "false" : "true");
   }
 
   function renderCounts(orders) {
@@ -505,12 +572,12 @@
         el(
           "li",
           { class: `count status-${s}`, id: `count-${s}`, "data-count": String(counts[s]) },
-          el("span", { class: "count-number", text: String(counts[s]) }),
+          el("span", { class: "count-number", text: board.loaded ? String(counts[s]) : "–" }),
           el("span", { class: "count-label" }, el("span", { "aria-hidden": "true", text: `${SYMBOLS[s]} ` }), LABELS[s]),
         ),
       ),
       el("li", { class: "count count-total", id: "count-total", "data-count": String(orders.length) },
-        el("span", { class: "count-number", text: String(orders.length) }),
+        el("span", { class: "count-number", text: board.loaded ? String(orders.length) : "–" }),
         el("span", { class: "count-label", text: "Orders" })),
     );
   }
@@ -554,22 +621,74 @@
     for (const [k, v] of Object.entries({ x1: 0, y1: 112, x2: 600, y2: 112, class: "rate-axis" })) base.setAttribute(k, v);
     svg.replaceChildren(base, line);
     const total = buckets.reduce((a, b) => a + b, 0);
-    $("rate-text").textContent = `${total} scans in the last hour; ${buckets[59]} this minute; peak ${Math.max(...buckets)} per minute.`;
+    const clocks = board.clock === "ledger" ? "as the ledger recorded them" : "by the scanners' own clocks (this service has no change feed)";
+    $("rate-text").textContent = `${total} scans in the last hour; ${buckets[59]} this minute; peak ${Math.max(...buckets)} per minute (${clocks}).`;
+  }
+
+  // -- a line's figures, in its own unit ------------------------------------------------
+
+  const isPieces = (unit) => PIECE_UNITS.has(String(unit || "H87").toUpperCase());
+
+  // An amount in its unit: "313 g", "2 kg", "5" (pieces need no word on a card).
+  function amount(n, unit) {
+    if (isPieces(unit)) return String(n);
+    const symbol = UNIT_SYMBOLS[String(unit).toUpperCase()];
+    return symbol ? `${n} ${symbol}` : `${n} ${unit}`;
+  }
+
+  // The packingStatus rule for one entry: packed + cancelled reach the ordered amount; a
+  // weighed entry is done once anything is packed (its weight is never exact).
+  function lineDone(e) {
+    const packed = e.packedCount || 0;
+    if (e.weightDependent) return packed > 0;
+    return packed + (e.canceledCount || 0) >= (e.totalCount || 0);
+  }
+
+  // One line's figures in its unit, with what is off said as such: "313 g of 301 g ·
+  // 12 g over", "280 g of 301 g · 21 g short", "7 of 8 · 1 cancelled".
+  function lineFigures(e) {
+    const unit = e.orderUnit || "H87";
+    const total = e.totalCount || 0;
+    const packed = e.packedCount || 0;
+    const cancelled = e.canceledCount || 0;
+    const parts = [`${amount(packed, unit)} of ${amount(total, unit)}`];
+    if (cancelled) parts.push(`${amount(cancelled, unit)} cancelled`);
+    const open = total - packed - cancelled;
+    if (packed + cancelled > total) parts.push(`${amount(packed + cancelled - total, unit)} over`);
+    else if (e.weightDependent && packed > 0 && open > 0) parts.push(`${amount(open, unit)} short`);
+    return parts.join(" · ");
+  }
+
+  function lineView(e) {
+    const done = lineDone(e);
+    const name = e.productName || e.productId;
+    return el(
+      "span",
+      { class: `line${done ? " line-done" : ""}`, "data-product-id": e.productId, "data-done": done ? "true" : "false" },
+      el("span", { class: "line-mark", "aria-hidden": "true", text: done ? "✓" : "·" }),
+      el("span", { class: "line-name", text: `${name}: ` }),
+      el("span", { class: "line-figures", text: lineFigures(e) }),
+      done ? el("span", { class: "visually-hidden", text: " (done)" }) : null,
+    );
   }
 
   function card(order) {
-    const total = order.productsTotal || 0;
-    const packed = order.productsPacked || 0;
-    const cancelled = order.productsCanceled || 0;
-    const share = (n) => (total ? Math.min(100, (100 * n) / total) : 0);
+    const entries = order.entries || [];
+    const lines = entries.length;
+    const done = entries.filter(lineDone).length;
+    const cancelledOrder = order.packingStatus === "CANCELLED";
+    const share = lines ? (100 * done) / lines : 0;
+    const progress = cancelledOrder
+      ? `Order cancelled · ${done} of ${lines} lines were done`
+      : lines
+        ? `${done} of ${lines} lines done`
+        : "No lines";
     const bar = el(
       "div",
-      { class: "bar", role: "img", "aria-label": `${packed} packed and ${cancelled} cancelled of ${total}` },
-      el("div", { class: "bar-packed" }),
-      el("div", { class: "bar-cancelled" }),
+      { class: "bar", role: "img", "aria-label": progress },
+      el("div", { class: cancelledOrder ? "bar-cancelled" : "bar-packed" }),
     );
-    bar.children[0].style.width = `${share(packed)}%`;
-    bar.children[1].style.width = `${Math.min(share(cancelled), 100 - share(packed))}%`;
+    bar.children[0].style.width = `${share}%`;
     const first = board.firstScan.get(order.orderId);
     const assignees = (order.assignees || []).map(assigneeName).join(", ");
     const button = el(
@@ -579,23 +698,40 @@
         class: `card status-${order.packingStatus}`,
         "data-order-id": order.orderId,
         "data-status": order.packingStatus,
+        "data-lines": String(lines),
+        "data-lines-done": String(done),
         "aria-haspopup": "dialog",
       },
       el("span", { class: "card-head" }, el("strong", { class: "order-id", text: order.orderId }), statusBadge(order.packingStatus)),
       order.customerName ? el("span", { class: "customer", text: order.customerName }) : null,
       bar,
-      el("span", { class: "progress-text", text: `${packed} packed · ${cancelled} cancelled · of ${total}` }),
+      el("span", { class: "progress-text", text: progress }),
+      el("span", { class: "lines" }, entries.map(lineView)),
       el(
         "span",
         { class: "facts" },
         el("span", { class: "assignee", text: assignees ? `Assignee: ${assignees}` : "Unassigned" }),
         el("span", { class: "holding", text: order.holdingAreaNumber ? `Holding area ${order.holdingAreaNumber}` : "No holding area" }),
-        el("span", { class: "since", text: first ? `First scan ${since(first)} ago` : "Not scanned yet" }),
+        el("span", { class: "since", text: firstScanText(first) }),
       ),
     );
     button.addEventListener("click", () => openDetail(order.orderId));
     return el("li", {}, button);
   }
+
+  // "First scan 12 min ago", from when the ledger recorded it; a scanner whose clock is
+  // off says what it showed, so a wrong clock is seen rather than believed.
+  function firstScanText(first) {
+    if (!first) return "Not scanned yet";
+    const text = `First scan ${since(first.at)} ago`;
+    if (board.clock === "ledger" && !Number.isNaN(first.scannerAt) && Math.abs(first.scannerAt - first.at) > SKEW_SHOWN_MS) {
+      return `${text} (scanner clock said ${dayClock(first.scannerAt)})`;
+    }
+    return text;
+  }
+
+  const dayClock = (ms) =>
+    new Date(ms).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 
   function notice(text, kind) {
     const node = $("notice");
