@@ -42,6 +42,7 @@ from ledger.adapters import feed_store, import_progress
 from ledger.adapters.emporix import SourceDeadline, SourceError
 from ledger.adapters.event_store import EventStore
 from ledger.domain.cutover import (
+    STORED_NAMES,
     Difference,
     InvalidFeedItem,
     LineKey,
@@ -194,23 +195,12 @@ def _record_page(store: EventStore, tenant: str, items: list[dict[str, Any]]) ->
 
 
 def our_feed(store: EventStore, tenant: str, page_size: int) -> Iterator[list[dict[str, Any]]]:
-    """This service's events in the feed's shape (the fields totals need)."""
+    """This service's scans, page by page, as stored (the stored names: STORED_NAMES)."""
     offset = 0
     while True:
         with store.connection() as conn:
             states = feed_store.events_after(conn, tenant, None, offset, page_size)
-        yield [
-            {
-                "orderNumber": s["order_id"],
-                "productId": s["product_id"],
-                "unit": s["unit"],
-                "timestamp": s["event_time"],
-                "pickedAmount": s["picked"],
-                "packedAmount": s["packed"],
-                "canceledAmount": s["canceled"],
-            }
-            for s in states
-        ]
+        yield states
         if len(states) < page_size:
             return
         offset += page_size
@@ -229,5 +219,5 @@ def reconcile(
     for _, items in pages(source, None, page_size):
         add_to_totals(theirs, items, until)
     for items in our_feed(store, tenant, page_size):
-        add_to_totals(ours, items, until)
+        add_to_totals(ours, items, until, names=STORED_NAMES)
     return differences(theirs, ours), len(set(theirs) | set(ours))
