@@ -50,6 +50,11 @@ class Accumulator(Protocol):
 
     def flush(self, curs: Any) -> None: ...
 
+    def start_empty(self) -> None:
+        """Its table is empty and only it writes there (a rebuild's fresh table): its
+        next flush may write rows without merging them into existing ones."""
+        ...
+
     def held(self) -> int:
         """How many rows' states it keeps in memory after a flush (a bound for keeping it)."""
         ...

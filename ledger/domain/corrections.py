@@ -16,12 +16,12 @@ from ledger.domain import events as ev
 from ledger.domain.errors import CorrectionRefused, InvalidCommand, OrderClosed
 from ledger.domain.inputs import MAX_AMOUNT, text_problem
 from ledger.domain.orders import Fact
+from ledger.domain.scan_fields import AMOUNTS
 from ledger.domain.status import CANCELLED, OrderState
 
 REASON_MAX_LENGTH = 500
 
 # The amounts a correction changes: (field of the API, field of the stored fact).
-AMOUNTS = (("pickedAmount", "picked"), ("packedAmount", "packed"), ("canceledAmount", "canceled"))
 
 
 @dataclass(frozen=True)

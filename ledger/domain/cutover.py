@@ -22,15 +22,15 @@ from typing import Any
 
 from ledger.domain.inputs import MAX_AMOUNT, identifier_problem, text_problem
 from ledger.domain.packing import PackingEvent, Verdict, format_event_time, parse_event_time
+from ledger.domain.scan_fields import AMOUNTS, STORED
 
 
 class InvalidFeedItem(ValueError):
     """An Emporix event this service would refuse had a scanner sent it here."""
 
 
-_REQUIRED_IDS = (("eventId", "event_id"), ("orderNumber", "order_id"), ("productId", "product_id"))
-_OPTIONAL_IDS = (("deliveryCycle", "delivery_cycle"), ("supplierId", "supplier_id"))
-_AMOUNTS = (("pickedAmount", "picked"), ("packedAmount", "packed"), ("canceledAmount", "canceled"))
+_REQUIRED_IDS = tuple((spec, STORED[spec]) for spec in ("eventId", "orderNumber", "productId"))
+_OPTIONAL_IDS = tuple((spec, STORED[spec]) for spec in ("deliveryCycle", "supplierId"))
 
 
 def _identifier(item: Mapping[str, Any], key: str) -> str:
@@ -55,7 +55,7 @@ def from_feed_item(tenant: str, item: Any) -> tuple[PackingEvent, str | None]:
     for name, key in _OPTIONAL_IDS:
         if item.get(name) is not None:
             fields[key] = _identifier(item, name)
-    for name, key in _AMOUNTS:
+    for name, key in AMOUNTS:
         value = item.get(name)
         if value is None:
             continue
@@ -134,22 +134,32 @@ LineKey = tuple[str, str, str]
 Totals = tuple[int, int, int]
 
 
+# What a line's totals read of a scan, by the name it goes by in a feed item (the spec's)
+# and in a stored state: order, product, unit, timestamp, then the three amounts.
+_TOTALLED = ("orderNumber", "productId", "unit", "timestamp", *(s for s, _ in AMOUNTS))
+FEED_NAMES = _TOTALLED
+STORED_NAMES = tuple(STORED[spec] for spec in _TOTALLED)
+
+
 def add_to_totals(
     totals: dict[LineKey, Totals],
     items: Iterable[Mapping[str, Any]],
     until: datetime | None = None,
+    names: tuple[str, ...] = FEED_NAMES,
 ) -> None:
-    """Sum feed items (the spec's OrderEntryEventResponse shape) into `totals`; with
-    `until`, only those whose timestamp is at or before it (an unreadable one counts)."""
+    """Sum scans into `totals`: feed items (the spec's OrderEntryEventResponse names), or
+    with `names=STORED_NAMES` stored PackingEventRecorded states; with `until`, only those
+    whose timestamp is at or before it (an unreadable one counts)."""
+    order, product, unit, stamp, picked_, packed_, canceled_ = names
     for item in items:
-        if until is not None and _after(item.get("timestamp"), until):
+        if until is not None and _after(item.get(stamp), until):
             continue
-        key = (str(item.get("orderNumber")), str(item.get("productId")), str(item.get("unit")))
+        key = (str(item.get(order)), str(item.get(product)), str(item.get(unit)))
         picked, packed, canceled = totals.get(key, (0, 0, 0))
         totals[key] = (
-            picked + _amount(item.get("pickedAmount")),
-            packed + _amount(item.get("packedAmount")),
-            canceled + _amount(item.get("canceledAmount")),
+            picked + _amount(item.get(picked_)),
+            packed + _amount(item.get(packed_)),
+            canceled + _amount(item.get(canceled_)),
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import zstandard
 
 from devtools.harness.pg import DatabaseFactory
 from devtools.harness.service import Service, auth, start_service
@@ -183,7 +184,15 @@ def test_an_interrupted_import_resumes_where_it_stopped(
     recorded = 6  # two batches of three committed before the bad line's batch
     assert len(export(staging, tmp_path)) == recorded
 
-    dump.write_bytes(b"\n".join(lines) + b"\n")  # fixed: the same first line, the same file
+    # Fixed, and compressed as `zstd` writes it, in two frames as `cat a.zst b.zst` would:
+    # the same first line, so the same import, which resumes.
+    fixed = tmp_path / "demo.jsonl.zst"
+    half = len(lines) // 2
+    fixed.write_bytes(
+        zstandard.compress(b"".join(line + b"\n" for line in lines[:half]))
+        + zstandard.compress(b"".join(line + b"\n" for line in lines[half:]))
+    )
+    dump = fixed
     done = run(staging, tmp_path, "events", "import", str(dump), "--tenant", "demo", "--batch", "3")
     assert done.returncode == 0, done.stderr
     assert f"resumed after position {original[recorded - 1]['position']:,}" in done.stderr.decode()
