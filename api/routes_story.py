@@ -8,13 +8,15 @@ thread pool.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
+from api.auth import Principal
 from api.deps import CanManage, CanView, RuntimeDep
 from api.errors import BadRequest, NotFound
 from api.params import OrderId, SaasToken, Tenant
@@ -22,6 +24,7 @@ from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody
 from api.schemas import ErrorMessage
 from api.story_schemas import ChangesPage, CorrectionCreate, HistoryPage
 from ledger.services import changes, story
+from ledger.services.tokens import RevocationList
 
 router = APIRouter(tags=["Order story"])
 
@@ -82,8 +85,11 @@ async def list_changes(
                 raise BadRequest("Last-Event-ID: not a position") from None
             if not 0 <= after <= MAX_POSITION:
                 raise BadRequest("Last-Event-ID: not a position")
+        ended, check_in = _session_checks(principal, rt.revocations)
         return StreamingResponse(
-            changes.stream(rt.bell, read_page, after, page_size=limit),
+            changes.stream(
+                rt.bell, read_page, after, page_size=limit, ended=ended, check_in=check_in
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -91,6 +97,41 @@ async def list_changes(
     if wait > 0:
         return JSONBody(await _unless_disconnected(request, poll))
     return JSONBody(await poll)
+
+
+def _session_checks(
+    principal: Principal, revocations: RevocationList | None
+) -> tuple[Callable[[], Awaitable[str | None]], Callable[[], float]]:
+    """What ends a stream that its token no longer allows, and when to look again.
+
+    A plain request is refused once its token expired, or once its OAuth client was
+    revoked (within the revocation list's lifetime); a stream, checked only when it
+    began, would go on for ever. So the stream asks again at the token's expiry and
+    whenever the revocation list goes stale (reloading it, off the event loop), and
+    ends with a last event saying why (docs/reference/api.md, "GET /changes").
+    """
+    client_id = principal.client_id
+    revocable = revocations if client_id is not None else None
+
+    async def ended() -> str | None:
+        if principal.expires_at <= time.time():
+            return "token expired"
+        if revocable is not None and client_id is not None:
+            if revocable.stale():
+                revoked = await run_in_threadpool(revocable.is_revoked, client_id)
+            else:
+                revoked = revocable.is_revoked(client_id)
+            if revoked:
+                return "client revoked"
+        return None
+
+    def check_in() -> float:
+        seconds = principal.expires_at - time.time()
+        if revocable is not None:
+            seconds = min(seconds, revocable.fresh_for())
+        return max(seconds, 0.0) + 0.01  # just past the moment, not a busy loop before it
+
+    return ended, check_in
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[Any]) -> Any:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ledger.domain.inputs import ID_MAX_LENGTH, ID_PATTERN, MAX_AMOUNT
 from ledger.domain.packing import PackingEvent, format_event_time, parse_event_time
+from ledger.domain.scan_fields import SPEC
 
 NonNegative = Annotated[int, Field(ge=0, le=MAX_AMOUNT, strict=True)]
 # An identifier: see ledger/domain/inputs.py for the rule and why (docs/explanation/semantics.md).
@@ -21,37 +22,40 @@ Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, patter
 
 
 # Each field is named as the PackingEvent field it fills and carries the spec's name as
-# its alias (what a request sends, what errors and the OpenAPI document show): the one
-# place the two names meet. `to_event` is generated from these fields, and
-# tests/domain/test_event_body.py fails when a field is on one side only.
+# its alias (what a request sends, what errors and the OpenAPI document show), both from
+# the one table of a scan's names (ledger/domain/scan_fields.py). `to_event` is generated
+# from these fields, and tests/domain/test_event_body.py fails when a field is on one side
+# only.
 class OrderEntryEventCreate(BaseModel):
     """The spec's OrderEntryEventCreate."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    event_id: Annotated[Identifier, Field(alias="eventId", examples=["123"])]
-    order_id: Annotated[Identifier, Field(alias="orderNumber", examples=["123"])]
-    product_id: Annotated[Identifier, Field(alias="productId", examples=["123"])]
+    event_id: Annotated[Identifier, Field(alias=SPEC["event_id"], examples=["123"])]
+    order_id: Annotated[Identifier, Field(alias=SPEC["order_id"], examples=["123"])]
+    product_id: Annotated[Identifier, Field(alias=SPEC["product_id"], examples=["123"])]
     delivery_cycle: Annotated[
-        Identifier | None, Field(alias="deliveryCycle", examples=["2023-10-13-11-test"])
+        Identifier | None, Field(alias=SPEC["delivery_cycle"], examples=["2023-10-13-11-test"])
     ] = None
-    picked: Annotated[NonNegative, Field(alias="pickedAmount", examples=[1])] = 0
-    packed: Annotated[NonNegative, Field(alias="packedAmount", examples=[1])] = 0
-    canceled: Annotated[NonNegative, Field(alias="canceledAmount", examples=[0])] = 0
-    supplier_id: Annotated[Identifier | None, Field(alias="supplierId", examples=["123"])] = None
-    unit: Annotated[Identifier, Field(alias="unit", examples=["H87"])]
+    picked: Annotated[NonNegative, Field(alias=SPEC["picked"], examples=[1])] = 0
+    packed: Annotated[NonNegative, Field(alias=SPEC["packed"], examples=[1])] = 0
+    canceled: Annotated[NonNegative, Field(alias=SPEC["canceled"], examples=[0])] = 0
+    supplier_id: Annotated[
+        Identifier | None, Field(alias=SPEC["supplier_id"], examples=["123"])
+    ] = None
+    unit: Annotated[Identifier, Field(alias=SPEC["unit"], examples=["H87"])]
     event_time: Annotated[
         str,
         Field(
-            alias="timestamp",
+            alias=SPEC["event_time"],
             max_length=64,
             description="Timestamp of the packing event in ISO format",
             json_schema_extra={"format": "date-time"},
             examples=["2020-09-14T13:35:18.333Z"],
         ),
     ]
-    site: Annotated[Identifier, Field(alias="site", examples=["main"])]
-    book_product: Annotated[bool | None, Field(alias="bookProduct", examples=[True])] = None
+    site: Annotated[Identifier, Field(alias=SPEC["site"], examples=["main"])]
+    book_product: Annotated[bool | None, Field(alias=SPEC["book_product"], examples=[True])] = None
 
     @field_validator("event_time")
     @classmethod

@@ -1,6 +1,7 @@
 """Rebuild benchmark: seed N events through COPY, rebuild every projection, compare.
 
     python bench/rebuild.py [--events 1000000] [--database-url URL] [--plain]
+                            [--baseline-tree DIR] [--repeat 1]
 
 Without --database-url it starts an embedded PostgreSQL in a temporary directory (as a
 new user's machine would). The rebuild runs in a child process so its peak RSS is its
@@ -9,12 +10,18 @@ rebuild in Python must do: read every state in order, decode it (decompressing i
 when it is stored compressed) and sum the line totals in a dict. With --plain the store
 holds plain JSON states (PICKPACK_COMPRESS_EVENTS=false) and one raw SQL aggregation of
 the line totals straight from the stored JSON is measured too.
+
+With --baseline-tree DIR (a checkout of another commit: `git worktree add /tmp/base C`),
+the same rebuild is also run by that tree's code on the same seeded store, the two taking
+turns --repeat times each, and the medians and their ratio are printed: a same-run
+baseline on a machine whose load changes from one minute to the next.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -60,6 +67,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--database-url")
     parser.add_argument("--plain", action="store_true", help="store plain JSON states")
+    parser.add_argument("--baseline-tree", help="also rebuild with this checkout's code")
+    parser.add_argument("--repeat", type=int, default=1, help="rebuilds per tree, in turns")
     args = parser.parse_args()
     with seeded_database(
         args.database_url, "pp_bench_rebuild", args.events, compress=not args.plain
@@ -86,28 +95,50 @@ def main() -> None:
                 f"baseline raw SQL aggregation: {len(rows):,} lines in {sql_seconds:.2f}s "
                 f"({args.events / sql_seconds:,.0f} events/s)"
             )
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, bench_url],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).resolve().parent.parent,
-        ).stdout
-        result = json.loads(out.strip().splitlines()[-1])
-        rate = result["events"] / result["seconds"]
-        print(
-            f"rebuild (line_totals + order_status, one pass): {result['events']:,} events in "
-            f"{result['seconds']:.1f}s = {rate:,.0f} events/s, "
-            f"peak RSS {result['maxrss_kb'] / 1024:.0f} MB"
-        )
-        print(f"ratio rebuild/baseline time: {result['seconds'] / raw:.2f}x")
+        here = Path(__file__).resolve().parent.parent
+        trees = [("this tree", here)]
+        if args.baseline_tree:
+            trees.append(("baseline tree", Path(args.baseline_tree).resolve()))
+        times: dict[str, list[float]] = {label: [] for label, _ in trees}
+        for turn in range(args.repeat):
+            for label, tree in trees if turn % 2 == 0 else list(reversed(trees)):
+                result = _rebuild_in(tree, bench_url)
+                times[label].append(result["seconds"])
+                rate = result["events"] / result["seconds"]
+                print(
+                    f"rebuild by {label} (line_totals + order_status, one pass): "
+                    f"{result['events']:,} events in {result['seconds']:.1f}s = "
+                    f"{rate:,.0f} events/s, peak RSS {result['maxrss_kb'] / 1024:.0f} MB"
+                )
+        if args.baseline_tree:
+            mine, theirs = (statistics.median(times[label]) for label, _ in trees)
+            print(
+                f"median rebuild time: this tree {mine:.1f}s, baseline tree {theirs:.1f}s "
+                f"({args.events / mine:,.0f} against {args.events / theirs:,.0f} events/s): "
+                f"ratio this/baseline {mine / theirs:.2f}"
+            )
+        mine = statistics.median(times["this tree"])
+        print(f"ratio rebuild/baseline time: {mine / raw:.2f}x")
         if sql_seconds is not None:
-            print(f"ratio rebuild/raw-SQL time: {result['seconds'] / sql_seconds:.2f}x")
+            print(f"ratio rebuild/raw-SQL time: {mine / sql_seconds:.2f}x")
         with psycopg.connect(bench_url) as conn:
             view = conn.execute("SELECT count(*), sum(packed) FROM line_totals").fetchone()
             raw_packed = sum(v[1] for v in sums.values())
         assert view == (len(sums), raw_packed), (view, len(sums), raw_packed)
         print("check: rebuilt line_totals equal the baseline's sums")
+
+
+def _rebuild_in(tree: Path, url: str) -> dict[str, float]:
+    """The rebuild run by `tree`'s code (its packages first on the path), in a child."""
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, url],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tree,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def decode_and_sum(url: str) -> dict[tuple[str, str, str], list[int]]:

@@ -17,8 +17,7 @@ from ledger.config import ConfigError, Settings, check_database_url, mask_passwo
 
 
 def _move(args: argparse.Namespace) -> int:
-    from ledger.adapters.database import provision
-    from ledger.adapters.migrate import migrate
+    from bootstrap.opened import opened
     from ledger.adapters.move import MoveError, move
 
     try:
@@ -28,23 +27,22 @@ def _move(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if settings.database_url and settings.database_url == target:
         raise CommandError("--to names the database in use: give another database's URL")
-    database = provision(settings)
     source = (
         mask_password(settings.database_url)
         if settings.database_url
         else f"the embedded PostgreSQL in {settings.data_dir / 'pg'}"
     )
-    try:
-        migrate(database.url)  # the source at this release's schema, as the target will be
+    # Opening migrates the source to this release's schema, as the target will be.
+    with opened(settings) as parts:
         print(f"moving {source} to {mask_password(target)}")
         try:
             checks = move(
-                database.url, target, lambda table, size: print(f"  copied {table} ({size} bytes)")
+                parts.database.url,
+                target,
+                lambda table, size: print(f"  copied {table} ({size} bytes)"),
             )
         except MoveError as exc:
             raise CommandError(f"{exc}.", Exit.ITEMS_REFUSED) from None
-    finally:
-        database.stop()
     for check in checks:
         print(f"  {check.table}: {check.rows} rows, the same on both sides")
     print(

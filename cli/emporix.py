@@ -6,7 +6,10 @@
   interrupted run resumes. Exit code 0, or 1 when any event was conflicting or refused.
 - `reconcile` compares, per order, product and unit, the totals of the two services'
   events and lists the differences. Exit code 0 when they agree, 1 when any differs.
-Both exit 3 when the Emporix service cannot be read (after retries).
+Both exit 8 (one sentence) when the Emporix service cannot be read after the retries or
+answers what is refused (a page larger or longer than asked, a page repeated, not
+JSON), and 9 when `--deadline` passes; what was recorded stays recorded and the next run
+resumes (docs/reference/cli.md). Remote text is printed as it is, never as markup.
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from cli.errors import CommandError, Exit
 from ledger.domain.cutover import Tally
 
-SOURCE_FAILED = 3
+DEFAULT_DEADLINE_SECONDS = 3600.0
+_RESUME = "what was recorded stays recorded: run again to resume"
 
 
 @contextmanager
@@ -36,8 +42,28 @@ def _source(args: argparse.Namespace) -> Any:
 
     secret = args.client_secret or os.environ.get("EMPORIX_CLIENT_SECRET")
     if not secret:
-        raise SystemExit("pickpack: --client-secret or EMPORIX_CLIENT_SECRET is required")
-    return EmporixSource(args.url, args.tenant, args.client_id, secret, retries=args.retries)
+        raise CommandError("--client-secret or EMPORIX_CLIENT_SECRET is required", Exit.USAGE)
+    if args.deadline <= 0:
+        raise CommandError("--deadline: give a number of seconds above 0", Exit.USAGE)
+    if not 1 <= args.page_size <= 20000:
+        raise CommandError("--page-size: give 1 to 20000 events", Exit.USAGE)
+    return EmporixSource(
+        args.url,
+        args.tenant,
+        args.client_id,
+        secret,
+        retries=args.retries,
+        deadline=time.monotonic() + args.deadline,
+    )
+
+
+def _failed(exc: Exception, what: str) -> CommandError:
+    """The one sentence for a source that failed, and its exit code."""
+    from ledger.adapters.emporix import SourceDeadline
+
+    if isinstance(exc, SourceDeadline):
+        return CommandError(f"{what} stopped at its deadline ({exc}); {_RESUME}", Exit.DEADLINE)
+    return CommandError(f"{what} stopped: {exc}; {_RESUME}", Exit.SOURCE)
 
 
 def _summary(tally: Tally) -> str:
@@ -51,7 +77,7 @@ def _import_events(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
-    from ledger.adapters.emporix import SourceError
+    from ledger.adapters.emporix import SourceError, remote_text
     from ledger.services.emporix_import import import_events
 
     console = Console(stderr=True)
@@ -74,18 +100,17 @@ def _import_events(args: argparse.Namespace) -> int:
                 progress.update(task, page=page, line=_summary(tally))
 
             tally, first = import_events(
-                store, source, args.tenant, args.since, args.page_size, on_page
+                store, source, args.tenant, args.since, args.page_size, on_page, source.deadline
             )
     except SourceError as exc:
-        console.print(f"error: {exc}")
-        console.print("stopped; what was recorded stays recorded: run again to resume")
-        return SOURCE_FAILED
+        raise _failed(exc, "the import") from None
     finally:
         source.close()
     for problem in tally.problems:
-        console.print(f"  {problem}")
+        # The peer's text, as text: never read as markup (a `[/bold]` in it is data).
+        console.print(f"  {remote_text(problem.encode(), 1000)}", markup=False, highlight=False)
     if first > 1:
-        console.print(f"resumed at page {first}")
+        console.print(f"resumed at page {first}", markup=False)
     print(_summary(tally))
     return 1 if tally.conflicting or tally.refused else 0
 
@@ -101,8 +126,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         with _store() as store:
             diffs, compared = reconcile(store, source, args.tenant, until, args.page_size)
     except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return SOURCE_FAILED
+        raise _failed(exc, "the comparison") from None
     finally:
         source.close()
     if diffs:
@@ -130,6 +154,13 @@ def _common(cmd: Any) -> None:
     )
     cmd.add_argument("--page-size", type=int, default=1000, help="events per page (max 20000)")
     cmd.add_argument("--retries", type=int, default=3, help="retries of a failing call")
+    cmd.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE_SECONDS,
+        help="stop after this many seconds, whatever the service sends (exit 9; run "
+        "again to resume; default 3600)",
+    )
 
 
 def add_commands(sub: Any) -> None:

@@ -31,6 +31,8 @@ class Exit(IntEnum):
     EMBEDDED_DATABASE = 5  # the embedded PostgreSQL did not start
     FILE = 6  # a file or directory cannot be read or written
     PORT_IN_USE = 7
+    SOURCE = 8  # a remote service failed, or answered what the command refuses
+    DEADLINE = 9  # the command's deadline passed; what it did is kept: run it again
     UNEXPECTED = 70  # a defect: the sentence asks for the traceback and a report
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
     BROKEN_PIPE = 141  # the reader of the output left (128 + SIGPIPE); nothing is printed

@@ -81,7 +81,9 @@ def _lines(path: Path) -> Iterator[IO[bytes]]:
         elif magic == ZSTD_MAGIC:
             import zstandard
 
-            with zstandard.ZstdDecompressor().stream_reader(raw) as unzstd:
+            # Across frames: `cat a.zst b.zst` is a valid zstd file too.
+            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+            with reader as unzstd:
                 yield io.BufferedReader(unzstd)  # type: ignore[arg-type]
         else:
             yield raw

@@ -22,7 +22,9 @@ class Recorded(NamedTuple):
 
     position: int
     cls: type[LedgerEvent] | None  # None: a topic the ledger never writes (ignored)
-    data: dict[str, Any]
+    # The stored state: a fold that dispatched on `cls` reads it as that class's TypedDict
+    # (ledger/domain/event_data.py), e.g. `d: PackingEventRecordedData = e.data`.
+    data: Any
 
 
 def decode_rows(rows: list[tuple[int, str, bytes]]) -> list[Recorded]:
@@ -49,6 +51,11 @@ class Accumulator(Protocol):
     def fold(self, curs: Any, events: list[Recorded]) -> None: ...
 
     def flush(self, curs: Any) -> None: ...
+
+    def start_empty(self) -> None:
+        """Its table is empty and only it writes there (a rebuild's fresh table): its
+        next flush may write rows without merging them into existing ones."""
+        ...
 
     def held(self) -> int:
         """How many rows' states it keeps in memory after a flush (a bound for keeping it)."""

@@ -252,6 +252,9 @@ def rebuild(
             head = _head(conn)
             resumed_from = position = _prepare(conn, group, head)
             accs = [p.accumulator(SUFFIX) for p in group]
+            if resumed_from == 0:  # the fresh tables were just created, empty
+                for acc in accs:
+                    acc.start_empty()
             unflushed = 0
             last_flush = time.monotonic()
             # Replay without pausing anyone.

@@ -111,6 +111,7 @@ def _rebuild_tenant(
             sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(fresh, sql.Identifier(t))
         )
     acc = projection.accumulator(TENANT_SUFFIX)
+    acc.start_empty()
     upto = _tracked(conn, projection.name)
     position = folded = 0
     while events := _tenant_chunk(conn, tenant, position, upto, chunk):

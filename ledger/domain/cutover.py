@@ -20,17 +20,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ledger.domain.amounts import Amounts
 from ledger.domain.inputs import MAX_AMOUNT, identifier_problem, text_problem
 from ledger.domain.packing import PackingEvent, Verdict, format_event_time, parse_event_time
+from ledger.domain.scan_fields import AMOUNTS, STORED
 
 
 class InvalidFeedItem(ValueError):
     """An Emporix event this service would refuse had a scanner sent it here."""
 
 
-_REQUIRED_IDS = (("eventId", "event_id"), ("orderNumber", "order_id"), ("productId", "product_id"))
-_OPTIONAL_IDS = (("deliveryCycle", "delivery_cycle"), ("supplierId", "supplier_id"))
-_AMOUNTS = (("pickedAmount", "picked"), ("packedAmount", "packed"), ("canceledAmount", "canceled"))
+_REQUIRED_IDS = tuple((spec, STORED[spec]) for spec in ("eventId", "orderNumber", "productId"))
+_OPTIONAL_IDS = tuple((spec, STORED[spec]) for spec in ("deliveryCycle", "supplierId"))
 
 
 def _identifier(item: Mapping[str, Any], key: str) -> str:
@@ -55,7 +56,7 @@ def from_feed_item(tenant: str, item: Any) -> tuple[PackingEvent, str | None]:
     for name, key in _OPTIONAL_IDS:
         if item.get(name) is not None:
             fields[key] = _identifier(item, name)
-    for name, key in _AMOUNTS:
+    for name, key in AMOUNTS:
         value = item.get(name)
         if value is None:
             continue
@@ -129,27 +130,35 @@ class Tally:
         }
 
 
-# (order, product, unit) -> (picked, packed, canceled)
+# (order, product, unit) -> its amounts
 LineKey = tuple[str, str, str]
-Totals = tuple[int, int, int]
+Totals = Amounts
+
+
+# What a line's totals read of a scan, by the name it goes by in a feed item (the spec's)
+# and in a stored state: order, product, unit, timestamp, then the three amounts.
+_TOTALLED = ("orderNumber", "productId", "unit", "timestamp", *(s for s, _ in AMOUNTS))
+FEED_NAMES = _TOTALLED
+STORED_NAMES = tuple(STORED[spec] for spec in _TOTALLED)
+_NONE = Amounts()  # a line one side does not have
 
 
 def add_to_totals(
     totals: dict[LineKey, Totals],
     items: Iterable[Mapping[str, Any]],
     until: datetime | None = None,
+    names: tuple[str, ...] = FEED_NAMES,
 ) -> None:
-    """Sum feed items (the spec's OrderEntryEventResponse shape) into `totals`; with
-    `until`, only those whose timestamp is at or before it (an unreadable one counts)."""
+    """Sum scans into `totals`: feed items (the spec's OrderEntryEventResponse names), or
+    with `names=STORED_NAMES` stored PackingEventRecorded states; with `until`, only those
+    whose timestamp is at or before it (an unreadable one counts)."""
+    order, product, unit, stamp, picked_, packed_, canceled_ = names
     for item in items:
-        if until is not None and _after(item.get("timestamp"), until):
+        if until is not None and _after(item.get(stamp), until):
             continue
-        key = (str(item.get("orderNumber")), str(item.get("productId")), str(item.get("unit")))
-        picked, packed, canceled = totals.get(key, (0, 0, 0))
-        totals[key] = (
-            picked + _amount(item.get("pickedAmount")),
-            packed + _amount(item.get("packedAmount")),
-            canceled + _amount(item.get("canceledAmount")),
+        key = (str(item.get(order)), str(item.get(product)), str(item.get(unit)))
+        totals[key] = totals.get(key, _NONE).plus(
+            _amount(item.get(picked_)), _amount(item.get(packed_)), _amount(item.get(canceled_))
         )
 
 
@@ -179,7 +188,7 @@ def differences(
     """Every line whose totals differ (a line missing on one side counts as zeros)."""
     out = []
     for key in sorted(set(emporix) | set(here)):
-        theirs, ours = emporix.get(key, (0, 0, 0)), here.get(key, (0, 0, 0))
+        theirs, ours = emporix.get(key, _NONE), here.get(key, _NONE)
         if theirs != ours:
             out.append(Difference(*key, emporix=theirs, here=ours))
     return out

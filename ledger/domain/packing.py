@@ -18,6 +18,8 @@ from enum import Enum
 
 import orjson
 
+from ledger.domain.scan_fields import OPTIONAL, REQUIRED, spec_dict
+
 
 @dataclass(frozen=True)
 class PackingEvent:
@@ -45,24 +47,7 @@ class PackingEvent:
         added to the class later changes no stored hash, so a scanner retry spanning that
         deploy is still a duplicate (tests/domain/test_content_hash.py).
         """
-        sent = {
-            "eventId": self.event_id,
-            "orderNumber": self.order_id,
-            "productId": self.product_id,
-            "unit": self.unit,
-            "timestamp": self.event_time,
-            "site": self.site,
-            "pickedAmount": self.picked,
-            "packedAmount": self.packed,
-            "canceledAmount": self.canceled,
-        }
-        if self.delivery_cycle is not None:
-            sent["deliveryCycle"] = self.delivery_cycle
-        if self.supplier_id is not None:
-            sent["supplierId"] = self.supplier_id
-        if self.book_product is not None:
-            sent["bookProduct"] = self.book_product
-        return hashlib.sha256(orjson.dumps(sent, option=orjson.OPT_SORT_KEYS)).digest()
+        return hashlib.sha256(orjson.dumps(_sent(self), option=orjson.OPT_SORT_KEYS)).digest()
 
     def legacy_content_hash(self) -> bytes:
         """The hash events recorded before the canonical form carry: the thirteen fields
@@ -72,6 +57,9 @@ class PackingEvent:
         old = {name: getattr(self, name) for name in LEGACY_HASH_FIELDS}
         return hashlib.sha256(orjson.dumps(old)).digest()
 
+
+# The fields the scanner sent, by their spec names (an optional one only when sent).
+_sent = spec_dict(REQUIRED, attributes=True, unless_none=OPTIONAL)
 
 # The fields of PackingEvent, in order, when the first events were hashed (the dataclass).
 LEGACY_HASH_FIELDS = (

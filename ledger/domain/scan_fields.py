@@ -10,6 +10,9 @@ the import of Emporix's feed and the reconciliation (cutover.py), corrections.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 # (spec name, stored name), in the spec's order of OrderEntryEventCreate.
 SCAN_FIELDS: tuple[tuple[str, str], ...] = (
     ("eventId", "event_id"),
@@ -38,4 +41,36 @@ OPTIONAL: tuple[tuple[str, str], ...] = tuple(
     (spec, STORED[spec]) for spec in ("deliveryCycle", "supplierId", "bookProduct")
 )
 # Always sent, and part of "the same content" (semantics.md, "Idempotency").
-REQUIRED: tuple[tuple[str, str], ...] = tuple(pair for pair in SCAN_FIELDS if pair not in OPTIONAL)
+REQUIRED: tuple[tuple[str, str], ...] = tuple(
+    pair for pair in SCAN_FIELDS if pair not in OPTIONAL
+)
+
+
+def spec_dict(
+    pairs: Iterable[tuple[str, str]],
+    *,
+    attributes: bool = False,
+    unless_none: Iterable[tuple[str, str]] = (),
+) -> Callable[[Any], dict[str, Any]]:
+    """A function making {spec name: the value stored under its stored name} of a state
+    (`s[stored]`), or of an object's attributes (`s.stored`) with `attributes`; the
+    `unless_none` pairs are added only when their value is not None.
+
+    Compiled once from the table into the code one would write by hand, and as fast: a
+    feed page builds 20,000 items and every scan hashes its content, where a loop or a
+    zip over the pairs costs two to four times as much as the dict literal.
+    """
+    pairs, optional = tuple(pairs), tuple(unless_none)
+    for spec, stored in (*pairs, *optional):
+        if not (spec.isidentifier() and stored.isidentifier()):
+            raise ValueError(f"not a field name: {spec!r} / {stored!r}")
+    read = "s.{}" if attributes else "s[{!r}]"
+    body = ", ".join(f"{spec!r}: {read.format(stored)}" for spec, stored in pairs)
+    lines = [f"    d = {{{body}}}"]
+    for spec, stored in optional:
+        lines += [f"    v = {read.format(stored)}", f"    if v is not None: d[{spec!r}] = v"]
+    source = "def spec_dict(s):\n" + "\n".join([*lines, "    return d"]) + "\n"
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # built from field names only, checked above
+    function: Callable[[Any], dict[str, Any]] = namespace["spec_dict"]
+    return function

@@ -14,6 +14,7 @@ from typing import Any
 
 from ledger.domain import events as ev
 from ledger.domain.packing import format_event_time
+from ledger.domain.scan_fields import AMOUNTS, SCAN_FIELDS, spec_dict
 
 # The public type of each kind of fact (docs/reference/api.md, "The order's story (extensions)").
 PUBLIC_TYPES: dict[type[ev.LedgerEvent], str] = {
@@ -30,29 +31,15 @@ PUBLIC_TYPES: dict[type[ev.LedgerEvent], str] = {
 }
 
 
-def _scan(s: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "eventId": s["event_id"],
-        "productId": s["product_id"],
-        "deliveryCycle": s["delivery_cycle"],
-        "pickedAmount": s["picked"],
-        "packedAmount": s["packed"],
-        "canceledAmount": s["canceled"],
-        "supplierId": s["supplier_id"],
-        "unit": s["unit"],
-        "timestamp": s["event_time"],
-        "site": s["site"],
-        "bookProduct": s["book_product"],
-    }
+# A scan in the history: its fields by their spec names, but the order (the story's own).
+_scan = spec_dict(pair for pair in SCAN_FIELDS if pair[0] != "orderNumber")
 
 
 def _correction(s: dict[str, Any]) -> dict[str, Any]:
     return {
         "correctionId": s["correction_id"],
         "productId": s["product_id"],
-        "pickedAmount": s["picked"],
-        "packedAmount": s["packed"],
-        "canceledAmount": s["canceled"],
+        **{spec: s[stored] for spec, stored in AMOUNTS},
         "unit": s["unit"],
         "reason": s["reason"],
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -107,15 +107,29 @@ async def stream(
     page_size: int = MAX_LIMIT,
     keep_alive: float = KEEP_ALIVE_SECONDS,
     coalesce: float = STREAM_COALESCE_SECONDS,
+    ended: Callable[[], Awaitable[str | None]] | None = None,
+    check_in: Callable[[], float] | None = None,
 ) -> AsyncIterator[bytes]:
-    """Server-sent events: each fact once, `id:` its position, comments while idle."""
+    """Server-sent events: each fact once, `id:` its position, comments while idle.
+
+    `ended()` says why the stream must stop (its token expired, its client was revoked),
+    or None; it is asked before every read and at the latest `check_in()` seconds after
+    the last time. The stream then sends a last `end` event with the reason and stops.
+    """
+    loop = asyncio.get_running_loop()
     yield b"retry: 1000\n\n"
+    last_sent = loop.time()
     while True:
+        if ended is not None and (reason := await ended()) is not None:
+            yield end_event(reason)
+            return
         seen = bell.generation
         page = await read_page(after)
         for item in page["items"]:
             yield sse_event(item)
         after = page["next"]
+        if page["items"]:
+            last_sent = loop.time()
         if len(page["items"]) >= page_size or (page["items"] and not coalesce):
             continue  # more are waiting
         if page["items"]:
@@ -124,8 +138,17 @@ async def stream(
             # busy the tenant is (facts arrive at most that much later).
             await asyncio.sleep(coalesce)
             continue
-        if not await bell.wait(seen, keep_alive):
+        timeout = keep_alive - (loop.time() - last_sent)
+        if check_in is not None:
+            timeout = min(timeout, check_in())
+        if not await bell.wait(seen, max(timeout, 0.0)) and (loop.time() - last_sent >= keep_alive):
             yield b": keep-alive\n\n"
+            last_sent = loop.time()
+
+
+def end_event(reason: str) -> bytes:
+    """The stream's last event: why it ends (the client must reconnect with a new token)."""
+    return b"event: end\ndata: %s\n\n" % orjson.dumps({"reason": reason})
 
 
 def sse_event(item: dict[str, Any]) -> bytes:

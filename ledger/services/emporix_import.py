@@ -17,20 +17,32 @@ again and counts as "already there". The pages are counted from `since`, so a re
 assumes the feed's earlier pages did not change meanwhile; a final full run (the next
 run after one that finished starts again at the first page) catches anything that did.
 
+The peer is bounded (a page's size and bytes, the whole run's deadline: the source
+adapter, ledger/adapters/emporix.py) and checked: a page that repeats an earlier page
+of this run (a service that ignores `pageNumber` would otherwise be read for ever) stops
+the import with a SourceError. Everything a page's progress needs is worked out before
+the page is appended, so nothing the peer sent can fail between its commit and its
+progress being saved.
+
 `reconcile` sums both services' events per (order, product, unit) and lists where they
 differ.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
 from ledger.adapters import feed_store, import_progress
-from ledger.adapters.emporix import SourceError
+from ledger.adapters.emporix import SourceDeadline, SourceError
 from ledger.adapters.event_store import EventStore
 from ledger.domain.cutover import (
+    STORED_NAMES,
     Difference,
     InvalidFeedItem,
     LineKey,
@@ -59,10 +71,13 @@ def import_events(
     since: str | None = None,
     page_size: int = DEFAULT_PAGE_SIZE,
     on_page: Callable[[Tally, int], None] | None = None,
+    deadline: float | None = None,
 ) -> tuple[Tally, int]:
     """Import the feed; (the whole import's tally, the page it started at).
 
     `on_page(tally, page)` is called after each page is recorded (for a progress bar).
+    `deadline` (a time.monotonic() instant): no page is started after it
+    (SourceDeadline); the source bounds each call by the same instant.
     """
     key = (tenant, source.url, since or "")
     with store.connection() as conn:
@@ -76,18 +91,34 @@ def import_events(
     first = None
     for page, items in pages(source, since, page_size, start):
         first = page if first is None else first
+        # Worked out before the page is appended: nothing may fail between its commit
+        # and its progress being saved (a null item once did, and every re-run with it).
+        last_time = _last_time(items) or last_time
+        done = len(items) < page_size
         tally.add(_record_page(store, tenant, items))
         del tally.problems[MAX_PROBLEMS:]
-        if items:
-            last_time = str(items[-1].get("timestamp") or last_time)
-        done = len(items) < page_size
         with store.connection() as conn:
             import_progress.save(
                 conn, *key, page_size, page + 1, tally.as_dict(), last_time, finished=done
             )
         if on_page is not None:
             on_page(tally, page)
+        if not done and deadline is not None and time.monotonic() >= deadline:
+            raise SourceDeadline(f"the import's deadline passed after page {page}")
     return tally, first if first is not None else 1
+
+
+def _last_time(items: list[Any]) -> str | None:
+    """The last event's timestamp, from the last item that has one as text."""
+    for item in reversed(items):
+        stamp = item.get("timestamp") if isinstance(item, dict) else None
+        if isinstance(stamp, str):
+            return stamp
+    return None
+
+
+def _fingerprint(items: list[Any]) -> bytes:
+    return hashlib.sha256(orjson.dumps(items, option=orjson.OPT_SORT_KEYS)).digest()
 
 
 def pages(
@@ -100,7 +131,22 @@ def pages(
     reads 0 as 1. So a fresh read asks for pages 0 and 1: the same events twice (or an
     empty or refused page 0) means numbering from 1; different events mean from 0, and
     page 0 is the first. One extra request, and no first page skipped either way.
+
+    A full page equal to one already read in this run means the service ignores
+    `pageNumber`: SourceError, instead of reading the same page for ever.
     """
+    seen: dict[bytes, int] = {}
+
+    def checked(page: int, items: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+        if len(items) >= size:
+            mark = _fingerprint(items)
+            if mark in seen:
+                raise SourceError(
+                    f"page {page} repeats page {seen[mark]}: the service ignores pageNumber"
+                )
+            seen[mark] = page
+        return page, items
+
     if start is None:
         try:
             zero = source.events_page(since, 0, size)
@@ -110,17 +156,17 @@ def pages(
             zero = []
         one = source.events_page(since, 1, size)
         if zero and zero != one:
-            yield 0, zero
+            yield checked(0, zero)
             if len(zero) < size:
                 return
-        yield 1, one
+        yield checked(1, one)
         if len(one) < size:
             return
         start = 2
     page = start
     while True:
         items = source.events_page(since, page, size)
-        yield page, items
+        yield checked(page, items)
         if len(items) < size:
             return
         page += 1
@@ -149,23 +195,12 @@ def _record_page(store: EventStore, tenant: str, items: list[dict[str, Any]]) ->
 
 
 def our_feed(store: EventStore, tenant: str, page_size: int) -> Iterator[list[dict[str, Any]]]:
-    """This service's events in the feed's shape (the fields totals need)."""
+    """This service's scans, page by page, as stored (the stored names: STORED_NAMES)."""
     offset = 0
     while True:
         with store.connection() as conn:
             states = feed_store.events_after(conn, tenant, None, offset, page_size)
-        yield [
-            {
-                "orderNumber": s["order_id"],
-                "productId": s["product_id"],
-                "unit": s["unit"],
-                "timestamp": s["event_time"],
-                "pickedAmount": s["picked"],
-                "packedAmount": s["packed"],
-                "canceledAmount": s["canceled"],
-            }
-            for s in states
-        ]
+        yield states
         if len(states) < page_size:
             return
         offset += page_size
@@ -184,5 +219,5 @@ def reconcile(
     for _, items in pages(source, None, page_size):
         add_to_totals(theirs, items, until)
     for items in our_feed(store, tenant, page_size):
-        add_to_totals(ours, items, until)
+        add_to_totals(ours, items, until, names=STORED_NAMES)
     return differences(theirs, ours), len(set(theirs) | set(ours))

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from ledger.adapters import feed_store
 from ledger.adapters.event_store import EventStore
+from ledger.domain.scan_fields import STORED, spec_dict
 from ledger.domain.units import is_piece_unit, measure_unit, packed_in_pieces, same_dimension
 
 MAX_PAGE_SIZE = 20_000
@@ -61,15 +62,7 @@ def feed_item(state: dict[str, Any], entries: Entries) -> dict[str, Any]:
     """
     unit = state["unit"]
     packed = state["packed"]
-    item = {
-        "eventId": state["event_id"],
-        "productId": state["product_id"],
-        "orderNumber": state["order_id"],
-        "timestamp": state["event_time"],
-        "pickedAmount": state["picked"],
-        "packedAmount": packed,
-        "canceledAmount": state["canceled"],
-    }
+    item = _always(state)
     if is_piece_unit(unit):
         item["packedAmountInPc"] = packed
     else:
@@ -92,11 +85,20 @@ def feed_item(state: dict[str, Any], entries: Entries) -> dict[str, Any]:
     return item
 
 
+# The item's fields by their spec names, each read from the stored state under the name
+# the one table gives it (ledger/domain/scan_fields.py); `user` is the token's subject.
+_ALWAYS = (
+    "eventId",
+    "productId",
+    "orderNumber",
+    "timestamp",
+    "pickedAmount",
+    "packedAmount",
+    "canceledAmount",
+)
+_always = spec_dict((spec, STORED[spec]) for spec in _ALWAYS)
 _OPTIONAL_FIELDS = (
-    ("deliveryCycle", "delivery_cycle"),
-    ("supplierId", "supplier_id"),
+    *((spec, STORED[spec]) for spec in ("deliveryCycle", "supplierId")),
     ("user", "user"),
-    ("site", "site"),
-    ("unit", "unit"),
-    ("bookProduct", "book_product"),
+    *((spec, STORED[spec]) for spec in ("site", "unit", "bookProduct")),
 )

@@ -191,6 +191,11 @@ class RevocationList:
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
 
+    def fresh_for(self, now: float | None = None) -> float:
+        """Seconds until the list in use is stale (0 if it is already)."""
+        now = now if now is not None else time.monotonic()
+        return max(0.0, self._loaded_at + self.lifetime - now)
+
     def stale(self, now: float | None = None) -> bool:
         return (now if now is not None else time.monotonic()) - self._loaded_at >= self.lifetime
 

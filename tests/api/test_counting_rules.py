@@ -237,7 +237,7 @@ def test_an_order_is_read_in_one_statement_one_snapshot(
     scan(svc, "s1", packedAmount=3)
     order(svc)  # caught up
     seen: list[CountingConnection] = []
-    original = svc.runtime.read_views
+    original = svc.runtime.views.read
 
     @contextmanager
     def counting(tenant: str, views: Any) -> Iterator[tuple[CountingConnection, Any]]:
@@ -245,7 +245,7 @@ def test_an_order_is_read_in_one_statement_one_snapshot(
             seen.append(CountingConnection(conn))
             yield seen[-1], freshness
 
-    monkeypatch.setattr(svc.runtime, "read_views", counting)
+    monkeypatch.setattr(svc.runtime.views, "read", counting)
     assert [counts(e) for e in order(svc)["entries"]] == [(0, 3, 0), (0, 0, 0)]
     assert [c.statements for c in seen] == [1]
     seen.clear()

@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 import orjson
+import psycopg
 import pytest
+import zstandard
 
 from devtools.harness.pg import DatabaseFactory
 from devtools.harness.service import Service, auth, start_service
@@ -41,6 +43,12 @@ def export(url: str, tmp_path: Path) -> list[dict[str, Any]]:
     done = run(url, tmp_path, "events", "export", "--tenant", "demo")
     assert done.returncode == 0, done.stderr
     return [orjson.loads(line) for line in done.stdout.splitlines()]
+
+
+def queued(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM recalculation_outbox").fetchone()
+    return int(row[0]) if row else 0
 
 
 def without_positions(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -136,6 +144,8 @@ def test_a_store_round_trips_through_export_import_and_rebuild(
     assert done.stdout.decode().strip() == (
         f"read {n}, recorded {n}, already there 0, conflicting 0, refused 0"
     )
+    # A finish brought back queues no calculations request: the Order Service had them.
+    assert queued(source) == 1 and queued(staging) == 0
     done = run(staging, tmp_path, "projections", "rebuild", "--all")
     assert done.returncode == 0, done.stderr
 
@@ -183,7 +193,15 @@ def test_an_interrupted_import_resumes_where_it_stopped(
     recorded = 6  # two batches of three committed before the bad line's batch
     assert len(export(staging, tmp_path)) == recorded
 
-    dump.write_bytes(b"\n".join(lines) + b"\n")  # fixed: the same first line, the same file
+    # Fixed, and compressed as `zstd` writes it, in two frames as `cat a.zst b.zst` would:
+    # the same first line, so the same import, which resumes.
+    fixed = tmp_path / "demo.jsonl.zst"
+    half = len(lines) // 2
+    fixed.write_bytes(
+        zstandard.compress(b"".join(line + b"\n" for line in lines[:half]))
+        + zstandard.compress(b"".join(line + b"\n" for line in lines[half:]))
+    )
+    dump = fixed
     done = run(staging, tmp_path, "events", "import", str(dump), "--tenant", "demo", "--batch", "3")
     assert done.returncode == 0, done.stderr
     assert f"resumed after position {original[recorded - 1]['position']:,}" in done.stderr.decode()

@@ -1,7 +1,7 @@
 """Every shell example of the tutorial, the troubleshooting guide and the API reference,
 run against a live `pickpack serve` (and the fake Order Service where the document uses
 it), in document order, one service and one fresh database per document. The convention
-the documents follow is in tests/helpers/doc_examples.py and docs/README.md ("Writing
+the documents follow is in tests/helpers/doc_examples.py and CONTRIBUTING.md ("Writing
 docs")."""
 
 from __future__ import annotations

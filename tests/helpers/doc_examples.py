@@ -1,6 +1,6 @@
 """Run a document's shell examples against a live service and check their output.
 
-The convention (docs/README.md, "Writing docs", says the same to authors):
+The convention (CONTRIBUTING.md, "Writing docs", says the same to authors):
 
 - A fenced block whose info string starts with ``sh`` is a shell example. It is run with
   ``bash -euo pipefail`` in the document's order, in one working directory per document.
