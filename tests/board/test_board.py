@@ -376,7 +376,7 @@ def test_the_page_loads_only_from_the_service(service: Service) -> None:
 def test_screenshot_of_a_demo_day(service: Service, offline_page: OfflinePage) -> None:
     page = offline_page.page
     with httpx.Client(base_url=service.url, headers=auth(), timeout=30) as client:
-        runner = demo.Demo(client, "demo", "main", speed=3.0, seed=11)
+        runner = demo.Demo(client, "demo", "main", speed=6.0, seed=11)
         orders = demo.delivery_day(24, "main", date.fromisoformat(DAY), random.Random(11))
         runner.register(orders)
         page.goto(board_url(service))
@@ -385,13 +385,14 @@ def test_screenshot_of_a_demo_day(service: Service, offline_page: OfflinePage) -
         # Mid-day: some orders packed, several in progress, scans on the chart.
         page.wait_for_function(
             holds(
-                "+document.getElementById('count-PACKED').dataset.count >= 4 && "
+                "+document.getElementById('count-PACKED').dataset.count >= 9 && "
                 "+document.getElementById('count-IN_PROGRESS').dataset.count >= 3 && "
                 "document.querySelectorAll('.card .since').length > 0"
             ),
             timeout=90_000,
         )
         time.sleep(1.5)
+        page.set_viewport_size({"width": 1280, "height": 1040})  # two rows of cards and more
         page.screenshot(path=Path(os.environ["PICKPACK_BOARD_SCREENSHOT"]), full_page=False)
         runner.stop.set()
         for thread in threads:
