@@ -22,7 +22,9 @@ class Recorded(NamedTuple):
 
     position: int
     cls: type[LedgerEvent] | None  # None: a topic the ledger never writes (ignored)
-    data: dict[str, Any]
+    # The stored state: a fold that dispatched on `cls` reads it as that class's TypedDict
+    # (ledger/domain/event_data.py), e.g. `d: PackingEventRecordedData = e.data`.
+    data: Any
 
 
 def decode_rows(rows: list[tuple[int, str, bytes]]) -> list[Recorded]:

@@ -11,6 +11,7 @@ from typing import Any
 from psycopg import sql
 
 from ledger.domain import events
+from ledger.domain.event_data import CorrectionRecordedData, PackingEventRecordedData
 from ledger.domain.events import CorrectionRecorded, PackingEventRecorded
 from projections.base import Recorded
 
@@ -63,7 +64,7 @@ class LineTotalsAccumulator:
                 if ev.cls is corrected:
                     self._correct(ev.data)
                 continue
-            d = ev.data
+            d: PackingEventRecordedData = ev.data
             key = (d["tenant"], d["order_id"], d["product_id"], d["unit"])
             at = d["event_time"]  # normalised ISO text: compares chronologically
             row = acc.get(key)
@@ -81,7 +82,7 @@ class LineTotalsAccumulator:
                 elif at > row[6]:
                     row[6] = at
 
-    def _correct(self, d: dict[str, Any]) -> None:
+    def _correct(self, d: CorrectionRecordedData) -> None:
         """A correction's signed deltas, added to its line's sums (not an event count,
         nor a scanner time: those describe the scans)."""
         key = (d["tenant"], d["order_id"], d["product_id"], d["unit"])

@@ -8,10 +8,14 @@ import orjson
 
 from ledger.adapters import sql
 from ledger.adapters.compression import state_json
+from ledger.domain.amounts import Amounts
 from ledger.domain.counting import Lines
+from ledger.domain.event_data import LineFactData
 from ledger.domain.events import LedgerEvent, event_class, line_stream_id, order_stream_id
 from ledger.domain.order_document import holding_place
 from ledger.domain.status import OrderState, apply
+
+_NONE = Amounts()
 
 
 class OrderContext:
@@ -46,16 +50,14 @@ class OrderContext:
         assert self.with_lines, "read with_lines=True"
         return self.state.lines
 
-    def line_sums(self, product_id: str) -> dict[str, list[int]]:
-        """[picked, packed, canceled] per unit of one order line, scans and corrections."""
-        sums: dict[str, list[int]] = {}
+    def line_sums(self, product_id: str) -> dict[str, Amounts]:
+        """The amounts per unit of one order line, scans and corrections."""
+        sums: dict[str, Amounts] = {}
         stream = line_stream_id(self.tenant, self.order_id, product_id)
         for row in self._curs.execute(sql.STREAM, (stream,)):
-            d = orjson.loads(state_json(row["state"]))
-            line = sums.setdefault(d["unit"], [0, 0, 0])
-            line[0] += d["picked"]
-            line[1] += d["packed"]
-            line[2] += d["canceled"]
+            d: LineFactData = orjson.loads(state_json(row["state"]))
+            unit = d["unit"]
+            sums[unit] = sums.get(unit, _NONE).plus(d["picked"], d["packed"], d["canceled"])
         return sums
 
     def correction(self, correction_id: str) -> tuple[str, dict[str, Any]] | None:

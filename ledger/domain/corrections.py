@@ -9,10 +9,12 @@ cannot race a scan.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ledger.domain import events as ev
+from ledger.domain.amounts import Amounts
 from ledger.domain.errors import CorrectionRefused, InvalidCommand, OrderClosed
 from ledger.domain.inputs import MAX_AMOUNT, text_problem
 from ledger.domain.orders import Fact
@@ -45,14 +47,14 @@ def correct(
     state: OrderState,
     correction: Correction,
     recorded: tuple[str, dict[str, Any]] | None,
-    sums: dict[str, list[int]],
+    sums: Mapping[str, Amounts],
     user: str | None,
     saas_token: str | None,
 ) -> list[Fact]:
     """The facts to record for `correction`, or a refusal.
 
     `recorded`: the tenant's correction with the same id (its order, stored fields), if
-    any; `sums`: the line's [picked, packed, canceled] per unit, scans and corrections.
+    any; `sums`: the line's amounts per unit, scans and corrections.
     A replay with the same content records nothing (200); other content is a 409.
     """
     if recorded is not None:
@@ -70,18 +72,18 @@ def correct(
     problem = text_problem(correction.reason)  # one line, like every other free text
     if problem:
         raise InvalidCommand(f"reason: {problem}")
-    current = sums.get(correction.unit, [0, 0, 0])
-    for i, (name, field) in enumerate(AMOUNTS):
-        delta = getattr(correction, field)
-        if current[i] + delta < 0:
+    current = sums.get(correction.unit, Amounts())
+    for name, field in AMOUNTS:
+        delta, total = getattr(correction, field), getattr(current, field)
+        if total + delta < 0:
             raise CorrectionRefused(
-                f"{name}: the line's total of {current[i]} {correction.unit} would fall "
+                f"{name}: the line's total of {total} {correction.unit} would fall "
                 f"below zero ({delta})"
             )
-        if current[i] + delta > MAX_AMOUNT:
+        if total + delta > MAX_AMOUNT:
             # Clients read the counts as 32-bit integers (the spec's `integer`).
             raise CorrectionRefused(
-                f"{name}: the line's total of {current[i]} {correction.unit} would pass "
+                f"{name}: the line's total of {total} {correction.unit} would pass "
                 f"{MAX_AMOUNT} (+{delta})"
             )
     return [

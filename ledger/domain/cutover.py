@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ledger.domain.amounts import Amounts
 from ledger.domain.inputs import MAX_AMOUNT, identifier_problem, text_problem
 from ledger.domain.packing import PackingEvent, Verdict, format_event_time, parse_event_time
 from ledger.domain.scan_fields import AMOUNTS, STORED
@@ -129,9 +130,9 @@ class Tally:
         }
 
 
-# (order, product, unit) -> (picked, packed, canceled)
+# (order, product, unit) -> its amounts
 LineKey = tuple[str, str, str]
-Totals = tuple[int, int, int]
+Totals = Amounts
 
 
 # What a line's totals read of a scan, by the name it goes by in a feed item (the spec's)
@@ -139,6 +140,7 @@ Totals = tuple[int, int, int]
 _TOTALLED = ("orderNumber", "productId", "unit", "timestamp", *(s for s, _ in AMOUNTS))
 FEED_NAMES = _TOTALLED
 STORED_NAMES = tuple(STORED[spec] for spec in _TOTALLED)
+_NONE = Amounts()  # a line one side does not have
 
 
 def add_to_totals(
@@ -155,11 +157,8 @@ def add_to_totals(
         if until is not None and _after(item.get(stamp), until):
             continue
         key = (str(item.get(order)), str(item.get(product)), str(item.get(unit)))
-        picked, packed, canceled = totals.get(key, (0, 0, 0))
-        totals[key] = (
-            picked + _amount(item.get(picked_)),
-            packed + _amount(item.get(packed_)),
-            canceled + _amount(item.get(canceled_)),
+        totals[key] = totals.get(key, _NONE).plus(
+            _amount(item.get(picked_)), _amount(item.get(packed_)), _amount(item.get(canceled_))
         )
 
 
@@ -189,7 +188,7 @@ def differences(
     """Every line whose totals differ (a line missing on one side counts as zeros)."""
     out = []
     for key in sorted(set(emporix) | set(here)):
-        theirs, ours = emporix.get(key, (0, 0, 0)), here.get(key, (0, 0, 0))
+        theirs, ours = emporix.get(key, _NONE), here.get(key, _NONE)
         if theirs != ours:
             out.append(Difference(*key, emporix=theirs, here=ours))
     return out

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.domain import counting, events
+from ledger.domain import event_data as data
 from ledger.domain.counting import Lines
+from ledger.domain.event_data import LineFactData
 
 INITIAL, IN_PROGRESS, PRE_PACKED, PACKED, CANCELLED = (
     "INITIAL",
@@ -96,10 +98,11 @@ class OrderState:
         return self.plan().counts(self.lines)
 
 
-Fold = Callable[[OrderState, dict[str, Any]], None]
+# A fold gets the fact's stored state, typed per event class (ledger/domain/event_data.py).
+Fold = Callable[[OrderState, Any], None]
 
 
-def _add_to_line(state: OrderState, ev: dict[str, Any]) -> None:
+def _add_to_line(state: OrderState, ev: LineFactData) -> None:
     """A scan's amounts or a correction's signed deltas, added to its line's sums (per
     unit: ledger.domain.counting)."""
     counting.add(
@@ -107,13 +110,13 @@ def _add_to_line(state: OrderState, ev: dict[str, Any]) -> None:
     )
 
 
-def _packed(state: OrderState, ev: dict[str, Any]) -> None:
+def _packed(state: OrderState, ev: data.PackingEventRecordedData) -> None:
     _add_to_line(state, ev)
     state.active = True
     state.rederive()
 
 
-def _corrected(state: OrderState, ev: dict[str, Any]) -> None:
+def _corrected(state: OrderState, ev: data.CorrectionRecordedData) -> None:
     # A correction changes the counts as a scan does (its deltas may be negative), and
     # the automatic status follows them: PRE_PACKED back to IN_PROGRESS, say.
     _add_to_line(state, ev)
@@ -121,18 +124,18 @@ def _corrected(state: OrderState, ev: dict[str, Any]) -> None:
     state.rederive()
 
 
-def _registered(state: OrderState, ev: dict[str, Any]) -> None:
+def _registered(state: OrderState, ev: data.OrderRegisteredData) -> None:
     state.document = ev["document"]
     state.rederive()
 
 
-def _status_changed(state: OrderState, ev: dict[str, Any]) -> None:
+def _status_changed(state: OrderState, ev: data.PackingStatusChangedData) -> None:
     state.status = ev["status"]
     if ev["status"] != INITIAL:
         state.active = True
 
 
-def _assignee_added(state: OrderState, ev: dict[str, Any]) -> None:
+def _assignee_added(state: OrderState, ev: data.AssigneeAddedData) -> None:
     replaced = set(ev.get("replaced") or [])
     state.assignees = [a for a in state.assignees if a.get("id") not in replaced]
     state.assignees = [a for a in state.assignees if a.get("id") != ev["assignee"].get("id")]
@@ -141,15 +144,15 @@ def _assignee_added(state: OrderState, ev: dict[str, Any]) -> None:
     state.rederive()
 
 
-def _assignee_removed(state: OrderState, ev: dict[str, Any]) -> None:
+def _assignee_removed(state: OrderState, ev: data.AssigneeRemovedData) -> None:
     state.assignees = [a for a in state.assignees if a.get("id") != ev["assignee_id"]]
 
 
-def _packaging_changed(state: OrderState, ev: dict[str, Any]) -> None:
+def _packaging_changed(state: OrderState, ev: data.PackagingChangedData) -> None:
     state.packaging = ev["packaging"]
 
 
-def _finished(state: OrderState, ev: dict[str, Any]) -> None:
+def _finished(state: OrderState, ev: data.OrderFinishedData) -> None:
     if ev.get("recalculation_id"):  # "": a finish that queued nothing (same totals)
         state.last_finish = ev["entries"]
     state.status = PACKED
@@ -157,11 +160,11 @@ def _finished(state: OrderState, ev: dict[str, Any]) -> None:
     state.assignees = []
 
 
-def _cancelled(state: OrderState, ev: dict[str, Any]) -> None:
+def _cancelled(state: OrderState, ev: data.OrderCancelledData) -> None:
     state.status = CANCELLED
 
 
-def _holding_area(state: OrderState, ev: dict[str, Any]) -> None:
+def _holding_area(state: OrderState, ev: data.HoldingAreaAssignedData) -> None:
     state.holding_area_number = ev["number"]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psycopg
 import pytest
 import zstandard
 
@@ -42,6 +43,12 @@ def export(url: str, tmp_path: Path) -> list[dict[str, Any]]:
     done = run(url, tmp_path, "events", "export", "--tenant", "demo")
     assert done.returncode == 0, done.stderr
     return [orjson.loads(line) for line in done.stdout.splitlines()]
+
+
+def queued(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM recalculation_outbox").fetchone()
+    return int(row[0]) if row else 0
 
 
 def without_positions(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -137,6 +144,8 @@ def test_a_store_round_trips_through_export_import_and_rebuild(
     assert done.stdout.decode().strip() == (
         f"read {n}, recorded {n}, already there 0, conflicting 0, refused 0"
     )
+    # A finish brought back queues no calculations request: the Order Service had them.
+    assert queued(source) == 1 and queued(staging) == 0
     done = run(staging, tmp_path, "projections", "rebuild", "--all")
     assert done.returncode == 0, done.stderr
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.domain import events as ev
+from ledger.domain.amounts import Amounts
 from ledger.domain.corrections import Correction, correct
 from ledger.domain.errors import CorrectionRefused, InvalidCommand, OrderClosed
 from ledger.domain.status import CANCELLED, OrderState, apply
@@ -19,7 +20,7 @@ def state(status: str | None = None) -> OrderState:
 
 
 def test_a_correction_is_recorded_with_who_and_the_saas_token() -> None:
-    (fact,) = correct(state(), FIX, None, {"H87": [0, 3, 0]}, "u1", "saas")
+    (fact,) = correct(state(), FIX, None, {"H87": Amounts(0, 3, 0)}, "u1", "saas")
     assert fact.cls is ev.CorrectionRecorded
     assert fact.fields["packed"] == -2 and fact.fields["user"] == "u1"
     assert fact.fields["saas_token"] == "saas"
@@ -27,10 +28,10 @@ def test_a_correction_is_recorded_with_who_and_the_saas_token() -> None:
 
 def test_no_total_of_the_unit_may_fall_below_zero() -> None:
     with pytest.raises(CorrectionRefused, match="packedAmount"):
-        correct(state(), FIX, None, {"H87": [5, 1, 0]}, "u1", None)
+        correct(state(), FIX, None, {"H87": Amounts(5, 1, 0)}, "u1", None)
     with pytest.raises(CorrectionRefused, match="packedAmount"):
-        correct(state(), FIX, None, {"KGM": [0, 9, 0]}, "u1", None)  # another unit's sums
-    exact = correct(state(), FIX, None, {"H87": [0, 2, 0]}, "u1", None)
+        correct(state(), FIX, None, {"KGM": Amounts(0, 9, 0)}, "u1", None)  # another unit's sums
+    exact = correct(state(), FIX, None, {"H87": Amounts(0, 2, 0)}, "u1", None)
     assert len(exact) == 1  # down to zero is allowed
 
 
@@ -53,7 +54,7 @@ def test_replays_record_nothing_and_other_content_conflicts() -> None:
 
 def test_cancelled_orders_and_empty_corrections_are_refused() -> None:
     with pytest.raises(OrderClosed):
-        correct(state(CANCELLED), FIX, None, {"H87": [0, 3, 0]}, "u1", None)
+        correct(state(CANCELLED), FIX, None, {"H87": Amounts(0, 3, 0)}, "u1", None)
     nothing = Correction("c2", "p1", 0, 0, 0, "H87", "r")
     with pytest.raises(InvalidCommand):
         correct(state(), nothing, None, {}, "u1", None)
