@@ -204,7 +204,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._waiting.discard(self)
-        self._arm(self.limits.body_timeout, self._body_timed_out)
+        if self.parser.should_upgrade():
+            self._disarm()  # another protocol takes the connection over
+        else:
+            self._arm(self.limits.body_timeout, self._body_timed_out)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

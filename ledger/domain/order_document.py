@@ -16,7 +16,7 @@ from ledger.domain import counting
 from ledger.domain.counting import Lines, drop_none
 from ledger.domain.errors import InvalidDocument
 from ledger.domain.inputs import MAX_AMOUNT, document_problem
-from ledger.domain.units import is_piece_unit
+from ledger.domain.units import PIECE, is_piece_unit
 
 SERVER_OWNED = (
     "packingStatus",
@@ -144,12 +144,13 @@ def present_packlist_item(row: Mapping[str, Any], lines: Lines) -> dict[str, Any
     delivery = document.get("delivery") or {}
     entries = [e for e in document.get("entries") or [] if isinstance(e, dict)]
     split = counting.split(entries, lines)
+    totals, complete = unit_totals(entries, split)
     item: dict[str, Any] = {
         "orderId": row["order_id"],
         "customerName": customer_name(document),
         "packingStatus": row["packing_status"],
     }
-    if len({_unit_kind(counting.order_unit(e)) for e in entries}) <= 1:
+    if len({_unit_kind(t["unit"]) for t in totals}) <= 1:
         item["productsTotal"] = int(row["products_total"])
         item["productsPacked"] = int(row["products_packed"])
         item["productsCanceled"] = int(row["products_canceled"])
@@ -163,10 +164,8 @@ def present_packlist_item(row: Mapping[str, Any], lines: Lines) -> dict[str, Any
             if isinstance(delivery, dict)
             else None,
             "linesTotal": len(entries),
-            "linesComplete": sum(
-                counting.resolved(e, c) for e, c in zip(entries, split.entries, strict=True)
-            ),
-            "unitTotals": unit_totals(entries, split),
+            "linesComplete": complete,
+            "unitTotals": totals,
         }
     )
     return drop_none(item)
@@ -177,19 +176,29 @@ def _unit_kind(unit: str) -> str:
     return "piece" if is_piece_unit(unit) else unit
 
 
-def unit_totals(entries: list[dict[str, Any]], split: counting.Split) -> list[dict[str, Any]]:
+def unit_totals(
+    entries: list[dict[str, Any]], split: counting.Split
+) -> tuple[list[dict[str, Any]], int]:
     """The entries' totalCount, packedCount and canceledCount added up per orderUnit, in
-    the order the units first appear: the order's totals without adding unlike units."""
+    the order the units first appear (the order's totals without adding unlike units),
+    and how many entries are complete (the packingStatus rule, counting.resolved)."""
     by_unit: dict[str, dict[str, Any]] = {}
+    complete = 0
     for entry, c in zip(entries, split.entries, strict=True):
-        unit = counting.order_unit(entry)
-        t = by_unit.setdefault(
-            unit, {"unit": unit, "totalCount": 0, "packedCount": 0, "canceledCount": 0}
-        )
+        unit = str(entry.get("orderUnit") or PIECE)
+        t = by_unit.get(unit)
+        if t is None:
+            t = by_unit[unit] = {
+                "unit": unit,
+                "totalCount": 0,
+                "packedCount": 0,
+                "canceledCount": 0,
+            }
         t["totalCount"] += int(entry.get("totalCount") or 0)
         t["packedCount"] += c.packed
         t["canceledCount"] += c.canceled
-    return list(by_unit.values())
+        complete += counting.resolved(entry, c)
+    return list(by_unit.values()), complete
 
 
 def delivery_facts(document: dict[str, Any] | None) -> tuple[str | None, str | None, Any]:

@@ -98,15 +98,15 @@ def test_a_token_whose_alg_does_not_fit_its_keys_kind_is_a_401(
         assert resp.json() == FAULT
 
 
-@pytest.mark.parametrize("scope", [42, 1.5, {"a": 1}, [1, 2], True])
-def test_a_signed_token_whose_scope_is_not_text_is_a_401(service: Service, scope: Any) -> None:
-    token = jwt.encode(claims(scope=scope), SECRET, "HS256")
-    headers = {"Authorization": f"Bearer {token}", "saas-token": "s"}
-    resp = service.client.get("/pick-pack/demo/events", headers=headers)
-    assert resp.status_code == 401, resp.text
-    assert resp.json() == FAULT
-    resp = service.client.post("/pick-pack/demo/events", json=EXAMPLE_EVENT, headers=headers)
-    assert resp.status_code == 401, resp.text
+def test_a_signed_token_whose_scope_is_not_text_is_a_401(service: Service) -> None:
+    for scope in (42, 1.5, {"a": 1}, [1, 2], True):  # one service for every case
+        token = jwt.encode(claims(scope=scope), SECRET, "HS256")
+        headers = {"Authorization": f"Bearer {token}", "saas-token": "s"}
+        resp = service.client.get("/pick-pack/demo/events", headers=headers)
+        assert resp.status_code == 401, (scope, resp.text)
+        assert resp.json() == FAULT
+        resp = service.client.post("/pick-pack/demo/events", json=EXAMPLE_EVENT, headers=headers)
+        assert resp.status_code == 401, (scope, resp.text)
 
 
 def correct(service: Service, correction_id: str, **body: Any) -> httpx.Response:
@@ -118,12 +118,12 @@ def correct(service: Service, correction_id: str, **body: Any) -> httpx.Response
     )
 
 
-@pytest.mark.parametrize("reason", ["a\x00b", "red \x1b[31m alert", "line\r\nbreak", "tab\there"])
-def test_a_corrections_reason_refuses_control_characters(service: Service, reason: str) -> None:
+def test_a_corrections_reason_refuses_control_characters(service: Service) -> None:
     Api(service).register("o1", order("o1"))
-    resp = correct(service, "c1", packedAmount=1, reason=reason)
-    assert resp.status_code == 400, resp.text
-    assert "reason" in resp.json()["detailInfo"]
+    for n, reason in enumerate(["a\x00b", "red \x1b[31m alert", "line\r\nbreak", "tab\there"]):
+        resp = correct(service, f"c{n}", packedAmount=1, reason=reason)
+        assert resp.status_code == 400, (reason, resp.text)
+        assert "reason" in resp.json()["detailInfo"]
 
 
 def test_no_correction_takes_a_count_past_the_32_bit_range(service: Service) -> None:
@@ -141,11 +141,11 @@ def test_no_correction_takes_a_count_past_the_32_bit_range(service: Service) -> 
     assert all(0 <= e.get("canceledCount", 0) < 2**31 for e in doc["entries"]), doc
 
 
-@pytest.mark.parametrize("field", ["pickedAmount", "packedAmount", "canceledAmount"])
-def test_a_null_amount_is_a_400_and_an_absent_one_is_0(service: Service, field: str) -> None:
-    resp = service.post_event({**EXAMPLE_EVENT, "eventId": f"null-{field}", field: None})
-    assert resp.status_code == 400, resp.text
-    assert field in resp.json()["detailInfo"]
-    absent = {k: v for k, v in EXAMPLE_EVENT.items() if k != field}
-    resp = service.post_event({**absent, "eventId": f"absent-{field}"})
-    assert resp.status_code == 200, resp.text
+def test_a_null_amount_is_a_400_and_an_absent_one_is_0(service: Service) -> None:
+    for field in ("pickedAmount", "packedAmount", "canceledAmount"):
+        resp = service.post_event({**EXAMPLE_EVENT, "eventId": f"null-{field}", field: None})
+        assert resp.status_code == 400, resp.text
+        assert field in resp.json()["detailInfo"]
+        absent = {k: v for k, v in EXAMPLE_EVENT.items() if k != field}
+        resp = service.post_event({**absent, "eventId": f"absent-{field}"})
+        assert resp.status_code == 200, resp.text
