@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from devtools.ha_cluster import HACluster
+from ledger.adapters import connection
 
 
 @pytest.fixture
@@ -24,3 +25,11 @@ def ha_cluster() -> Iterator[HACluster]:
     finally:
         cluster.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def default_bounds() -> Iterator[None]:
+    """The database bounds are process-wide (a service started in the test sets them):
+    put the defaults back for the next test."""
+    yield
+    connection.configure(connection.CONNECT_TIMEOUT_SECONDS, connection.ROUND_TRIP_TIMEOUT_SECONDS)

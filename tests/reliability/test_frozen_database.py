@@ -28,7 +28,6 @@ from api.observability import AccessLog
 from bootstrap.runtime import Runtime
 from devtools.harness.faults import OwnPostgres, indexed_event_ids
 from devtools.harness.service import EXAMPLE_EVENT, auth, start_service
-from ledger.adapters import connection
 from ledger.config import Settings
 
 ROUND_TRIP = 2.0  # PICKPACK_DATABASE_TIMEOUT_SECONDS in this test
@@ -59,13 +58,6 @@ def frozen(pg: OwnPostgres) -> Iterator[None]:
     finally:
         for proc in stopped:
             proc.send_signal(signal.SIGCONT)
-
-
-@pytest.fixture
-def default_bounds() -> Iterator[None]:
-    """The bounds are process-wide: put the defaults back for the next test."""
-    yield
-    connection.configure(connection.CONNECT_TIMEOUT_SECONDS, connection.ROUND_TRIP_TIMEOUT_SECONDS)
 
 
 def timed(call: object) -> tuple[httpx.Response, float]:
