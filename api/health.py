@@ -70,7 +70,7 @@ def check_write_path(runtime: Any) -> list[str]:
     that takes a transaction id must commit: with synchronous replication its COMMIT
     waits for the synchronous standby, as a scan's does. Returns the pending migrations.
     """
-    with runtime.store.datastore.get_connection() as conn:
+    with runtime.store.connection() as conn:
         conn.round_trip_timeout = READY_TIMEOUT_SECONDS
         try:
             (in_recovery,) = conn.execute("SELECT pg_is_in_recovery()").fetchone().values()

@@ -26,6 +26,7 @@ OwnPostgres); the shared server is never touched.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -174,6 +175,10 @@ def main() -> None:
         )
         ok = ok and s.failed == 0 and s.lost == 0 and ratio <= 2.0
     print("bar (0 failed, 0 lost, p99 within 2x of the baseline):", "met" if ok else "MISSED")
+    if ok:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"logs of the replicas and HAProxy: {work}")
     sys.exit(0 if ok else 1)
 
 
