@@ -99,6 +99,9 @@ def test_a_place_with_orders_numbered_before_goes_on_after_the_largest(
     for order_id in ("old", "new"):
         register(service, order_id, "main", "2026-12-01")
     pack(service, "old")
+    # A read waits until the views hold the finish (read-your-writes), so the projection
+    # has written old's row before the UPDATE below and cannot write it over afterwards.
+    assert number(service, "old") == 1
     # What the store looks like after an order was numbered from the tenant's sequence:
     # its number in the order's view, and no row for the place.
     with psycopg.connect(db_url, autocommit=True) as conn:

@@ -49,6 +49,9 @@ class Watched:
     def flush(self, curs: Any) -> None:
         self.inner.flush(curs)
 
+    def start_empty(self) -> None:
+        self.inner.start_empty()
+
     def held(self) -> int:
         return self.inner.held()
 
