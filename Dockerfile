@@ -18,7 +18,6 @@ COPY api ./api
 COPY cli ./cli
 COPY projections ./projections
 COPY bootstrap ./bootstrap
-COPY cli ./cli
 COPY devtools ./devtools
 COPY migrations ./migrations
 RUN /opt/venv/bin/pip install . \
