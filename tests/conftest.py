@@ -10,8 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.fake_order_service import FakeOrderService
 from devtools.harness.pg import DatabaseFactory, ServerSource
-from devtools.harness.service import Service, start_service
+from devtools.harness.service import Service, running, start_service
+from devtools.harness.support import FAST_RECALCULATION
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +61,19 @@ def service(db_url: str, tmp_path: Path) -> Iterator[Service]:
     server.should_exit = True
     thread.join(timeout=10)
     runtime.stop()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOrderService]:
+    """A real Order Service on 127.0.0.1 that records the calculations it receives."""
+    f = FakeOrderService().start()
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def svc(db_url: str, tmp_path: Path, fake: FakeOrderService) -> Iterator[Service]:
+    """The service recalculating against `fake`, at the tests' fast retry pace."""
+    env = {**FAST_RECALCULATION, "PICKPACK_ORDER_SERVICE_URL": fake.url}
+    with running(db_url, tmp_path, env) as s:
+        yield s

@@ -10,15 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from devtools.fake_order_service import FakeOrderService
-from devtools.harness.service import Service, auth, running
-from devtools.harness.support import FAST_RECALCULATION as FAST
+from devtools.harness.service import Service, auth
 from devtools.harness.support import wait_for
 from ledger.domain.events import order_stream_id
 
@@ -30,19 +28,6 @@ D2 = [
 ]
 DK = [{"entryId": "e1", "productId": "p1", "totalCount": 2, "orderUnit": "KGM"}]
 D1 = [{"entryId": "e1", "productId": "p1", "totalCount": 1, "orderUnit": "H87"}]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOrderService]:
-    f = FakeOrderService().start()
-    yield f
-    f.stop()
-
-
-@pytest.fixture
-def svc(db_url: str, tmp_path: Path, fake: FakeOrderService) -> Iterator[Service]:
-    with running(db_url, tmp_path, {**FAST, "PICKPACK_ORDER_SERVICE_URL": fake.url}) as s:
-        yield s
 
 
 def put(svc: Service, entries: list[dict[str, Any]], order_id: str = "o1") -> None:

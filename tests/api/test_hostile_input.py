@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
-import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from api.auth import MANAGE, VIEW
-from devtools.harness.service import EXAMPLE_EVENT, SECRET, Service, auth, start_service
-from tests.api.test_jwks import JwksServer
+from devtools.harness.service import EXAMPLE_EVENT, SECRET, Service, auth
+from tests.helpers.jwks import JwksServer
 from tests.helpers.pack_station import Api, order
 
 FAULT = {
@@ -54,22 +51,6 @@ def test_a_nul_in_client_id_is_a_400_in_every_form(service: Service) -> None:
     assert_invalid_request(
         service.client.post("/oauth/token", json={**form, "scope": SCOPE}), "client_secret"
     )
-
-
-@pytest.fixture
-def jwks_service(db_url: str, tmp_path: Path) -> Iterator[tuple[str, JwksServer]]:
-    jwks = JwksServer()
-    server, thread, runtime, url = start_service(
-        db_url,
-        tmp_path,
-        env={"PICKPACK_JWT_SECRET": "", "PICKPACK_JWKS_URL": jwks.url},
-        run_workers=False,
-    )
-    yield url, jwks
-    server.should_exit = True
-    thread.join(timeout=10)
-    runtime.stop()
-    jwks.server.shutdown()
 
 
 def claims(**extra: Any) -> dict[str, Any]:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
-import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from api.auth import MANAGE, VIEW
-from devtools.harness.service import EXAMPLE_EVENT, start_service
+from devtools.harness.service import EXAMPLE_EVENT
 from tests.helpers.jwks import JwksServer
 
 
@@ -27,22 +24,6 @@ def sign(key: Any, kid: str, alg: str, tenant: str = "demo") -> str:
     return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
 
 
-@pytest.fixture
-def idp_service(db_url: str, tmp_path: Path) -> Iterator[tuple[str, JwksServer]]:
-    jwks = JwksServer()
-    server, thread, runtime, url = start_service(
-        db_url,
-        tmp_path,
-        env={"PICKPACK_JWT_SECRET": "", "PICKPACK_JWKS_URL": jwks.url},
-        run_workers=False,
-    )
-    yield url, jwks
-    server.should_exit = True
-    thread.join(timeout=10)
-    runtime.stop()
-    jwks.server.shutdown()
-
-
 def post(url: str, token: str, event_id: str) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}", "saas-token": "s"}
     return httpx.post(
@@ -51,9 +32,9 @@ def post(url: str, token: str, event_id: str) -> httpx.Response:
 
 
 def test_rs256_and_es256_tokens_from_the_key_set_are_accepted(
-    idp_service: tuple[str, JwksServer],
+    jwks_service: tuple[str, JwksServer],
 ) -> None:
-    url, jwks = idp_service
+    url, jwks = jwks_service
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ec_key = ec.generate_private_key(ec.SECP256R1())
     jwks.publish("rsa-1", rsa_key, "RS256")
@@ -63,9 +44,9 @@ def test_rs256_and_es256_tokens_from_the_key_set_are_accepted(
 
 
 def test_keys_are_cached_and_refetched_for_an_unknown_kid(
-    idp_service: tuple[str, JwksServer],
+    jwks_service: tuple[str, JwksServer],
 ) -> None:
-    url, jwks = idp_service
+    url, jwks = jwks_service
     first = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwks.publish("k1", first, "RS256")
     assert post(url, sign(first, "k1", "RS256"), "a").status_code == 200
@@ -80,9 +61,9 @@ def test_keys_are_cached_and_refetched_for_an_unknown_kid(
 
 
 def test_a_token_signed_by_a_key_not_in_the_set_is_401(
-    idp_service: tuple[str, JwksServer],
+    jwks_service: tuple[str, JwksServer],
 ) -> None:
-    url, jwks = idp_service
+    url, jwks = jwks_service
     published = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwks.publish("k1", published, "RS256")
     impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)

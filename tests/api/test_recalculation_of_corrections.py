@@ -4,37 +4,18 @@ last successful recalculation, whatever changed them: scans or corrections alone
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from devtools.fake_order_service import FakeOrderService
 from devtools.harness.service import Service, auth
 from tests.services.test_recalculation import (
-    FAST,
     body,
     outbox_rows,
     register,
-    running,
     start_job,
     wait_for,
     wait_job,
 )
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOrderService]:
-    f = FakeOrderService().start()
-    yield f
-    f.stop()
-
-
-@pytest.fixture
-def svc(db_url: str, tmp_path: Path, fake: FakeOrderService) -> Iterator[Service]:
-    with running(db_url, tmp_path, {**FAST, "PICKPACK_ORDER_SERVICE_URL": fake.url}) as s:
-        yield s
 
 
 def correct(svc: Service, order_id: str, correction_id: str, **amounts: Any) -> None:

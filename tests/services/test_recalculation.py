@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +35,6 @@ ORDER = {
         },
     ],
 }
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOrderService]:
-    f = FakeOrderService().start()
-    yield f
-    f.stop()
-
-
-@pytest.fixture
-def svc(db_url: str, tmp_path: Path, fake: FakeOrderService) -> Iterator[Service]:
-    with running(db_url, tmp_path, {**FAST, "PICKPACK_ORDER_SERVICE_URL": fake.url}) as s:
-        yield s
 
 
 def register(service: Service, order_id: str, doc: dict[str, Any] = ORDER) -> None:
