@@ -1,10 +1,10 @@
 #!/bin/sh
-# Local stand-ins for the two base images compose.yaml and the Dockerfile name,
-# `python:3.11-slim` and `postgres:16`, built from Debian's packages for a machine whose
-# Docker engine reaches no image registry.
+# Local stand-ins for the base images compose.yaml and the Dockerfiles name,
+# `python:3.11-slim`, `postgres:16`, `haproxy:2.6` and `debian:bookworm-slim`, built from
+# Debian's packages for a machine whose Docker engine reaches no image registry.
 #
-#   sudo docker/local-images.sh            build whichever of the two tags is missing
-#   sudo docker/local-images.sh --force    rebuild both
+#   sudo docker/local-images.sh            build whichever of the tags is missing
+#   sudo docker/local-images.sh --force    rebuild them all
 #
 # How: debootstrap a minimal Debian (the machine's own release, from the mirror the
 # machine's apt sources name) once, copy it per image, install the image's packages in a
@@ -23,6 +23,14 @@
 #   POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB and PGDATA like the official image's, and
 #   pg_isready on PATH for compose's healthcheck. The tag says 16; `SHOW server_version`
 #   tells the truth.
+# - haproxy:2.6: Debian's haproxy (bookworm: 2.6), with the official image's contract: the
+#   configuration at /usr/local/etc/haproxy/haproxy.cfg, an entrypoint that runs
+#   `haproxy -W -db` (docker/local-haproxy-entrypoint.sh), the unprivileged user haproxy,
+#   STOPSIGNAL SIGUSR1 (a soft stop: sessions finish). compose.yaml's `replicas` profile
+#   runs it.
+# - debian:bookworm-slim: the debootstrapped base itself (what the official image is too),
+#   with the machine's own added CAs placed for update-ca-certificates (see below), for
+#   images that install Debian's packages on it.
 # Never push these tags anywhere: they are not the images their names say.
 set -eu
 
@@ -30,6 +38,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 WORKDIR=${WORKDIR:-/var/tmp/pickpack-local-images}
 PYTHON_TAG=python:3.11-slim
 POSTGRES_TAG=postgres:16
+HAPROXY_TAG=haproxy:2.6
 LOCAL_CAS=${LOCAL_CAS:-/usr/local/share/ca-certificates}
 FORCE=0
 [ "${1:-}" = "--force" ] && FORCE=1
@@ -64,6 +73,7 @@ machine_mirror() {
 }
 MIRROR=${DEBIAN_MIRROR:-$(machine_mirror | head -n 1)}
 [ -n "$MIRROR" ] || die "no apt source for '$SUITE' in /etc/apt; set DEBIAN_MIRROR"
+DEBIAN_TAG=debian:$SUITE-slim
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -122,6 +132,26 @@ import_image() {
 
 PATH_ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
+# `docker import` cannot set STOPSIGNAL: a one-line build on top of the import, with the
+# classic builder, which needs no registry.
+stopsignal() {
+    printf 'FROM %s\nSTOPSIGNAL %s\n' "$1" "$2" |
+        DOCKER_BUILDKIT=0 docker build -q -t "$1" - >/dev/null 2>"$WORKDIR/stopsignal.log" ||
+        die "STOPSIGNAL build of $1 failed; see $WORKDIR/stopsignal.log"
+}
+
+# The machine's own added CAs (update-ca-certificates' local directory) into a root: where
+# egress to PyPI passes a TLS-intercepting proxy, the machine trusts its CA and pip inside
+# a build container must too, or a Dockerfile's `pip install` fails certificate
+# verification. Placed only; update-ca-certificates (ca-certificates' postinst) adds them.
+local_cas() {
+    if ls "$LOCAL_CAS"/*.crt >/dev/null 2>&1; then
+        say "adding the machine's local CAs from $LOCAL_CAS"
+        mkdir -p "$1/usr/local/share/ca-certificates"
+        cp "$LOCAL_CAS"/*.crt "$1/usr/local/share/ca-certificates/"
+    fi
+}
+
 if [ "$FORCE" = 1 ] || ! image_exists "$PYTHON_TAG"; then
     base
     say "building $PYTHON_TAG from Debian's python3.11"
@@ -130,13 +160,10 @@ if [ "$FORCE" = 1 ] || ! image_exists "$PYTHON_TAG"; then
     [ -x "$root/usr/bin/python3.11" ] || die "$SUITE has no python3.11; the stand-in would lie"
     # The official image's pip installs into the system Python; Debian's refuses (PEP 668).
     rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
-    # The machine's own added CAs (update-ca-certificates' local directory): where egress
-    # to PyPI passes a TLS-intercepting proxy, the machine trusts its CA and pip inside a
-    # build container must too, or the Dockerfile's `pip install .` fails certificate
-    # verification. Debian's pip (the venv's too) reads the system bundle.
+    # The machine's own added CAs, for the Dockerfile's `pip install .` (Debian's pip, the
+    # venv's too, reads the system bundle).
     if ls "$LOCAL_CAS"/*.crt >/dev/null 2>&1; then
-        say "adding the machine's local CAs from $LOCAL_CAS"
-        cp "$LOCAL_CAS"/*.crt "$root/usr/local/share/ca-certificates/"
+        local_cas "$root"
         chroot "$root" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates failed"
     fi
     slim "$root"
@@ -168,15 +195,55 @@ if [ "$FORCE" = 1 ] || ! image_exists "$POSTGRES_TAG"; then
         -c "ENV LANG=C.UTF-8" -c "ENV PGDATA=/var/lib/postgresql/data" \
         -c 'VOLUME /var/lib/postgresql/data' -c 'EXPOSE 5432' \
         -c 'ENTRYPOINT ["docker-entrypoint.sh"]' -c 'CMD ["postgres"]'
-    # `docker import` cannot set STOPSIGNAL; the official image stops PostgreSQL with
-    # SIGINT (fast shutdown: open sessions are ended, not waited for). One-line build on
-    # top of the import, with the classic builder, which needs no registry.
-    printf 'FROM %s\nSTOPSIGNAL SIGINT\n' "$POSTGRES_TAG" |
-        DOCKER_BUILDKIT=0 docker build -q -t "$POSTGRES_TAG" - >/dev/null 2>"$WORKDIR/stopsignal.log" ||
-        die "STOPSIGNAL build failed; see $WORKDIR/stopsignal.log"
+    # The official image stops PostgreSQL with SIGINT (fast shutdown: open sessions are
+    # ended, not waited for).
+    stopsignal "$POSTGRES_TAG" SIGINT
     rm -rf "$root"
 else
     say "$POSTGRES_TAG exists (--force rebuilds it)"
 fi
 
-docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E "^($PYTHON_TAG|$POSTGRES_TAG) " >&2
+if [ "$FORCE" = 1 ] || ! image_exists "$HAPROXY_TAG"; then
+    base
+    say "building $HAPROXY_TAG from Debian's haproxy"
+    rootfs haproxy haproxy
+    root="$WORKDIR/haproxy"
+    version=$(chroot "$root" haproxy -v | awk 'NR == 1 { print $3 }')
+    case "$version" in
+        2.6.*) ;;
+        *) die "$SUITE's haproxy is $version, not 2.6: the stand-in would lie" ;;
+    esac
+    install -m 755 "$HERE/local-haproxy-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
+    # The official image's layout: the configuration under /usr/local/etc/haproxy (mounted
+    # by compose), the working directory /var/lib/haproxy, the user haproxy.
+    mkdir -p "$root/usr/local/etc/haproxy" "$root/var/lib/haproxy"
+    chroot "$root" chown haproxy:haproxy /var/lib/haproxy
+    rm -f "$root/etc/haproxy/haproxy.cfg"
+    slim "$root"
+    import_image "$root" "$HAPROXY_TAG" \
+        -c "ENV $PATH_ENV" -c "USER haproxy" -c "WORKDIR /var/lib/haproxy" \
+        -c 'ENTRYPOINT ["docker-entrypoint.sh"]' \
+        -c 'CMD ["haproxy", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]'
+    # The official image's: SIGUSR1 is HAProxy's soft stop (listeners close, sessions end).
+    stopsignal "$HAPROXY_TAG" SIGUSR1
+    rm -rf "$root"
+else
+    say "$HAPROXY_TAG exists (--force rebuilds it)"
+fi
+
+if [ "$FORCE" = 1 ] || ! image_exists "$DEBIAN_TAG"; then
+    base
+    say "building $DEBIAN_TAG from the debootstrapped base"
+    root="$WORKDIR/debian"
+    rm -rf "$root"
+    cp -a "$WORKDIR/base" "$root"
+    local_cas "$root"
+    slim "$root"
+    import_image "$root" "$DEBIAN_TAG" -c "ENV $PATH_ENV" -c 'CMD ["bash"]'
+    rm -rf "$root"
+else
+    say "$DEBIAN_TAG exists (--force rebuilds it)"
+fi
+
+docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' |
+    grep -E "^($PYTHON_TAG|$POSTGRES_TAG|$HAPROXY_TAG|$DEBIAN_TAG) " >&2

@@ -272,3 +272,65 @@ def test_the_image_healthcheck_passes_on_a_ready_service_and_fails_without_one(
     assert subprocess.run(here, capture_output=True, timeout=30).returncode == 0
     closed = [c.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}") for c in here]
     assert subprocess.run(closed, capture_output=True, timeout=30).returncode != 0
+
+
+# -- what a machine without a registry needs, and the two profiles beyond the default --
+
+
+
+def local_image_tags() -> set[str]:
+    """The tags docker/local-images.sh builds (on bookworm, the release it is run on)."""
+    text = (ROOT / "docker" / "local-images.sh").read_text()
+    return {tag.replace("$SUITE", "bookworm") for tag in re.findall(r"^\w+_TAG=(\S+)$", text, re.M)}
+
+
+def base_images(dockerfile: Path) -> set[str]:
+    found, stage_names = set(), set()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile.read_text(), re.M))
+    for word, rest in dockerfile_instructions(dockerfile):
+        if word == "FROM":
+            image, *more = rest.split()
+            for name, value in args.items():
+                image = image.replace("${" + name + "}", value)
+            if image not in stage_names:
+                found.add(image)
+            if more and more[0].upper() == "AS":
+                stage_names.add(more[1])
+    return found
+
+
+def test_every_image_pulled_or_built_from_is_one_local_images_makes() -> None:
+    # On a machine without a registry, compose can run only what exists locally: the
+    # images services run without building them, and every Dockerfile's base.
+    services = compose()["services"]
+    needed = {s["image"] for s in services.values() if "build" not in s}
+    for service in services.values():
+        if "build" in service:
+            context = ROOT / service["build"]["context"]
+            needed |= base_images(context / service["build"].get("dockerfile", "Dockerfile"))
+    assert "haproxy:2.6" in needed
+    assert needed <= local_image_tags(), needed - local_image_tags()
+
+
+def test_the_docker_scripts_parse() -> None:
+    scripts = sorted((ROOT / "docker").rglob("*.sh"))
+    assert {"smoke-replicas.sh", "local-haproxy-entrypoint.sh"} <= {
+        s.name for s in scripts
+    }
+    for script in scripts:
+        checked = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
+        assert checked.returncode == 0, f"{script.name}: {checked.stderr}"
+        if script.name != "smoke-lib.sh":  # sourced, not run
+            assert os.access(script, os.X_OK), f"{script.name} is not executable"
+
+
+def test_the_replicas_haproxy_is_published_on_loopback_beside_its_status_page() -> None:
+    services = compose()["services"]
+    balancer = services["haproxy"]
+    assert balancer["image"] == "haproxy:2.6"
+    published = {p.rsplit(":", 1)[1]: p for p in balancer["ports"]}
+    assert balancer["environment"]["LB_BIND"].endswith(":" + published["8000"].split(":")[2])
+    assert balancer["environment"]["LB_STATS_BIND"].endswith(":8404") and "8404" in published
+    # The second replica publishes nothing: it is reached through the balancer.
+    assert services["pickpack-b"]["ports"] == []
+
