@@ -161,8 +161,20 @@ class LedgerCollector(Collector):
             "Order reads (order, packlist, order cycles, the feed's order lookup) answered "
             "from views that had not reached the tenant's latest write when the wait "
             "timed out; each such answer carries X-Pickpack-Stale.",
-            value=rt.views.stale_reads,
+            value=rt.views.stale_reads + rt.lagging_views.stale_reads,
         )
+        if rt.replica is not None:
+            replica = CounterMetricFamily(
+                "pickpack_replica_reads",
+                "Reads that may lag (GET /events, history, the change feed's catch-up) by "
+                "where they went: replica (answered there), lagging (the primary: the "
+                "replica was further behind than PICKPACK_DATABASE_REPLICA_MAX_LAG_SECONDS "
+                "or could not tell), unavailable (the primary: the replica did not answer).",
+                labels=["outcome"],
+            )
+            for outcome, count in rt.replica.counts().items():
+                replica.add_metric([outcome], count)
+            yield replica
         yield CounterMetricFamily(
             "pickpack_append_transactions",
             "Group-commit transactions that recorded scanners' events: events appended "

@@ -86,7 +86,7 @@ def list_packing_events(
         except ValueError as exc:
             raise BadRequest(f"timestamp: not an ISO 8601 date-time ({exc})") from None
     items, freshness = feed.read_page(
-        rt.store, rt.views.order_entries, tenant, after, pageNumber, pageSize
+        rt.lagging_reads, rt.lagging_views.order_entries, tenant, after, pageNumber, pageSize
     )
     return JSONBody(items, headers=freshness_headers(freshness))
 

@@ -75,7 +75,9 @@ async def list_changes(
     ] = None,
 ) -> Any:
     async def read_page(position: int) -> dict[str, Any]:
-        return await run_in_threadpool(changes.read, rt.store, tenant, position, limit)
+        return await run_in_threadpool(
+            changes.read, rt.store.connection, tenant, position, limit, rt.catch_up
+        )
 
     if accept is not None and "text/event-stream" in accept:
         if last_event_id:
@@ -178,7 +180,7 @@ def order_history(
     after: Position = 0,
     limit: Limit = 100,
 ) -> JSONBody:
-    page = story.history(rt.store, tenant, orderId, after, limit)
+    page = story.history(rt.lagging_reads, tenant, orderId, after, limit)
     if page is None:
         raise NotFound(f"orderId: the tenant has no fact of order '{orderId}'")
     return JSONBody(page)

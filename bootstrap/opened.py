@@ -14,6 +14,7 @@ from ledger.adapters import connection
 from ledger.adapters.database import Database, provision
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.migrate import migrate
+from ledger.adapters.replica import Connect, ReplicaReads
 from ledger.config import Settings
 
 
@@ -31,6 +32,7 @@ class Opened:
         self.database = database
         self.applied = applied
         self._store: EventStore | None = None
+        self._replica: ReplicaReads | None = None
 
     @property
     def store(self) -> EventStore:
@@ -40,7 +42,33 @@ class Opened:
             )
         return self._store
 
+    @property
+    def replica(self) -> ReplicaReads | None:
+        """The replica's reads (PICKPACK_DATABASE_REPLICA_URL), or None: not configured."""
+        url = self.settings.database_replica_url
+        if url is not None and self._replica is None:
+            self._replica = ReplicaReads.from_url(
+                self.store.connection, url, self.settings.database_replica_max_lag_seconds
+            )
+        return self._replica
+
+    @property
+    def lagging_reads(self) -> Connect:
+        """Connections for the reads that may lag the primary (the events feed, history,
+        the change feed's catch-up, exports): the replica's, else the store's own."""
+        return self.catch_up or self.store.connection
+
+    @property
+    def catch_up(self) -> Connect | None:
+        """The replica's reads for the change feed's catch-up, or None: no replica (the
+        feed then reads the primary only, once per page)."""
+        replica = self.replica
+        return None if replica is None else replica.connection
+
     def close(self) -> None:
+        if self._replica is not None:
+            self._replica.close()
+            self._replica = None
         if self._store is not None:
             self._store.close()
             self._store = None

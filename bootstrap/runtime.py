@@ -18,6 +18,7 @@ from ledger.adapters.client_store import revoked_ids
 from ledger.adapters.database import Database
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.order_service import OrderServiceClient
+from ledger.adapters.replica import Connect, ReplicaReads
 from ledger.config import Settings
 from ledger.domain.packing import TokenFingerprints
 from ledger.domain.recalculation import RetryPolicy
@@ -44,6 +45,13 @@ class Runtime:
     bell: CommitBell
     # The read side: views read once they have the tenant's newest event (read-your-writes).
     views: ViewReader
+    # The reads that may lag the primary (PICKPACK_DATABASE_REPLICA_URL: GET /events,
+    # history, exports), the views as they read them, and the change feed's catch-up
+    # (None without a replica). `replica` counts where they went, for /metrics.
+    lagging_reads: Connect
+    lagging_views: ViewReader
+    catch_up: Connect | None
+    replica: ReplicaReads | None
     # POST /oauth/token's use case and the revoked clients the API's verifier consults
     # (ledger/services/tokens.py); api.app builds the verifier. `signer` is None when
     # only an identity provider is trusted (PICKPACK_JWKS_URL): then nothing is signed here.
@@ -71,6 +79,7 @@ class Runtime:
         try:
             parts = resources.enter_context(opened(settings, database))
             store = parts.store
+            replica = parts.replica  # its pool connects in the background
             store.on_recorded.append(outbox_store.on_recorded)  # finish queues atomically
             fingerprints = TokenFingerprints(keys.fingerprint_key(store))
             if run_workers:
@@ -97,6 +106,10 @@ class Runtime:
             fingerprints=fingerprints,
             bell=bell,
             views=ViewReader(store.connection),
+            lagging_reads=parts.lagging_reads,
+            lagging_views=ViewReader(parts.lagging_reads),
+            catch_up=parts.catch_up,
+            replica=replica,
             token_service=tokens.TokenService(
                 connect=store.connection,
                 signer=signer,

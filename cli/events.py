@@ -45,7 +45,7 @@ def _export(args: argparse.Namespace) -> int:
                 listen = psycopg.connect(parts.database.url, autocommit=True)
                 listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
             while True:
-                page = read(parts.store, args.tenant, after, PAGE)
+                page = read(parts.store.connection, args.tenant, after, PAGE, parts.catch_up)
                 for item in page["items"]:
                     out.write(orjson.dumps(item) + b"\n")
                 out.flush()

@@ -91,6 +91,7 @@ def _unset_meaning(name: str, settings: Settings) -> str:
         "PICKPACK_JWT_PRIVATE_KEY_FILE": "own tokens are HS256, /.well-known/jwks.json is empty",
         "PICKPACK_JWT_ISSUER": "iss is not checked",
         "PICKPACK_JWT_AUDIENCE": "aud is not checked",
+        "PICKPACK_DATABASE_REPLICA_URL": "every read goes to PICKPACK_DATABASE_URL",
     }.get(name, "default")
 
 

@@ -58,6 +58,9 @@ EXTRA_NAMES = (
     "PICKPACK_DATABASE_CONNECT_TIMEOUT_SECONDS",
     "PICKPACK_DATABASE_TIMEOUT_SECONDS",
     "PICKPACK_WRITE_TIMEOUT_SECONDS",
+    # Reads that may lag, from a replica (docs/explanation/guarantees.md).
+    "PICKPACK_DATABASE_REPLICA_URL",
+    "PICKPACK_DATABASE_REPLICA_MAX_LAG_SECONDS",
     # Every connection's bounds, before authentication (api/http_guard.py).
     "PICKPACK_MAX_HEADER_BYTES",
     "PICKPACK_HEADER_TIMEOUT_SECONDS",
@@ -155,6 +158,11 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: int = Field(default=2, ge=2)
     database_timeout_seconds: float = Field(default=5.0, gt=0)
     write_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A streaming replica (or a libpq multi-host URL preferring standbys) for the reads
+    # that may lag: GET /events, an order's history, the change feed's full pages and
+    # exports. Unset, or the replica down or further behind than the bound: the primary.
+    database_replica_url: str | None = None
+    database_replica_max_lag_seconds: float = Field(default=5.0, gt=0)
     # Every connection's bounds, before authentication (api/http_guard.py,
     # docs/explanation/guarantees.md): the request head's size, how long a head and a
     # body may take to arrive, and how many connections are kept open.
@@ -212,12 +220,21 @@ class Settings(BaseSettings):
             data[name] = value
         return data
 
+    @model_validator(mode="after")
+    def _replica_of_a_configured_database(self) -> Settings:
+        if self.database_replica_url and not self.database_url:
+            raise ValueError(
+                "PICKPACK_DATABASE_REPLICA_URL is set but PICKPACK_DATABASE_URL is not: "
+                "a replica needs the primary it follows (the embedded database has none)"
+            )
+        return self
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.resolve()
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_replica_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
         return None if value is None else check_database_url(value)

@@ -31,8 +31,15 @@ OPEN_TIMEOUT_SECONDS = 10.0
 CHECK_TIMEOUT_SECONDS = 2.0
 
 
-def make_datastore(url: str, pool_size: int = 8, max_overflow: int = 8) -> PostgresDatastore:
-    """The library's datastore, over a psycopg pool built to fail fast and recover fast."""
+def make_datastore(
+    url: str, pool_size: int = 8, max_overflow: int = 8, wait: bool = True
+) -> PostgresDatastore:
+    """The library's datastore, over a psycopg pool built to fail fast and recover fast.
+
+    `wait`: wait for the pool's first connection (raising if none comes); a pool that
+    may start while its server is down (a replica's: reads go to the primary
+    meanwhile) connects in the background instead.
+    """
     params = conninfo_to_dict(url)
     datastore = PostgresDatastore(
         dbname=str(params.get("dbname", "postgres")),
@@ -73,8 +80,9 @@ def make_datastore(url: str, pool_size: int = 8, max_overflow: int = 8) -> Postg
     # checks one out as the store is built, and behind a multi-host URL whose first host
     # is frozen each connection costs a connect timeout before the next host answers.
     datastore.pool.open()
-    with datastore.pool.connection(timeout=OPEN_TIMEOUT_SECONDS):
-        pass
+    if wait:
+        with datastore.pool.connection(timeout=OPEN_TIMEOUT_SECONDS):
+            pass
     return datastore
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ledger.adapters import story_store
-from ledger.adapters.event_store import EventStore
+from ledger.adapters.replica import Connect
 from ledger.domain.story import change_item
 
 MAX_LIMIT = 1000
@@ -76,10 +76,27 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def read(store: EventStore, tenant: str, after: int, limit: int) -> dict[str, Any]:
-    """One page of the feed: `{"items", "next"}`; `next` is `after` when none."""
-    with store.connection() as conn:
-        facts = story_store.changes(conn, tenant, after, limit)
+def read(
+    current: Connect, tenant: str, after: int, limit: int, catch_up: Connect | None = None
+) -> dict[str, Any]:
+    """One page of the feed: `{"items", "next"}`; `next` is `after` when none.
+
+    `current` reads the primary. `catch_up`, connections that may lag it (a replica's),
+    is read first: whatever it has is the start of the page, and only the rest, if it
+    had fewer than `limit` facts, is read on `current`. A replica holds a prefix of the
+    primary's facts in position order (positions are taken under the append lock, which
+    is held to the commit, and a replica replays commits in order), so the page is the
+    same as if all of it were read on the primary: a client catching up reads from the
+    replica, one at the head reads its newest facts from the primary, never stale.
+    """
+    facts: list[Any] = []
+    if catch_up is not None:
+        with catch_up() as conn:
+            facts = story_store.changes(conn, tenant, after, limit)
+    if len(facts) < limit:
+        start = facts[-1][0] if facts else after
+        with current() as conn:
+            facts += story_store.changes(conn, tenant, start, limit - len(facts))
     items = [change_item(p, cls, state) for p, cls, state in facts]
     return {"items": items, "next": items[-1]["position"] if items else after}
 

@@ -5,6 +5,8 @@ a timestamp, by (timestamp, recording order), pageNumber from 1 (docs/explanatio
 semantics.md, "GET /events"). packedAmountInPc is computed here: equal to packedAmount
 for piece units, else from the registered order entry's measure ("packedAmountInPc").
 The entries come from the read side, which the caller hands in with how fresh it was.
+The page is read on `reads`: connections for the reads that may lag the primary (a
+replica's, when one is configured: docs/explanation/guarantees.md).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ledger.adapters import feed_store
-from ledger.adapters.event_store import EventStore
+from ledger.adapters.replica import Connect
 from ledger.domain.scan_fields import STORED, spec_dict
 from ledger.domain.units import is_piece_unit, measure_unit, packed_in_pieces, same_dimension
 
@@ -28,7 +30,7 @@ EntriesOf = Callable[[str, set[tuple[str, str]]], tuple[Entries, F | None]]
 
 
 def read_page(
-    store: EventStore,
+    reads: Connect,
     entries_of: EntriesOf[F],
     tenant: str,
     after: datetime | None,
@@ -42,7 +44,7 @@ def read_page(
     if (page - 1) * size > MAX_OFFSET:
         # Past any feed there can be; SQL's OFFSET is a bigint (a 500, found by fuzzing).
         return [], None
-    with store.connection() as conn:
+    with reads() as conn:
         states = feed_store.events_after(conn, tenant, after, (page - 1) * size, size)
     # Only events in non-piece units need their order entry's measure.
     entries, freshness = entries_of(

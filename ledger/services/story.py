@@ -13,6 +13,7 @@ from typing import Any
 from ledger.adapters import story_store
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.order_context import OrderContext
+from ledger.adapters.replica import Connect
 from ledger.domain import corrections
 from ledger.domain.events import OrderFinished
 from ledger.domain.order_document import present_order
@@ -23,15 +24,16 @@ from ledger.domain.story import history_item
 
 
 def history(
-    store: EventStore, tenant: str, order_id: str, after: int, limit: int
+    reads: Connect, tenant: str, order_id: str, after: int, limit: int
 ) -> dict[str, Any] | None:
     """A page of the order's facts after `after`; None if the tenant has no fact of it.
+    Read on `reads`, connections for the reads that may lag the primary.
 
     An OrderFinished item carries its calculations request's delivery (status,
     attempts, last HTTP status, times); requests queued by recalculation jobs, which
     record no fact, are listed on the last page.
     """
-    with store.connection() as conn:
+    with reads() as conn:
         facts = story_store.history(conn, tenant, order_id, after, limit + 1)
         if not facts and not story_store.history(conn, tenant, order_id, 0, 1):
             return None
