@@ -61,6 +61,7 @@ class HACluster:
     etcd_port: int = 0
     haproxy_port: int = 0
     haproxy_stats_port: int = 0
+    haproxy_replicas_port: int = 0
     _etcd: subprocess.Popen[bytes] | None = None
     _haproxy: subprocess.Popen[bytes] | None = None
 
@@ -68,6 +69,11 @@ class HACluster:
     def url(self) -> str:
         """The service's URL: HAProxy, which sends every connection to the leader."""
         return f"postgresql://postgres@127.0.0.1:{self.haproxy_port}/postgres"
+
+    @property
+    def replica_url(self) -> str:
+        """HAProxy's `replicas` port: the synchronous standby (PICKPACK_DATABASE_REPLICA_URL)."""
+        return f"postgresql://postgres@127.0.0.1:{self.haproxy_replicas_port}/postgres"
 
     @property
     def multi_host_url(self) -> str:
@@ -133,6 +139,7 @@ class HACluster:
             )
         self._wait(lambda: self.healthy(), timeout, "three nodes, one synchronous standby")
         self.haproxy_port, self.haproxy_stats_port = free_port(), free_port()
+        self.haproxy_replicas_port = free_port()
         self._start_haproxy()
         return self
 
@@ -141,6 +148,7 @@ class HACluster:
         text = HAPROXY_CONFIG.read_text()
         text = text.replace("bind :5000", f"bind 127.0.0.1:{self.haproxy_port}")
         text = text.replace("bind :7000", f"bind 127.0.0.1:{self.haproxy_stats_port}")
+        text = text.replace("bind :5001", f"bind 127.0.0.1:{self.haproxy_replicas_port}")
         for i, node in enumerate(self.nodes):
             text = text.replace(
                 f"server pg{i + 1} pg{i + 1}:5432 check port 8008",
@@ -356,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = HACluster(root, ttl=args.ttl).start()
     print(f"HAProxy (leader only): {cluster.url}")
     print(f"multi-host URL:        {cluster.multi_host_url}")
+    print(f"HAProxy (sync standby): {cluster.replica_url}")
     for node in cluster.nodes:
         print(f"{node.name}: {node.url}  Patroni {node.rest}  ({node.role()})")
     print(f"logs and data in {root}; Ctrl-C stops everything")
