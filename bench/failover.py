@@ -48,7 +48,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
@@ -60,6 +59,7 @@ from api.auth import MANAGE, VIEW, mint_token  # noqa: E402
 from bench.ingest import drive_wrk, find_wrk, start_serve, wait_ready  # noqa: E402
 from devtools.ha_cluster import HACluster  # noqa: E402
 from devtools.harness.faults import indexed_event_ids, wait_caught_up  # noqa: E402
+from devtools.harness.streaming import Server, run_as  # noqa: E402
 from devtools.patroni import PG_BIN, free_port, unprivileged_user  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
@@ -300,47 +300,6 @@ class DelayRelay:
                 queue.put_nowait((time.monotonic() + self.one_way, chunk))
         queue.put_nowait((0.0, b""))
         await sender
-
-
-def run_as(user: Any, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        argv, user=user.pw_uid, group=user.pw_gid, extra_groups=[], check=True,
-        capture_output=True, **kw,
-    )  # fmt: skip
-
-
-@dataclass
-class Server:
-    data: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def start(self, user: Any, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data}",
-             *extra],
-            user=user.pw_uid, group=user.pw_gid, extra_groups=[],
-            stdout=open(self.data.parent / f"{self.data.name}.log", "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(psycopg.Error):
-                psycopg.connect(self.url, connect_timeout=2).close()
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.data} did not start")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # fast shutdown
-            self.proc.wait(timeout=30)
 
 
 def sync_cost(args: argparse.Namespace) -> None:
