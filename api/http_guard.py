@@ -12,7 +12,10 @@ connections are open, so a thousand idle sockets would refuse every scanner.
 (docs/explanation/architecture.md says why here and not another server):
 
 - **Head size**: at most `max_header_bytes` of request line and headers; the parser is
-  never fed more. Past it: 431 and the connection is closed.
+  never fed more. Past it: 431, and the connection is half-closed and no longer read
+  until its head deadline, then closed (a lingering close: the answer is not destroyed
+  by a reset, and a peer that floods and reconnects at once can cost the process one
+  connection per head deadline, not one per 64 KiB).
 - **Head deadline**: a head must be complete within `header_timeout` of the
   connection's start (or of the first byte of a keep-alive connection's next request).
   Past it: 408 if anything was sent, else the connection is just closed.
@@ -24,6 +27,15 @@ connections are open, so a thousand idle sockets would refuse every scanner.
   connection is busy with a request is the newcomer answered 503 with Retry-After.
   So idle sockets cannot keep a scanner out, and the process never runs out of file
   descriptors (`serve` keeps the cap below the open-file limit).
+- **Silent connections** (`defer_silent_connections`, Linux): a connection that has
+  sent nothing stays in the kernel's queue until its first byte arrives or the head
+  deadline passes, so the process neither accepts nor evicts it. Every HTTP client
+  sends its request as soon as it is connected, so this costs an honest client nothing;
+  a peer holding idle connections (and reopening each one the server closes) no longer
+  costs an accept, a protocol and an eviction each time.
+
+Each bound is per connection, by what the connection did, never per address: scanners
+behind one NAT share an address with whatever else is on that network.
 
 What the guard refused is counted in `/metrics` (pickpack_http_refused_total, by reason).
 """
@@ -31,9 +43,13 @@ What the guard refused is counted in `/metrics` (pickpack_http_refused_total, by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import resource
+import socket
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +112,23 @@ class ConnectionLimits:
         )
 
 
+def defer_silent_connections(listeners: Iterable[Any], seconds: float) -> bool:
+    """Ask the kernel to hand over a connection only once it has sent something, or
+    after `seconds` (TCP_DEFER_ACCEPT, Linux; rounded up by the kernel to its next
+    SYN-ACK retransmission). Returns whether every listener took the option; a
+    listener that is not TCP (a Unix socket) or a system without it is left as it is."""
+    option = getattr(socket, "TCP_DEFER_ACCEPT", None)
+    if option is None:
+        return False
+    deferred = True
+    for listener in listeners:
+        try:
+            listener.setsockopt(socket.IPPROTO_TCP, option, max(1, math.ceil(seconds)))
+        except OSError:
+            deferred = False
+    return deferred
+
+
 def _answer(status: int, phrase: str, detail: str, extra: bytes = b"") -> bytes:
     """A whole HTTP/1.1 answer in the service's error body, closing the connection."""
     body = orjson.dumps({"code": status, "message": phrase, "detailInfo": detail})
@@ -106,15 +139,18 @@ def _answer(status: int, phrase: str, detail: str, extra: bytes = b"") -> bytes:
 
 
 class _Waiting:
-    """A server's connections that have no request in progress, oldest first: those
-    that never sent a whole head, and keep-alive connections between requests."""
+    """A server's connections that have no request in progress, oldest first, in the
+    order they are closed to make room: those that never sent a whole head, those
+    refused and lingering (already answered), and keep-alive connections between
+    requests (most likely a scanner about to send its next one)."""
 
     def __init__(self) -> None:
         self.fresh: dict[GuardedHttpToolsProtocol, None] = {}
+        self.lingering: dict[GuardedHttpToolsProtocol, None] = {}
         self.idle: dict[GuardedHttpToolsProtocol, None] = {}
 
     def victim(self, newcomer: GuardedHttpToolsProtocol) -> GuardedHttpToolsProtocol | None:
-        for group in (self.fresh, self.idle):
+        for group in (self.fresh, self.lingering, self.idle):
             for candidate in group:
                 if candidate is not newcomer:
                     return candidate
@@ -122,6 +158,7 @@ class _Waiting:
 
     def discard(self, protocol: GuardedHttpToolsProtocol) -> None:
         self.fresh.pop(protocol, None)
+        self.lingering.pop(protocol, None)
         self.idle.pop(protocol, None)
 
 
@@ -146,6 +183,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._head_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._lingering = False
 
     # -- the connection's life ------------------------------------------------------------
 
@@ -162,7 +200,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                     b"retry-after: 1\r\n",
                 )
                 return
-            victim._close("evicted")
+            victim._close(None if victim._lingering else "evicted")
         self._waiting.fresh[self] = None
         self._arm(self.limits.header_timeout, self._head_timed_out)
 
@@ -190,7 +228,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._reading_head:
-            self._refuse(
+            self._refuse_and_linger(
                 "header_too_large",
                 431,
                 "Request Header Fields Too Large",
@@ -256,8 +294,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.write(_answer(status, phrase, detail, extra))
         self._close(reason)
 
-    def _close(self, reason: str) -> None:
+    def _refuse_and_linger(self, reason: str, status: int, phrase: str, detail: str) -> None:
+        """Answer, half-close, read no more, and close at the head deadline.
+
+        Closing at once would reset the connection (unread bytes are waiting), which may
+        destroy the answer before the client reads it; and a flooding peer, closed at
+        once, reconnects at once: each round costs the process an accept, a protocol and
+        a head's worth of parsing. Held without reading, it costs a descriptor and no
+        CPU; a client that reads its answer closes its side. Lingering connections are
+        among the first closed to make room."""
         REFUSED[reason] += 1
+        self._waiting.discard(self)
+        self._lingering = True
+        self.transport.write(_answer(status, phrase, detail))
+        with contextlib.suppress(OSError, RuntimeError, NotImplementedError):
+            self.transport.write_eof()
+        self.transport.pause_reading()
+        self._waiting.lingering[self] = None
+        self._arm(self.limits.header_timeout, lambda: self._close(None))
+
+    def _close(self, reason: str | None) -> None:
+        if reason is not None:
+            REFUSED[reason] += 1
         self._waiting.discard(self)
         self._disarm()
         if self.flow is not None:

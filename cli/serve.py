@@ -186,7 +186,11 @@ def serve(args: argparse.Namespace) -> int:
         if config.workers > 1:
             run_workers(config)
         else:
-            server = DrainingServer(config, settings.drain_seconds)
+            server = DrainingServer(
+                config,
+                settings.drain_seconds,
+                defer_silent_seconds=settings.header_timeout_seconds,
+            )
             # Ctrl+C is re-raised once stopped: a normal end, as with uvicorn.run.
             with contextlib.suppress(KeyboardInterrupt):
                 server.run()

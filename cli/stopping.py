@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import time
 from types import FrameType
 
@@ -32,6 +33,7 @@ import uvicorn
 from uvicorn.supervisors import multiprocess
 
 from api.drain import DRAIN, Drain
+from api.http_guard import defer_silent_connections
 
 log = logging.getLogger("pickpack.serve")
 
@@ -44,10 +46,17 @@ IN_FLIGHT_SECONDS = 10
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, with the drain and the second signal described above."""
 
-    def __init__(self, config: uvicorn.Config, drain_seconds: float, drain: Drain = DRAIN):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        drain_seconds: float,
+        drain: Drain = DRAIN,
+        defer_silent_seconds: float = 0.0,
+    ):
         super().__init__(config)
         self.drain_seconds = drain_seconds
         self.drain = drain
+        self.defer_silent_seconds = defer_silent_seconds
         self._first_signal: float | None = None
         self._drain_until: float | None = None
 
@@ -74,6 +83,15 @@ class DrainingServer(uvicorn.Server):
         self.drain.begin()  # /ready says so during the orderly stop too
         self.should_exit = True
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.defer_silent_seconds > 0 and not self.should_exit:
+            # A connection that sends nothing waits in the kernel, not in the process
+            # (api/http_guard.py): the listening sockets are ours once uvicorn made them.
+            servers = getattr(self, "servers", [])
+            listeners = [sock for server in servers for sock in server.sockets or ()]
+            defer_silent_connections(listeners, self.defer_silent_seconds)
+
     async def on_tick(self, counter: int) -> bool:
         if self._drain_until is not None and time.monotonic() >= self._drain_until:
             log.info("drain over: no new connections; finishing the requests in flight")
@@ -90,7 +108,12 @@ class DrainingProcess(multiprocess.Process):
         if self._server is None:
             from ledger.config import Settings
 
-            self._server = DrainingServer(self.config, Settings.from_env().drain_seconds)
+            settings = Settings.from_env()
+            self._server = DrainingServer(
+                self.config,
+                settings.drain_seconds,
+                defer_silent_seconds=settings.header_timeout_seconds,
+            )
         return self._server
 
 

@@ -1,8 +1,9 @@
 """Every connection is bounded in size and time before the app sees it
 (api/http_guard.py; docs/explanation/guarantees.md, "One peer never stops the floor").
 
-The service runs on uvicorn with the guarded protocol and small limits, so each bound
-is reached in a fraction of a second; raw sockets play the hostile peers.
+The service runs on the server `serve` runs (uvicorn with the guarded protocol, the
+drain, silent connections left in the kernel) with small limits, so each bound is
+reached in a fraction of a second; raw sockets play the hostile peers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from api import http_guard
 from api.app import create_app
 from api.http_guard import ConnectionLimits, GuardedHttpToolsProtocol
 from bootstrap.runtime import Runtime
+from cli.stopping import DrainingServer
 from devtools.harness.service import EXAMPLE_EVENT, SECRET, auth, free_port
 from ledger.adapters.database import Database
 from ledger.config import Settings
@@ -72,7 +74,7 @@ def guarded(db_url: str, tmp_path: Path) -> Iterator[Guarded]:
         loop="asyncio",
         http=functools.partial(GuardedHttpToolsProtocol, limits=LIMITS),  # type: ignore[arg-type]
     )
-    server = uvicorn.Server(config)
+    server = DrainingServer(config, 0.0, defer_silent_seconds=LIMITS.header_timeout)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -119,6 +121,50 @@ def test_a_head_past_the_bound_is_431_and_the_rest_is_never_read(guarded: Guarde
     assert guarded.scan("after-431").status_code == 200
 
 
+def test_a_peer_flooding_heads_gets_one_connection_per_head_deadline(guarded: Guarded) -> None:
+    """After its 431 a flooding connection is read no more and held until its head
+    deadline (a lingering close), so a peer that reconnects whenever it is closed gets
+    one connection through per deadline, not one per 8 KiB of flood: each of those
+    would cost the process an accept, a protocol and a head's parsing."""
+    seconds = 1.5
+    answers: list[bytes] = []
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        sock = guarded.connect()
+        try:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            for _ in range(1000):
+                sock.sendall(b"a" * 65536)
+        except OSError:
+            pass
+        answers.append(answer(sock))  # the answer was not lost to a reset
+        sock.close()
+    assert len(answers) <= seconds / LIMITS.header_timeout + 2, len(answers)
+    for data in answers:
+        assert status(data) == 431, data[:200]
+        assert b'"detailInfo":"headers: larger than 8192 bytes"' in data
+    assert guarded.scan("after-flood").status_code == 200
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_DEFER_ACCEPT"), reason="Linux's TCP_DEFER_ACCEPT")
+def test_connections_that_send_nothing_wait_in_the_kernel_not_the_process(
+    guarded: Guarded,
+) -> None:
+    """Twice the cap of connections that send nothing: none reaches the process before
+    the head deadline (the kernel hands them over after 1 s, the 0.5 s deadline
+    rounded up), so none is accepted or evicted; one that speaks is served at once."""
+    evicted = http_guard.REFUSED["evicted"]
+    silent = [guarded.connect() for _ in range(2 * LIMITS.max_connections)]
+    time.sleep(0.5)
+    assert http_guard.REFUSED["evicted"] == evicted
+    talker = silent.pop()
+    talker.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status(answer(talker)) == 200
+    assert guarded.scan("beside-silent").status_code == 200
+    for sock in silent:
+        sock.close()
+
+
 def test_a_head_that_never_ends_is_408_and_a_silent_connection_is_closed(
     guarded: Guarded,
 ) -> None:
@@ -161,7 +207,11 @@ def test_a_body_that_trickles_is_408_after_its_deadline(guarded: Guarded) -> Non
 
 def test_idle_connections_past_the_cap_make_room_for_scanners(guarded: Guarded) -> None:
     refused_before = http_guard.REFUSED["evicted"]
-    idle = [guarded.connect() for _ in range(LIMITS.max_connections + 10)]
+    idle = []
+    for _ in range(LIMITS.max_connections + 10):  # each sent half a request line
+        sock = guarded.connect()
+        sock.sendall(b"GET /hea")
+        idle.append(sock)
     time.sleep(0.1)
     # Every new scanner connection gets in: the oldest idle ones were closed for it.
     for n in range(5):

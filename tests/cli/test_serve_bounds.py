@@ -1,10 +1,12 @@
-"""`pickpack serve` bounds every connection before authentication, as configured, and
-keeps its connection cap below the open-file limit (api/http_guard.py)."""
+"""`pickpack serve` bounds every connection before authentication, as configured, keeps
+its connection cap below the open-file limit, and leaves connections that send nothing
+in the kernel (api/http_guard.py)."""
 
 from __future__ import annotations
 
 import os
 import resource
+import select
 import socket
 import subprocess
 import sys
@@ -29,8 +31,8 @@ def test_serve_answers_431_closes_stalled_heads_and_fits_the_open_file_limit(
         "PICKPACK_LOG_FORMAT": "json",
     }
 
-    def at_most_1024_files() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+    def at_most_256_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
@@ -38,7 +40,7 @@ def test_serve_answers_431_closes_stalled_heads_and_fits_the_open_file_limit(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        preexec_fn=at_most_1024_files,
+        preexec_fn=at_most_256_files,
     )
     try:
         deadline = time.monotonic() + 30
@@ -65,8 +67,19 @@ def test_serve_answers_431_closes_stalled_heads_and_fits_the_open_file_limit(
             stalled.sendall(b"GET /health HTTP/1.1\r\n")
             assert stalled.recv(100).startswith(b"HTTP/1.1 408 ")
             assert time.monotonic() - started < 3
+        # 80 connections that send nothing, past the cap of 56: none reaches the guard
+        # before the kernel hands it over (after 1 s, the head deadline), so none is
+        # closed to make room (without TCP_DEFER_ACCEPT, 24 would be at once).
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(80)]
+        time.sleep(0.5)
+        closed, _, _ = select.select(silent, [], [], 0)
+        assert (len(closed) == 0) == hasattr(socket, "TCP_DEFER_ACCEPT"), len(closed)
+        for sock in silent:
+            sock.close()
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=30)
-    # 1,000 connections do not fit 1,024 files with room for the rest: the cap says so.
-    assert "PICKPACK_MAX_CONNECTIONS=1000 does not fit the open-file limit of 1024" in output
+    # 1,000 connections do not fit 256 files with room for the rest: the cap says so
+    # (56 connections are kept open).
+    assert "PICKPACK_MAX_CONNECTIONS=1000 does not fit the open-file limit of 256" in output
+    assert "at most 56 connections are kept open" in output
