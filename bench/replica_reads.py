@@ -19,7 +19,8 @@ second in all for `--seconds`:
 For each run: requests answered per second (the same load: it must match), the
 answers that were not 200, p50 and p99, and the CPU seconds used by every process of
 the primary and of the standby over the window (utime + stime from /proc, exited
-backends included through the postmaster's cutime + cstime), per wall second. Printed at
+backends included through the postmaster's cutime + cstime), per wall second and, for the
+primary, per request answered. Printed at
 the end: the medians of each configuration and the ratio of the primary's CPU with the
 replica to without, and the load average at the start and the end (a shared machine).
 """
@@ -168,6 +169,7 @@ def one_run(
         "p99": lat[int(len(lat) * 0.99)] * 1000,
         "primary": (p1 - p0) / wall,
         "standby": (s1 - s0) / wall,
+        "primary_ms_per_request": (p1 - p0) * 1000 / len(lat),
     }
 
 
@@ -211,7 +213,8 @@ def main() -> None:
                 print(
                     f"  {'replica' if replica else 'primary only':12}: {r['rate']:6.1f} req/s, "
                     f"{r['not_ok']:.0f} not 200, p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, "
-                    f"CPU primary {r['primary']:.3f} s/s, standby {r['standby']:.3f} s/s",
+                    f"CPU primary {r['primary']:.3f} s/s ({r['primary_ms_per_request']:.2f} ms "
+                    f"per request), standby {r['standby']:.3f} s/s",
                     flush=True,
                 )
             loads.append(load_average())
@@ -221,9 +224,12 @@ def main() -> None:
     med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in results.items()}
     without, with_ = med[False], med[True]
     ratio = with_["primary"] / without["primary"]
+    per_request = with_["primary_ms_per_request"] / without["primary_ms_per_request"]
     print(
         f"medians ({args.rounds} runs each): primary CPU {without['primary']:.3f} s/s without "
-        f"the replica, {with_['primary']:.3f} s/s with it: {ratio:.2f}x "
+        f"the replica, {with_['primary']:.3f} s/s with it: {ratio:.2f}x; per request "
+        f"{without['primary_ms_per_request']:.2f} -> {with_['primary_ms_per_request']:.2f} ms: "
+        f"{per_request:.2f}x "
         f"(standby {without['standby']:.3f} -> {with_['standby']:.3f} s/s); p99 "
         f"{without['p99']:.1f} -> {with_['p99']:.1f} ms; req/s {without['rate']:.1f} -> "
         f"{with_['rate']:.1f}; load average {loads[0]} at the start, {loads[-1]} at the end"

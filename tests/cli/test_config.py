@@ -93,6 +93,28 @@ def test_a_refused_database_url_does_not_show_its_password() -> None:
     assert "PICKPACK_DATABASE_URL" in str(refused.value)
 
 
+def test_a_replica_url_is_checked_like_the_database_url_and_needs_one() -> None:
+    """docs/reference/configuration.md: same form and checks; needs PICKPACK_DATABASE_URL
+    (the embedded database has no replica). A password is never shown."""
+    primary = "postgresql://pp:hunter2@pg1:5432/pp"
+    replicas = "postgresql://pp:hunter2@pg2:5432,pg3:5432/pp?target_session_attrs=prefer-standby"
+    both = {"PICKPACK_DATABASE_URL": primary, "PICKPACK_DATABASE_REPLICA_URL": replicas}
+    settings = Settings.from_env(both)
+    assert settings.database_replica_url == replicas
+    assert settings.database_replica_max_lag_seconds == 5.0
+    assert "hunter2" not in str(settings.effective())
+    for env, says in (
+        ({"PICKPACK_DATABASE_REPLICA_URL": replicas}, "PICKPACK_DATABASE_URL is not"),
+        ({**both, "PICKPACK_DATABASE_REPLICA_URL": "mysql://pp@pg2/pp"}, "postgresql://"),
+        ({**both, "PICKPACK_DATABASE_REPLICA_MAX_LAG_SECONDS": "0"}, "greater than 0"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            Settings.from_env(env)
+        message = str(refused.value)
+        assert "PICKPACK_DATABASE_REPLICA" in message and says in message, message
+        assert "hunter2" not in message
+
+
 def test_the_urls_the_service_and_its_tests_use_are_accepted() -> None:
     for url in (
         "postgresql://x@db.example/pp",
