@@ -62,6 +62,7 @@ class ReplicaReads:
         self.max_lag = max_lag
         self._lock = threading.Lock()
         self._passed_over_until = 0.0
+        self._lagging = False  # the last look found it behind: logged once per episode
         # Reads by where they went: for /metrics (pickpack_replica_reads_total).
         self._counts = {"replica": 0, "lagging": 0, "unavailable": 0}
 
@@ -99,10 +100,25 @@ class ReplicaReads:
             self._pass_over(exc)
             self._count("unavailable")
             return None
+        if self._passed_over_until:
+            self._passed_over_until = 0.0
+            log.info("the replica answers again")
         if behind is None or behind > self.max_lag:
             stack.close()
             self._count("lagging")
+            if not self._lagging:
+                self._lagging = True
+                log.warning(
+                    "the replica is %s: reads that may lag go to the primary until it is "
+                    "within %.1f s", "not streaming" if behind is None else
+                    f"{behind:.1f} s behind", self.max_lag,
+                )  # fmt: skip
             return None
+        if self._lagging:
+            self._lagging = False
+            log.info(
+                "the replica is within %.1f s again: reads that may lag go to it", self.max_lag
+            )
         self._count("replica")
         return conn
 

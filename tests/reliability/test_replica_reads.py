@@ -16,12 +16,15 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
@@ -107,6 +110,25 @@ def whole_feed(service: Service, limit: int) -> list[dict[str, Any]]:
         after = page["next"]
 
 
+def standby_of(service: Service) -> str:
+    url = service.runtime.settings.database_replica_url
+    assert url is not None
+    return url
+
+
+def export(service: Service, replica_url: str) -> list[dict[str, Any]]:
+    """`pickpack events export --tenant demo` with the service's database and replica."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PICKPACK_")},
+        "PICKPACK_DATABASE_URL": service.runtime.database.url,
+        "PICKPACK_DATABASE_REPLICA_URL": replica_url,
+        "PICKPACK_DATA_DIR": str(service.runtime.settings.data_dir),
+    }
+    cmd = [sys.executable, "-m", "cli.main", "events", "export", "--tenant", "demo"]
+    done = subprocess.run(cmd, env=env, capture_output=True, timeout=60, check=True)
+    return [orjson.loads(line) for line in done.stdout.splitlines()]
+
+
 def replica_reads(service: Service) -> dict[str, float]:
     """pickpack_replica_reads_total by outcome, from GET /metrics."""
     found = re.findall(
@@ -169,6 +191,8 @@ def test_lagging_reads_come_from_the_replica_within_the_bound_and_the_rest_from_
         assert "PackingStatusChanged" in history_types(service)
         counted = replica_reads(service)
         assert counted["replica"] > 0 and counted["lagging"] > 0, counted
+        # `pickpack events export` with the same settings: the same lines as the feed.
+        assert export(service, standby_of(service)) == primary_feed
     finally:
         pause_replay(pair, False)
     pair.caught_up()
