@@ -166,6 +166,8 @@ def summarize(tally: Tally, seconds: float) -> dict[str, Any]:
         "failed_requests": dict(sorted(tally.failed_requests.items())),
         "scans_resent": tally.resent,
         "longest_without_ack_s": round(max(gaps, default=0.0), 2),
+        # Each time without an acknowledged scan longer than 1 s, in order: one per event.
+        "gaps_over_1s": [round(g, 1) for g in gaps if g > 1.0],
         "longest_to_ack_s": round(max(tally.to_ack, default=0.0), 2),
         "p50_ms": round(q[49] * 1000, 1),
         "p99_ms": round(q[98] * 1000, 1),

@@ -26,11 +26,11 @@
 # - haproxy:2.6: Debian's haproxy (bookworm: 2.6), with the official image's contract: the
 #   configuration at /usr/local/etc/haproxy/haproxy.cfg, an entrypoint that runs
 #   `haproxy -W -db` (docker/local-haproxy-entrypoint.sh), the unprivileged user haproxy,
-#   STOPSIGNAL SIGUSR1 (a soft stop: sessions finish). compose.yaml's `replicas` profile
-#   runs it.
+#   STOPSIGNAL SIGUSR1 (a soft stop: sessions finish). compose.yaml's `replicas` and
+#   `cluster` profiles run it.
 # - debian:bookworm-slim: the debootstrapped base itself (what the official image is too),
-#   with the machine's own added CAs placed for update-ca-certificates (see below), for
-#   images that install Debian's packages on it.
+#   with the machine's own added CAs placed for update-ca-certificates (see below); the
+#   `cluster` profile's images (docker/ha/Dockerfile) install Debian's packages on it.
 # Never push these tags anywhere: they are not the images their names say.
 set -eu
 

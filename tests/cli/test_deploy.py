@@ -14,11 +14,13 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from devtools.harness.service import Service, free_port
+from devtools.patroni import PATRONI_VERSION
 from ledger.config import DESIGN_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +35,9 @@ DESIGN = SHARED_DESIGN if SHARED_DESIGN.exists() else DESIGN_COPY
 COMPOSE_VARIABLES = {
     "POSTGRES_PASSWORD",  # compose's own, for the postgres service
     "FORWARDED_ALLOW_IPS",  # uvicorn's: the proxies whose forwarded headers it believes
+    # Patroni's, for the `cluster` profile's nodes: the superuser's and replication's
+    "PATRONI_SUPERUSER_PASSWORD",
+    "PATRONI_REPLICATION_PASSWORD",
 }
 
 
@@ -276,10 +281,13 @@ def test_the_image_healthcheck_passes_on_a_ready_service_and_fails_without_one(
 
 # -- what a machine without a registry needs, and the two profiles beyond the default --
 
+HA = ROOT / "docker" / "ha"
+CLUSTER = {"etcd", "pg1", "pg2", "pg3", "pg-proxy", "pickpack-ha"}
 
 
 def local_image_tags() -> set[str]:
-    """The tags docker/local-images.sh builds (on bookworm, the release it is run on)."""
+    """The tags docker/local-images.sh builds (its release: bookworm, which the cluster's
+    Dockerfile pins for its PostgreSQL 15)."""
     text = (ROOT / "docker" / "local-images.sh").read_text()
     return {tag.replace("$SUITE", "bookworm") for tag in re.findall(r"^\w+_TAG=(\S+)$", text, re.M)}
 
@@ -308,13 +316,13 @@ def test_every_image_pulled_or_built_from_is_one_local_images_makes() -> None:
         if "build" in service:
             context = ROOT / service["build"]["context"]
             needed |= base_images(context / service["build"].get("dockerfile", "Dockerfile"))
-    assert "haproxy:2.6" in needed
+    assert "haproxy:2.6" in needed and "debian:bookworm-slim" in needed
     assert needed <= local_image_tags(), needed - local_image_tags()
 
 
 def test_the_docker_scripts_parse() -> None:
     scripts = sorted((ROOT / "docker").rglob("*.sh"))
-    assert {"smoke-replicas.sh", "local-haproxy-entrypoint.sh"} <= {
+    assert {"smoke-replicas.sh", "smoke-cluster.sh", "local-haproxy-entrypoint.sh"} <= {
         s.name for s in scripts
     }
     for script in scripts:
@@ -334,3 +342,95 @@ def test_the_replicas_haproxy_is_published_on_loopback_beside_its_status_page() 
     # The second replica publishes nothing: it is reached through the balancer.
     assert services["pickpack-b"]["ports"] == []
 
+
+def haproxy_servers(config: str) -> list[tuple[str, str, int, int]]:
+    """(name, host, port, check port) of each server line."""
+    return [
+        (name, host, int(port), int(check))
+        for name, host, port, check in re.findall(
+            r"^\s*server (\S+) (\S+):(\d+) check port (\d+)$", config, re.M
+        )
+    ]
+
+
+def test_the_cluster_profile_is_the_ha_guides_layout_wired_together() -> None:
+    services = compose()["services"]
+    in_cluster = {n for n, s in services.items() if "cluster" in s.get("profiles", [])}
+    assert in_cluster == CLUSTER
+    for name in CLUSTER:
+        assert services[name]["profiles"] == ["cluster"], name
+    patroni = yaml.safe_load((HA / "patroni.yml").read_text())
+    rest_port = int(patroni["restapi"]["listen"].rsplit(":", 1)[1])
+    pg_port = int(patroni["postgresql"]["listen"].rsplit(":", 1)[1])
+
+    # HAProxy runs the guide's file and checks each node's Patroni on its REST port.
+    proxy = services["pg-proxy"]
+    source, target = proxy["volumes"][0].split(":")[:2]
+    assert (ROOT / source).resolve() == HA / "haproxy.cfg"
+    assert target == "/usr/local/etc/haproxy/haproxy.cfg"
+    config = (HA / "haproxy.cfg").read_text()
+    servers = haproxy_servers(config)
+    assert {host for _, host, _, _ in servers} == {"pg1", "pg2", "pg3"}
+    assert {(port, check) for _, _, port, check in servers} == {(pg_port, rest_port)}
+
+    # Each node names itself, keeps its data in a volume of its own, and runs the image
+    # built from docker/ha/Dockerfile's patroni stage.
+    volumes = set()
+    for node in ("pg1", "pg2", "pg3"):
+        spec, env = services[node], services[node]["environment"]
+        assert env["PATRONI_NAME"] == node
+        assert env["PATRONI_RESTAPI_CONNECT_ADDRESS"] == f"{node}:{rest_port}"
+        assert env["PATRONI_POSTGRESQL_CONNECT_ADDRESS"] == f"{node}:{pg_port}"
+        assert spec["build"]["target"] == "patroni" and (ROOT / spec["build"]["context"]) == HA
+        [volume] = spec["volumes"]
+        name, mount = volume.split(":")
+        assert name in compose()["volumes"]
+        assert patroni["postgresql"]["data_dir"].startswith(mount + "/")
+        volumes.add(name)
+    assert len(volumes) == 3, "one volume per node"
+
+    # Patroni reaches etcd where the etcd service advertises itself.
+    etcd_flags = dict(f.removeprefix("--").split("=", 1) for f in services["etcd"]["command"])
+    assert etcd_flags["advertise-client-urls"] == f"http://{patroni['etcd3']['hosts']}"
+    assert services["etcd"]["build"]["target"] == "etcd"
+
+    # The service reaches the primary through HAProxy's `listen primary`, as the role
+    # Patroni's post_bootstrap script makes, and waits for the nodes to run.
+    app, default = services["pickpack-ha"], services["pickpack"]
+    url = urlsplit(app["environment"]["PICKPACK_DATABASE_URL"])
+    listen = config.split("listen primary", 1)[1]
+    assert url.hostname == "pg-proxy" and f"bind :{url.port}\n" in listen
+    bootstrap = (HA / "post-bootstrap.sh").read_text()
+    assert f"CREATE ROLE {url.username} LOGIN" in bootstrap
+    assert f"CREATE DATABASE {url.path.lstrip('/')} OWNER {url.username}" in bootstrap
+    assert patroni["bootstrap"]["post_bootstrap"].endswith("pickpack-post-bootstrap")
+    assert {n: d["condition"] for n, d in app["depends_on"].items() if n != "pg-proxy"} == {
+        "pg1": "service_healthy",
+        "pg2": "service_healthy",
+        "pg3": "service_healthy",
+    }
+    # Its reads that may lag go to HAProxy's `listen replicas`, which checks Patroni's /sync.
+    replica = urlsplit(app["environment"]["PICKPACK_DATABASE_REPLICA_URL"])
+    replicas = config.split("listen replicas", 1)[1]
+    assert replica.hostname == "pg-proxy" and f"bind :{replica.port}\n" in replicas
+    assert "uri /sync" in replicas and (replica.username, replica.path) == (url.username, url.path)
+    own = {"PICKPACK_DATABASE_URL", "PICKPACK_DATABASE_REPLICA_URL"}
+    others = {k: v for k, v in app["environment"].items() if k not in own}
+    assert others == {k: v for k, v in default["environment"].items() if k not in own}
+
+
+def test_the_cluster_loses_no_acknowledged_commit_and_runs_the_chosen_patroni() -> None:
+    patroni = yaml.safe_load((HA / "patroni.yml").read_text())
+    dcs = patroni["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True
+    # Patroni's rule for its timings: a leader's loop and two retries fit in the ttl.
+    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
+    dockerfile = (HA / "Dockerfile").read_text()
+    [version] = re.findall(r"^ARG PATRONI_VERSION=(\S+)$", dockerfile, re.M)
+    assert version == PATRONI_VERSION
+    assert not re.search(r"^#\s*syntax\s*=", dockerfile, re.M | re.I)
+    for word, args in dockerfile_instructions(HA / "Dockerfile"):
+        if word == "COPY":
+            source = shlex.split(args)[0]
+            assert (HA / source).is_file(), f"COPY {source}: not in docker/ha"
+    assert os.access(HA / "post-bootstrap.sh", os.X_OK)
