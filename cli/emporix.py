@@ -132,8 +132,8 @@ def _reconcile(args: argparse.Namespace) -> int:
     if diffs:
         print("orderNumber\tproductId\tunit\temporix picked/packed/canceled\there")
     for d in diffs:
-        theirs = "/".join(map(str, d.emporix))
-        ours = "/".join(map(str, d.here))
+        theirs = "/".join(map(str, d.emporix.as_list()))
+        ours = "/".join(map(str, d.here.as_list()))
         print(f"{d.order_id}\t{d.product_id}\t{d.unit}\t{theirs}\t{ours}")
     orders = len({d.order_id for d in diffs})
     print(

@@ -6,11 +6,13 @@ one row per unit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
 
 from ledger.domain import events
+from ledger.domain.amounts import Amounts
 from ledger.domain.event_data import CorrectionRecordedData, PackingEventRecordedData
 from ledger.domain.events import CorrectionRecorded, PackingEventRecorded
 from projections.base import Recorded
@@ -43,12 +45,23 @@ class LineTotals:
         return LineTotalsAccumulator("line_totals" + suffix)
 
 
+@dataclass(slots=True)
+class LineSums(Amounts):
+    """A line's amounts in one unit, and what its scans add: how many, and the first and
+    last scanner times (normalised ISO text: compares chronologically). A correction adds
+    its deltas to the amounts only: it is neither a packing event nor a scanner's time."""
+
+    events: int = 0
+    first_at: str | None = None
+    last_at: str | None = None
+
+
 class LineTotalsAccumulator:
     """Sums per line in memory; a flush adds the sums to the table's rows."""
 
     def __init__(self, table: str) -> None:
         self.table = table
-        self.pending: dict[tuple[str, str, str, str], list[Any]] = {}
+        self.pending: dict[tuple[str, str, str, str], LineSums] = {}
         # The table holds no row yet (start_empty): the next flush copies its rows in.
         self.empty = False
 
@@ -66,33 +79,30 @@ class LineTotalsAccumulator:
                 continue
             d: PackingEventRecordedData = ev.data
             key = (d["tenant"], d["order_id"], d["product_id"], d["unit"])
-            at = d["event_time"]  # normalised ISO text: compares chronologically
+            at = d["event_time"]
             row = acc.get(key)
             if row is None:
-                acc[key] = [d["picked"], d["packed"], d["canceled"], None, 1, at, at]
+                acc[key] = LineSums(d["picked"], d["packed"], d["canceled"], 1, at, at)
             else:
-                row[0] += d["picked"]
-                row[1] += d["packed"]
-                row[2] += d["canceled"]
-                row[4] += 1
-                if row[5] is None:  # the line had only corrections so far
-                    row[5] = row[6] = at
-                elif at < row[5]:
-                    row[5] = at
-                elif at > row[6]:
-                    row[6] = at
+                row.picked += d["picked"]
+                row.packed += d["packed"]
+                row.canceled += d["canceled"]
+                row.events += 1
+                if row.first_at is None:  # the line had only corrections so far
+                    row.first_at = row.last_at = at
+                elif at < row.first_at:
+                    row.first_at = at
+                elif row.last_at is not None and at > row.last_at:
+                    row.last_at = at
 
     def _correct(self, d: CorrectionRecordedData) -> None:
-        """A correction's signed deltas, added to its line's sums (not an event count,
-        nor a scanner time: those describe the scans)."""
+        """A correction's signed deltas, added to its line's sums."""
         key = (d["tenant"], d["order_id"], d["product_id"], d["unit"])
         row = self.pending.get(key)
         if row is None:
-            self.pending[key] = [d["picked"], d["packed"], d["canceled"], None, 0, None, None]
+            self.pending[key] = LineSums(d["picked"], d["packed"], d["canceled"])
         else:
-            row[0] += d["picked"]
-            row[1] += d["packed"]
-            row[2] += d["canceled"]
+            row.add(d["picked"], d["packed"], d["canceled"])
 
     def held(self) -> int:
         return 0  # sums are written and forgotten at each flush
@@ -116,7 +126,7 @@ class LineTotalsAccumulator:
         for i in range(0, len(items), FLUSH_SLICE):
             self._upsert(curs, items[i : i + FLUSH_SLICE])
 
-    def _copy(self, curs: Any, rows: dict[tuple[str, str, str, str], list[Any]]) -> None:
+    def _copy(self, curs: Any, rows: dict[tuple[str, str, str, str], LineSums]) -> None:
         statement = sql.SQL(
             "COPY {t} (tenant, order_id, product_id, unit, picked, packed, canceled, events, "
             "first_event_at, last_event_at) FROM STDIN"
@@ -124,9 +134,12 @@ class LineTotalsAccumulator:
         with curs.copy(statement) as copy:
             write = copy.write_row
             for (tenant, order_id, product_id, unit), v in rows.items():
-                write((tenant, order_id, product_id, unit, v[0], v[1], v[2], v[4], v[5], v[6]))
+                write(
+                    (tenant, order_id, product_id, unit, v.picked, v.packed, v.canceled,
+                     v.events, v.first_at, v.last_at)
+                )
 
-    def _upsert(self, curs: Any, items: list[tuple[tuple[str, str, str, str], list[Any]]]) -> None:
+    def _upsert(self, curs: Any, items: list[tuple[tuple[str, str, str, str], LineSums]]) -> None:
         keys = [k for k, _ in items]
         vals = [v for _, v in items]
         curs.execute(
@@ -147,13 +160,13 @@ class LineTotalsAccumulator:
                 [k[0] for k in keys],
                 [k[1] for k in keys],
                 [k[2] for k in keys],
-                [v[0] for v in vals],
-                [v[1] for v in vals],
-                [v[2] for v in vals],
+                [v.picked for v in vals],
+                [v.packed for v in vals],
+                [v.canceled for v in vals],
                 [k[3] for k in keys],
-                [v[4] for v in vals],
-                [v[5] for v in vals],  # ISO text: PostgreSQL parses it faster than Python
-                [v[6] for v in vals],
+                [v.events for v in vals],
+                [v.first_at for v in vals],  # ISO text: PostgreSQL parses it faster than Python
+                [v.last_at for v in vals],
             ),
             binary=True,
         )

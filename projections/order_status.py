@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from psycopg import sql
 
+from ledger.domain.counting import lines_from_stored, stored_lines
 from ledger.domain.events import LedgerEvent, OrderRegistered
 from ledger.domain.order_document import delivery_facts
 from ledger.domain.status import FOLDS, OrderState, apply
@@ -128,7 +129,7 @@ class OrderStatusAccumulator:
                 assignees=r[5],
                 packaging=r[6],
                 holding_area_number=r[7],
-                lines=r[8],
+                lines=lines_from_stored(r[8]),
             )
         return states
 
@@ -154,7 +155,7 @@ class OrderStatusAccumulator:
                     s.assignees,
                     s.packaging,
                     s.holding_area_number,
-                    s.lines,
+                    stored_lines(s.lines),
                     total,
                     packed,
                     canceled,

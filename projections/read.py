@@ -28,6 +28,7 @@ import zstandard
 from psycopg import Connection
 
 from ledger.adapters.compression import state_json
+from ledger.domain.counting import lines_from_stored
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +155,10 @@ def _first(row: Any) -> Any:
 
 
 # An order's row carries its line sums (`lines`: productId -> unit -> [picked, packed,
-# canceled], folded by ledger.domain.status from the same scans and corrections as
-# line_totals), and its status and counts are derived from those very sums: read from the
-# row, the figures and the lines are one fold in one snapshot, with no lookup per order.
+# canceled], read as counting.Lines; folded by ledger.domain.status from the same scans
+# and corrections as line_totals), and its status and counts are derived from those very
+# sums: read from the row, the figures and the lines are one fold in one snapshot, with no
+# lookup per order.
 # Reading them from line_totals instead cost a subquery per order (an index probe, a
 # json_agg, a second decode): most of a 200-order packlist's statement time.
 
@@ -174,14 +176,15 @@ def order_row(conn: Connection[Any], tenant: str, order_id: str) -> dict[str, An
 
     One statement: the row and its lines come from one snapshot.
     """
-    row = _as_dict(
-        conn.execute(
-            f"SELECT {_ORDER_COLUMNS}, lines FROM order_status "
-            "WHERE tenant = %s AND order_id = %s AND registered",
-            (tenant, order_id),
-        ).fetchone()
+    return _with_lines(
+        _as_dict(
+            conn.execute(
+                f"SELECT {_ORDER_COLUMNS}, lines FROM order_status "
+                "WHERE tenant = %s AND order_id = %s AND registered",
+                (tenant, order_id),
+            ).fetchone()
+        )
     )
-    return row
 
 
 def packlist_rows(
@@ -195,7 +198,14 @@ def packlist_rows(
     window end then orderId, each with its `lines` (read in the same statement, so from
     the same snapshot)."""
     cur = conn.execute(PACKLIST, (tenant, site_code, delivery_date, include_cancelled))
-    return [r for r in (_as_dict(row) for row in cur.fetchall()) if r is not None]
+    return [r for r in (_with_lines(_as_dict(row)) for row in cur.fetchall()) if r is not None]
+
+
+def _with_lines(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The row with its stored lines (JSON arrays) as counting.Lines."""
+    if row is not None:
+        row["lines"] = lines_from_stored(row["lines"])
+    return row
 
 
 def order_cycles(conn: Connection[Any], tenant: str, site_code: str, since: date) -> list[str]:

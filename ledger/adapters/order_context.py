@@ -15,8 +15,6 @@ from ledger.domain.events import LedgerEvent, event_class, line_stream_id, order
 from ledger.domain.order_document import holding_place
 from ledger.domain.status import OrderState, apply
 
-_NONE = Amounts()
-
 
 class OrderContext:
     """What an order decision may look at, read inside the locked transaction."""
@@ -56,8 +54,10 @@ class OrderContext:
         stream = line_stream_id(self.tenant, self.order_id, product_id)
         for row in self._curs.execute(sql.STREAM, (stream,)):
             d: LineFactData = orjson.loads(state_json(row["state"]))
-            unit = d["unit"]
-            sums[unit] = sums.get(unit, _NONE).plus(d["picked"], d["packed"], d["canceled"])
+            amounts = sums.get(d["unit"])
+            if amounts is None:
+                amounts = sums[d["unit"]] = Amounts()
+            amounts.add(d["picked"], d["packed"], d["canceled"])
         return sums
 
     def correction(self, correction_id: str) -> tuple[str, dict[str, Any]] | None:

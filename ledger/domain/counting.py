@@ -4,8 +4,8 @@
 The one place the counting rules live: the order detail, the packlist, the packingStatus
 fold and the calculations body all read an order's figures through `split`. No I/O.
 
-A line keeps its totals per unit (`Lines`: productId -> unit -> [picked, packed,
-canceled]); amounts in unlike units are never added. For each product:
+A line keeps its totals per unit (`Lines`: productId -> unit -> Amounts); amounts in
+unlike units are never added. For each product:
 - a unit that is the orderUnit of one of the product's entries counts for those entries;
 - another unit counts, figure by figure, for the first of the product's entries (document
   order) whose orderUnit it converts to by an exact UN/ECE Rec. 20 factor, whenever that
@@ -27,9 +27,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from ledger.domain.amounts import FIGURES, Amounts
 from ledger.domain.units import PIECE, convert, is_piece_unit, packed_in_pieces, same_dimension
 
-Lines = dict[str, dict[str, list[int]]]  # productId -> unit -> [picked, packed, canceled]
+Lines = dict[str, dict[str, Amounts]]  # productId -> unit -> its amounts
+# Lines as a view's JSON stores them (order_status.lines): productId -> unit -> [picked,
+# packed, canceled].
+StoredLines = dict[str, dict[str, list[int]]]
+_ZERO = Amounts()  # a line nothing was scanned for (never changed)
 
 
 @dataclass(slots=True)
@@ -54,17 +59,33 @@ def order_unit(entry: Mapping[str, Any]) -> str:
 
 
 def add(lines: Lines, product: str, unit: str, picked: int, packed: int, canceled: int) -> None:
-    """Add one scan's amounts to the line totals."""
+    """Add one scan's amounts (or a correction's signed deltas) to the line totals."""
     by_unit = lines.get(product)
     if by_unit is None:
         by_unit = lines[product] = {}
     t = by_unit.get(unit)
     if t is None:
-        by_unit[unit] = [picked, packed, canceled]
+        by_unit[unit] = Amounts(picked, packed, canceled)
     else:
-        t[0] += picked
-        t[1] += packed
-        t[2] += canceled
+        t.picked += picked
+        t.packed += packed
+        t.canceled += canceled
+
+
+def lines_from_stored(stored: StoredLines | None) -> Lines:
+    """A view's stored lines (JSON arrays) as Lines."""
+    return {
+        product: {unit: Amounts.from_list(t) for unit, t in by_unit.items()}
+        for product, by_unit in (stored or {}).items()
+    }
+
+
+def stored_lines(lines: Lines) -> StoredLines:
+    """Lines as a view's JSON stores them: [picked, packed, canceled] arrays."""
+    return {
+        product: {unit: t.as_list() for unit, t in by_unit.items()}
+        for product, by_unit in lines.items()
+    }
 
 
 def fill(amount: int, capacities: Sequence[int]) -> list[int]:
@@ -80,7 +101,7 @@ def fill(amount: int, capacities: Sequence[int]) -> list[int]:
 
 
 def split(
-    entries: Sequence[Mapping[str, Any]], lines: Mapping[str, Mapping[str, Sequence[int]]]
+    entries: Sequence[Mapping[str, Any]], lines: Mapping[str, Mapping[str, Amounts]]
 ) -> Split:
     """The figures of every entry of an order, and its unreconciled amounts."""
     counts = [EntryCounts() for _ in entries]
@@ -91,52 +112,51 @@ def split(
     for product in sorted(lines):
         idx = by_product.get(product, ())
         units = [order_unit(entries[i]) for i in idx]
-        pools: dict[str, list[int]] = {}  # orderUnit -> [picked, packed, canceled]
+        pools: dict[str, Amounts] = {}  # orderUnit -> what counts in it
         for unit in sorted(lines[product]):
             totals = lines[product][unit]
             if unit in units:
-                pool = pools.setdefault(unit, [0, 0, 0])
-                pool[0] += totals[0]
-                pool[1] += totals[1]
-                pool[2] += totals[2]
+                pools.setdefault(unit, Amounts()).plus(totals)
                 continue
             target = next((u for u in units if same_dimension(unit, u)), None)
-            left = [0, 0, 0]
-            for f in range(3):
+            left = Amounts()
+            for figure in FIGURES:
+                amount = getattr(totals, figure)
                 converted: Fraction | None = (
-                    convert(totals[f], unit, target) if target is not None else None
+                    convert(amount, unit, target) if target is not None else None
                 )
                 if converted is not None and converted.denominator == 1:
                     assert target is not None
-                    pools.setdefault(target, [0, 0, 0])[f] += int(converted)
+                    pool = pools.setdefault(target, Amounts())
+                    setattr(pool, figure, getattr(pool, figure) + int(converted))
                 else:
-                    left[f] = totals[f]
-            if is_piece_unit(unit) and left[1]:
+                    setattr(left, figure, amount)
+            if is_piece_unit(unit) and left.packed:
                 first = next(
                     (i for i, u in zip(idx, units, strict=True) if not is_piece_unit(u)), None
                 )
                 if first is not None:
-                    counts[first].extra_pieces += left[1]
-            if any(left):
+                    counts[first].extra_pieces += left.packed
+            if left != _ZERO:
                 unreconciled.append(
                     {
                         "productId": product,
                         "unit": unit,
-                        "pickedAmount": left[0],
-                        "packedAmount": left[1],
-                        "canceledAmount": left[2],
+                        "pickedAmount": left.picked,
+                        "packedAmount": left.packed,
+                        "canceledAmount": left.canceled,
                     }
                 )
         for unit, pool in pools.items():
             members = [i for i, u in zip(idx, units, strict=True) if u == unit]
             if len(members) == 1:  # the usual line: what `fill` gives one entry, all of it
                 c = counts[members[0]]
-                c.picked, c.packed, c.canceled = pool[0], pool[1], pool[2]
+                c.picked, c.packed, c.canceled = pool.picked, pool.packed, pool.canceled
                 continue
             caps = [int(entries[i].get("totalCount") or 0) for i in members]
-            packed = fill(pool[1], caps)
-            canceled = fill(pool[2], [c - p for c, p in zip(caps, packed, strict=True)])
-            picked = fill(pool[0], caps)
+            packed = fill(pool.packed, caps)
+            canceled = fill(pool.canceled, [c - p for c, p in zip(caps, packed, strict=True)])
+            picked = fill(pool.picked, caps)
             for k, i in enumerate(members):
                 c = counts[i]
                 c.picked, c.packed, c.canceled = picked[k], packed[k], canceled[k]
@@ -176,8 +196,8 @@ def calculation_entries(
             drop_none(
                 {
                     "entryId": product,
-                    "deliveredAmount": t[1],
-                    "deliveredAmountInPc": t[1] if is_piece_unit(unit) else None,
+                    "deliveredAmount": t.packed,
+                    "deliveredAmountInPc": t.packed if is_piece_unit(unit) else None,
                     "unit": unit,
                 }
             )
@@ -196,9 +216,6 @@ def calculation_entries(
         )
         for e, c in zip(entries, counts, strict=True)
     ]
-
-
-_ZERO = (0, 0, 0)
 
 
 class Plan:
@@ -235,10 +252,10 @@ class Plan:
             )
 
     def _simple_totals(
-        self, lines: Mapping[str, Mapping[str, Sequence[int]]]
-    ) -> list[tuple[tuple[int, ...], tuple[bool, ...], Sequence[int]]] | None:
+        self, lines: Mapping[str, Mapping[str, Amounts]]
+    ) -> list[tuple[tuple[int, ...], tuple[bool, ...], Amounts]] | None:
         """Per product: caps, flags and its one unit's totals; None: take `split`."""
-        out: list[tuple[tuple[int, ...], tuple[bool, ...], Sequence[int]]] = []
+        out: list[tuple[tuple[int, ...], tuple[bool, ...], Amounts]] = []
         for product, simple in self._simple.items():
             if simple is None:
                 return None
@@ -252,7 +269,7 @@ class Plan:
                 return None
         return out
 
-    def resolved(self, lines: Mapping[str, Mapping[str, Sequence[int]]]) -> bool:
+    def resolved(self, lines: Mapping[str, Mapping[str, Amounts]]) -> bool:
         """The packingStatus rule (semantics.md, "packingStatus") on the split: every entry
         resolved (False without entries)."""
         if not self.entries:
@@ -266,7 +283,7 @@ class Plan:
                 packed = canceled = 0
             elif len(by_unit) == 1 and unit in by_unit:
                 t = by_unit[unit]
-                packed, canceled = t[1], t[2]
+                packed, canceled = t.packed, t.canceled
             else:
                 return self._resolved_by_split(lines)
             if len(caps) == 1:  # the usual case: one entry takes the whole line
@@ -280,11 +297,11 @@ class Plan:
                     return False
         return True
 
-    def _resolved_by_split(self, lines: Mapping[str, Mapping[str, Sequence[int]]]) -> bool:
+    def _resolved_by_split(self, lines: Mapping[str, Mapping[str, Amounts]]) -> bool:
         counts = split(self.entries, lines).entries
         return all(resolved(e, c) for e, c in zip(self.entries, counts, strict=True))
 
-    def counts(self, lines: Mapping[str, Mapping[str, Sequence[int]]]) -> tuple[int, int, int]:
+    def counts(self, lines: Mapping[str, Mapping[str, Amounts]]) -> tuple[int, int, int]:
         """productsTotal, productsPacked, productsCanceled: the entries' split figures."""
         simple = self._simple_totals(lines)
         if simple is None:
@@ -292,4 +309,5 @@ class Plan:
             return self.total, sum(c.packed for c in counts), sum(c.canceled for c in counts)
         # The split of one unit over a product's entries keeps its totals (the excess
         # stays on the last entry), so the sums are the line's.
-        return self.total, sum(t[1] for _, _, t in simple), sum(t[2] for _, _, t in simple)
+        packed = sum(t.packed for _, _, t in simple)
+        return self.total, packed, sum(t.canceled for _, _, t in simple)

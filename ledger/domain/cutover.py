@@ -132,7 +132,6 @@ class Tally:
 
 # (order, product, unit) -> its amounts
 LineKey = tuple[str, str, str]
-Totals = Amounts
 
 
 # What a line's totals read of a scan, by the name it goes by in a feed item (the spec's)
@@ -140,11 +139,11 @@ Totals = Amounts
 _TOTALLED = ("orderNumber", "productId", "unit", "timestamp", *(s for s, _ in AMOUNTS))
 FEED_NAMES = _TOTALLED
 STORED_NAMES = tuple(STORED[spec] for spec in _TOTALLED)
-_NONE = Amounts()  # a line one side does not have
+_NONE = Amounts()  # a line one side does not have (never changed)
 
 
 def add_to_totals(
-    totals: dict[LineKey, Totals],
+    totals: dict[LineKey, Amounts],
     items: Iterable[Mapping[str, Any]],
     until: datetime | None = None,
     names: tuple[str, ...] = FEED_NAMES,
@@ -157,7 +156,10 @@ def add_to_totals(
         if until is not None and _after(item.get(stamp), until):
             continue
         key = (str(item.get(order)), str(item.get(product)), str(item.get(unit)))
-        totals[key] = totals.get(key, _NONE).plus(
+        line = totals.get(key)
+        if line is None:
+            line = totals[key] = Amounts()
+        line.add(
             _amount(item.get(picked_)), _amount(item.get(packed_)), _amount(item.get(canceled_))
         )
 
@@ -178,12 +180,12 @@ class Difference:
     order_id: str
     product_id: str
     unit: str
-    emporix: Totals
-    here: Totals
+    emporix: Amounts
+    here: Amounts
 
 
 def differences(
-    emporix: Mapping[LineKey, Totals], here: Mapping[LineKey, Totals]
+    emporix: Mapping[LineKey, Amounts], here: Mapping[LineKey, Amounts]
 ) -> list[Difference]:
     """Every line whose totals differ (a line missing on one side counts as zeros)."""
     out = []

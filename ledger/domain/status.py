@@ -46,7 +46,7 @@ class OrderState:
     assignees: list[dict[str, Any]] = field(default_factory=list)
     packaging: list[dict[str, Any]] = field(default_factory=list)
     holding_area_number: int | None = None
-    # productId -> unit -> [picked, packed, canceled] (ledger.domain.counting.Lines)
+    # productId -> unit -> its Amounts (ledger.domain.counting.Lines)
     lines: Lines = field(default_factory=dict)
     # The entries of the last finish's calculations body (semantics.md, "Commands are idempotent":
     # a finish with

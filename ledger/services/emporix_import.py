@@ -41,13 +41,13 @@ import orjson
 from ledger.adapters import feed_store, import_progress
 from ledger.adapters.emporix import SourceDeadline, SourceError
 from ledger.adapters.event_store import EventStore
+from ledger.domain.amounts import Amounts
 from ledger.domain.cutover import (
     STORED_NAMES,
     Difference,
     InvalidFeedItem,
     LineKey,
     Tally,
-    Totals,
     add_to_totals,
     differences,
     from_feed_item,
@@ -214,8 +214,8 @@ def reconcile(
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> tuple[list[Difference], int]:
     """The lines whose totals differ, and how many lines were compared."""
-    theirs: dict[LineKey, Totals] = {}
-    ours: dict[LineKey, Totals] = {}
+    theirs: dict[LineKey, Amounts] = {}
+    ours: dict[LineKey, Amounts] = {}
     for _, items in pages(source, None, page_size):
         add_to_totals(theirs, items, until)
     for items in our_feed(store, tenant, page_size):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ledger.domain.amounts import Amounts
 from ledger.domain.cutover import (
     Difference,
     InvalidFeedItem,
@@ -107,23 +108,23 @@ def test_tally_counts_each_verdict() -> None:
 
 
 def test_totals_per_line_and_their_differences() -> None:
-    theirs: dict[tuple[str, str, str], tuple[int, int, int]] = {}
-    ours: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+    theirs: dict[tuple[str, str, str], Amounts] = {}
+    ours: dict[tuple[str, str, str], Amounts] = {}
     add_to_totals(theirs, [ITEM, {**ITEM, "eventId": "e2", "packedAmount": 1}])
     add_to_totals(theirs, [{**ITEM, "productId": "p2", "unit": "GRM", "packedAmount": 500}])
     add_to_totals(ours, [ITEM, {**ITEM, "eventId": "e2", "packedAmount": 1}])
-    assert theirs[("o1", "p1", "H87")] == (4, 3, 0)
+    assert theirs[("o1", "p1", "H87")] == Amounts(4, 3, 0)
     assert differences(theirs, ours) == [
-        Difference("o1", "p2", "GRM", emporix=(2, 500, 0), here=(0, 0, 0))
+        Difference("o1", "p2", "GRM", emporix=Amounts(2, 500, 0), here=Amounts(0, 0, 0))
     ]
     assert differences(ours, ours) == []
 
 
 def test_until_leaves_later_events_out() -> None:
-    totals: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+    totals: dict[tuple[str, str, str], Amounts] = {}
     until = datetime(2026, 11, 2, 7, 15, tzinfo=UTC)
     add_to_totals(totals, [ITEM, {**ITEM, "timestamp": "2026-11-02T07:00:00Z"}], until)
-    assert totals == {("o1", "p1", "H87"): (2, 2, 0)}
+    assert totals == {("o1", "p1", "H87"): Amounts(2, 2, 0)}
 
 
 def test_open_orders_query_names_site_window_and_open_statuses() -> None:

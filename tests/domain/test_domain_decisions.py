@@ -10,6 +10,7 @@ from devtools.harness.support import packing_event
 from ledger.domain import events as ev
 from ledger.domain import orders
 from ledger.domain import recalculation as rc
+from ledger.domain.amounts import Amounts
 from ledger.domain.errors import AssigneeTaken, InvalidCommand, OrderClosed, UnknownOrder
 from ledger.domain.packing import Verdict, decide
 from ledger.domain.status import (
@@ -214,7 +215,7 @@ def test_assignees_force_semantics_and_idempotent_removal() -> None:
 
 
 def test_finish_sends_exact_totals_per_entry() -> None:
-    lines = {"p1": {"H87": [0, 2, 0]}, "p2": {"GRM": [0, 750, 0]}}
+    lines = {"p1": {"H87": Amounts(0, 2, 0)}, "p2": {"GRM": Amounts(0, 750, 0)}}
     facts = orders.finish(registered(), lines, "r1", "u", next_holding_area=1)
     assert classes(facts) == [ev.OrderFinished, ev.HoldingAreaAssigned]
     entries = facts[0].fields["entries"]
@@ -236,12 +237,12 @@ def test_a_job_fails_cancelled_and_unknown_orders_with_the_reason() -> None:
 
 
 def test_a_job_queues_totals_and_an_automatic_job_skips_unchanged_orders() -> None:
-    lines = {"p1": {"H87": [0, 1, 0]}}
+    lines = {"p1": {"H87": Amounts(0, 1, 0)}}
     queued = rc.queue_for_job(registered(), lines, automatic=False)
     assert queued is not None and queued.status == rc.PENDING and queued.body is not None
     sent = queued.body["entries"]
     assert rc.queue_for_job(registered(), lines, automatic=True, known=[sent]) is None
-    more = {"p1": {"H87": [0, 2, 0]}}
+    more = {"p1": {"H87": Amounts(0, 2, 0)}}
     assert rc.queue_for_job(registered(), more, True, known=[sent]) is not None
     # an order without any registered document but with scans is still sent
     assert rc.queue_for_job(OrderState("t", "o1"), lines, automatic=False) is not None

@@ -14,6 +14,7 @@ import pytest
 
 from ledger.adapters.event_store import EventStore
 from ledger.domain import events as ev
+from ledger.domain.amounts import Amounts
 from ledger.domain.errors import OrderClosed, UnknownOrder
 from ledger.domain.orders import Fact
 from ledger.domain.status import CANCELLED, IN_PROGRESS, PACKED, OrderState, apply
@@ -28,7 +29,7 @@ class FakeContext:
         self.state = state
 
     def lines(self) -> dict[str, dict[str, list[int]]]:
-        return {"p1": {"H87": [0, 1, 0]}}
+        return {"p1": {"H87": Amounts(0, 1, 0)}}
 
     def next_holding_area(self) -> int:
         self.store.numbers_taken += 1

@@ -13,27 +13,28 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.domain.amounts import Amounts
+from ledger.domain.counting import Lines
 from ledger.domain.status import OrderState
 
 
-def plain_counts(
-    entries: list[Any], lines: dict[str, dict[str, list[int]]]
-) -> tuple[int, int, int]:
+def plain_counts(entries: list[Any], lines: Lines) -> tuple[int, int, int]:
     total = packed = canceled = 0
     for entry in (e for e in entries if isinstance(e, dict)):
         total += int(entry.get("totalCount") or 0)
-        _, p, c = lines.get(str(entry.get("productId")), {}).get("H87", [0, 0, 0])
-        packed += p
-        canceled += c
+        line = lines.get(str(entry.get("productId")), {}).get("H87", Amounts())
+        packed += line.packed
+        canceled += line.canceled
     return total, packed, canceled
 
 
-def plain_resolved(entries: list[Any], lines: dict[str, dict[str, list[int]]]) -> bool:
+def plain_resolved(entries: list[Any], lines: Lines) -> bool:
     entries = [e for e in entries if isinstance(e, dict)]
     if not entries:
         return False
     for entry in entries:
-        _, packed, canceled = lines.get(str(entry.get("productId")), {}).get("H87", [0, 0, 0])
+        line = lines.get(str(entry.get("productId")), {}).get("H87", Amounts())
+        packed, canceled = line.packed, line.canceled
         if entry.get("weightDependent"):
             if packed <= 0:
                 return False
@@ -60,13 +61,13 @@ entries = st.lists(
 )
 lines = st.dictionaries(
     st.sampled_from(["p1", "p2", "3", "None"]),
-    st.fixed_dictionaries({"H87": st.lists(st.integers(0, 6), min_size=3, max_size=3)}),
+    st.fixed_dictionaries({"H87": st.builds(Amounts, *[st.integers(0, 6)] * 3)}),
 )
 
 
 @given(first=entries, second=entries, lines=lines)
 def test_counts_and_resolution_follow_the_current_documents_entries(
-    first: list[Any], second: list[Any], lines: dict[str, dict[str, list[int]]]
+    first: list[Any], second: list[Any], lines: Lines
 ) -> None:
     state = OrderState("t", "o1", document={"entries": first}, lines=lines)
     assert state.counts() == plain_counts(first, lines)
