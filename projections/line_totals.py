@@ -13,7 +13,6 @@ from psycopg import sql
 
 from ledger.domain import events
 from ledger.domain.amounts import Amounts
-from ledger.domain.event_data import CorrectionRecordedData, PackingEventRecordedData
 from ledger.domain.events import CorrectionRecorded, PackingEventRecorded
 from projections.base import Recorded
 
@@ -70,23 +69,21 @@ class LineTotalsAccumulator:
 
     def fold(self, curs: Any, events: list[Recorded]) -> None:
         acc = self.pending
-        packed = PackingEventRecorded
-        corrected = CorrectionRecorded
-        for ev in events:
-            if ev.cls is not packed:
-                if ev.cls is corrected:
-                    self._correct(ev.data)
+        for recorded in events:
+            e = recorded.event
+            if not isinstance(e, PackingEventRecorded):
+                if isinstance(e, CorrectionRecorded):
+                    self._correct(e)
                 continue
-            d: PackingEventRecordedData = ev.data
-            key = (d["tenant"], d["order_id"], d["product_id"], d["unit"])
-            at = d["event_time"]
+            key = (e.tenant, e.order_id, e.product_id, e.unit)
+            at = e.event_time
             row = acc.get(key)
             if row is None:
-                acc[key] = LineSums(d["picked"], d["packed"], d["canceled"], 1, at, at)
+                acc[key] = LineSums(e.picked, e.packed, e.canceled, 1, at, at)
             else:
-                row.picked += d["picked"]
-                row.packed += d["packed"]
-                row.canceled += d["canceled"]
+                row.picked += e.picked
+                row.packed += e.packed
+                row.canceled += e.canceled
                 row.events += 1
                 if row.first_at is None:  # the line had only corrections so far
                     row.first_at = row.last_at = at
@@ -95,14 +92,14 @@ class LineTotalsAccumulator:
                 elif row.last_at is not None and at > row.last_at:
                     row.last_at = at
 
-    def _correct(self, d: CorrectionRecordedData) -> None:
+    def _correct(self, e: CorrectionRecorded) -> None:
         """A correction's signed deltas, added to its line's sums."""
-        key = (d["tenant"], d["order_id"], d["product_id"], d["unit"])
+        key = (e.tenant, e.order_id, e.product_id, e.unit)
         row = self.pending.get(key)
         if row is None:
-            self.pending[key] = LineSums(d["picked"], d["packed"], d["canceled"])
+            self.pending[key] = LineSums(e.picked, e.packed, e.canceled)
         else:
-            row.add(d["picked"], d["packed"], d["canceled"])
+            row.add(e.picked, e.packed, e.canceled)
 
     def held(self) -> int:
         return 0  # sums are written and forgotten at each flush

@@ -76,16 +76,17 @@ class OrderStatusAccumulator:
 
     def fold(self, curs: Any, events: list[Recorded]) -> None:
         states = self.states
-        keys = [(e.data["tenant"], e.data["order_id"]) for e in events]
+        facts = [r.event for r in events if r.event is not None]
+        keys = [(e.tenant, e.order_id) for e in facts]
         missing = set(keys).difference(states)
         if missing:
             states.update(self._load(curs, self.table, sorted(missing)))
-        for key, ev in zip(keys, events, strict=True):
+        for key, e in zip(keys, facts, strict=True):
             state = states.get(key)
             if state is None:
                 state = states[key] = OrderState(tenant=key[0], order_id=key[1])
-            apply(state, ev.cls, ev.data)
-            if ev.cls is OrderRegistered:
+            apply(state, e)
+            if type(e) is OrderRegistered:
                 self.registered.add(key)
         self.dirty.update(keys)
 

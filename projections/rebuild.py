@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -184,15 +183,7 @@ def _read_chunk(conn: psycopg.Connection, position: int, chunk: int) -> list[Rec
     # A binary cursor hands bytea over as bytes, with no hex decoding.
     with conn.cursor(binary=True) as curs:
         rows = curs.execute(SELECT_BATCH, (position, chunk)).fetchall()
-    events = decode_rows(rows)
-    intern = sys.intern
-    for event in events:
-        data = event.data
-        for name in _SHARED_FIELDS:
-            value = data.get(name)
-            if type(value) is str:
-                data[name] = intern(value)
-    return events
+    return decode_rows(rows, shared=_SHARED_FIELDS)
 
 
 @contextlib.contextmanager

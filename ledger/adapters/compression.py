@@ -85,6 +85,13 @@ def state_json(stored: bytes | memoryview) -> bytes:
     return bytes(stored)
 
 
+def states_json(stored: list[bytes]) -> list[bytes]:
+    """`state_json` of many states, without a Python call per state: a projection step
+    or a rebuild decodes a batch of thousands at once (bench/rebuild.py)."""
+    decompress, mark = _decompressor().decompress, _MARK_BYTE
+    return [decompress(s[1:]) if s[0] == mark else bytes(s) for s in stored]
+
+
 class StateCompressor(Compressor):
     """The library's compressor hook (its Mapper compresses after transcoding and
     decompresses before): compressing new states or not, reading both kinds."""

@@ -59,26 +59,16 @@ from ledger.adapters.recorder import LedgerRecorder
 from ledger.domain.events import (
     CorrectionRecorded,
     HoldingAreaAssigned,
+    LedgerEvent,
     OrderCancelled,
-    line_stream_id,
     line_stream_key,
-    order_stream_id,
 )
-from ledger.domain.orders import Fact
 from ledger.domain.packing import Attribution, Decision, Outcome, PackingEvent, Verdict, decide
 
 # Every process that stores or reads: json and jsonb columns come back through orjson.
 register_json_columns()
 
 log = logging.getLogger(__name__)
-
-
-def _stream_of(tenant: str, order_id: str, fact: Fact) -> UUID:
-    """A correction belongs to its order line's stream; every other order fact to the
-    order's own stream."""
-    if fact.cls is CorrectionRecorded:
-        return line_stream_id(tenant, order_id, fact.fields["product_id"])
-    return order_stream_id(tenant, order_id)
 
 
 class EventStore:
@@ -333,7 +323,7 @@ class EventStore:
         self,
         tenant: str,
         order_id: str,
-        decide: Callable[[OrderContext], list[Fact]],
+        decide: Callable[[OrderContext], list[LedgerEvent]],
         with_lines: bool = False,
     ) -> list[int]:
         """Fold the order under the append lock, let `decide` judge, append its facts.
@@ -349,21 +339,14 @@ class EventStore:
             facts = decide(context)
             if not facts:
                 return []
-            streams = [_stream_of(tenant, order_id, fact) for fact in facts]
+            if any((f.tenant, f.order_id) != (tenant, order_id) for f in facts):
+                raise ValueError(f"a decision on order '{order_id}' returned another's facts")
+            streams = [fact.stream() for fact in facts]
             versions = self.recorder.next_versions(curs, streams)
             now = DomainEvent.create_timestamp()
-            events: list[DomainEvent] = []
+            events: list[LedgerEvent] = []
             for fact, stream in zip(facts, streams, strict=True):
-                events.append(
-                    fact.cls(  # type: ignore[call-arg]
-                        originator_id=stream,
-                        originator_version=versions[stream],
-                        timestamp=fact.recorded_at or now,
-                        tenant=tenant,
-                        order_id=order_id,
-                        **fact.fields,
-                    )
-                )
+                events.append(fact.recorded(versions[stream], now))
                 versions[stream] += 1
             ids = self.recorder.insert_in_transaction(
                 curs, [self.mapper.to_stored_event(e) for e in events]

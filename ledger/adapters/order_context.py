@@ -10,8 +10,15 @@ from ledger.adapters import sql
 from ledger.adapters.compression import state_json
 from ledger.domain.amounts import Amounts
 from ledger.domain.counting import Lines
-from ledger.domain.event_data import LineFactData
-from ledger.domain.events import LedgerEvent, event_class, line_stream_id, order_stream_id
+from ledger.domain.events import (
+    CorrectionRecorded,
+    LedgerEvent,
+    PackingEventRecorded,
+    event_class,
+    line_stream_id,
+    order_stream_id,
+    restored,
+)
 from ledger.domain.order_document import holding_place
 from ledger.domain.status import OrderState, apply
 
@@ -40,7 +47,7 @@ class OrderContext:
         self.recorded: list[tuple[type[LedgerEvent] | None, dict[str, Any]]] = []
         for row in rows:
             cls, state = event_class(row["topic"]), orjson.loads(state_json(row["state"]))
-            apply(self.state, cls, state)
+            apply(self.state, restored(cls, state))
             self.recorded.append((cls, state))
 
     def lines(self) -> Lines:
@@ -53,11 +60,12 @@ class OrderContext:
         sums: dict[str, Amounts] = {}
         stream = line_stream_id(self.tenant, self.order_id, product_id)
         for row in self._curs.execute(sql.STREAM, (stream,)):
-            d: LineFactData = orjson.loads(state_json(row["state"]))
-            amounts = sums.get(d["unit"])
-            if amounts is None:
-                amounts = sums[d["unit"]] = Amounts()
-            amounts.add(d["picked"], d["packed"], d["canceled"])
+            e = restored(event_class(row["topic"]), orjson.loads(state_json(row["state"])))
+            if isinstance(e, PackingEventRecorded | CorrectionRecorded):  # all a line holds
+                amounts = sums.get(e.unit)
+                if amounts is None:
+                    amounts = sums[e.unit] = Amounts()
+                amounts.add(e.picked, e.packed, e.canceled)
         return sums
 
     def correction(self, correction_id: str) -> tuple[str, dict[str, Any]] | None:

@@ -17,13 +17,10 @@ from ledger.domain import events as ev
 from ledger.domain.amounts import Amounts
 from ledger.domain.errors import CorrectionRefused, InvalidCommand, OrderClosed
 from ledger.domain.inputs import MAX_AMOUNT, text_problem
-from ledger.domain.orders import Fact
 from ledger.domain.scan_fields import AMOUNTS
 from ledger.domain.status import CANCELLED, OrderState
 
 REASON_MAX_LENGTH = 500
-
-# The amounts a correction changes: (field of the API, field of the stored fact).
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ def correct(
     sums: Mapping[str, Amounts],
     user: str | None,
     saas_token: str | None,
-) -> list[Fact]:
+) -> list[ev.LedgerEvent]:
     """The facts to record for `correction`, or a refusal.
 
     `recorded`: the tenant's correction with the same id (its order, stored fields), if
@@ -87,5 +84,17 @@ def correct(
                 f"{MAX_AMOUNT} (+{delta})"
             )
     return [
-        Fact(ev.CorrectionRecorded, {**asdict(correction), "user": user, "saas_token": saas_token})
+        ev.CorrectionRecorded(
+            tenant=state.tenant,
+            order_id=state.order_id,
+            correction_id=correction.correction_id,
+            product_id=correction.product_id,
+            picked=correction.picked,
+            packed=correction.packed,
+            canceled=correction.canceled,
+            unit=correction.unit,
+            reason=correction.reason,
+            user=user,
+            saas_token=saas_token,
+        )
     ]

@@ -10,9 +10,12 @@ default, with a dictionary any zstd library can use: ledger/adapters/compression
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import KW_ONLY, dataclass, replace
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, ClassVar
+from itertools import repeat
+from typing import Any, ClassVar, Self, TypeVar, cast
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import DomainEvent
@@ -49,6 +52,9 @@ STORED_TOPIC_MODULE = "ledger.events"
 EVENT_CLASSES: dict[str, type[LedgerEvent]] = {}
 
 
+E = TypeVar("E", bound="LedgerEvent")
+
+
 def event_class(topic: str) -> type[LedgerEvent] | None:
     """The event class a stored topic names; None for a topic the ledger never writes.
 
@@ -58,13 +64,65 @@ def event_class(topic: str) -> type[LedgerEvent] | None:
     return EVENT_CLASSES.get(topic)
 
 
+# The envelope of a fact a decision made and the store has not recorded yet: the store
+# gives it its stream's id and version, and the time it records it (unless the fact says
+# when it was first recorded: one brought back from an export).
+UNRECORDED_STREAM = UUID(int=0)
+UNRECORDED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+_new = object.__new__
+_set_attribute = object.__setattr__
+
+
+def restored(cls: type[E] | None, state: dict[str, Any]) -> E | None:
+    """The fact of class `cls` whose stored state (decoded JSON) is `state`, as the folds
+    read it; None for a topic the ledger never writes (`cls` None).
+
+    The state dict becomes the object's attributes as it is: nothing copied or converted
+    (a rebuild restores millions of facts; the library's mapper builds its events the same
+    way, without calling `__init__`). So the envelope is not decoded: `timestamp` stays in
+    the library's transcoding, and a state holds no stream id or version; no fold reads
+    them (tests/domain/test_event_handlers.py), the position comes with the row.
+    """
+    if cls is None:
+        return None
+    event = _new(cls)
+    _set_attribute(event, "__dict__", state)
+    return event
+
+
+def restored_all(
+    classes: list[type[LedgerEvent] | None], states: list[dict[str, Any]]
+) -> list[LedgerEvent | None]:
+    """`restored` of many facts at once (projections restore a batch of thousands): the
+    instances made and given their states by `map`, without a Python call per fact."""
+    if None in classes:
+        return [restored(cls, state) for cls, state in zip(classes, states, strict=True)]
+    events = list(map(_new, cast(list[type[LedgerEvent]], classes)))
+    deque(map(_set_attribute, events, repeat("__dict__"), states), maxlen=0)
+    return cast(list[LedgerEvent | None], events)
+
+
 @dataclass(frozen=True)
 class LedgerEvent(DomainEvent):
-    """Base of every recorded fact; `timestamp` (from DomainEvent) is when it was recorded."""
+    """Base of every recorded fact; `timestamp` (from DomainEvent) is when it was recorded.
+
+    Decisions construct the facts themselves, keywords only and without the envelope
+    (`OrderCancelled(tenant=..., order_id=..., user=...)`): mypy checks every field
+    against the class. The store stamps the envelope as it appends (`recorded`).
+    """
 
     # The topic its events are stored under (the library's `TOPIC` class attribute).
     TOPIC: ClassVar[str]
 
+    # The library's envelope, given defaults (keyword-only, so the fields after them need
+    # none): redeclared here, the fields keep their places, so a stored state's keys keep
+    # their order (tests/domain/test_transcoder.py).
+    _: KW_ONLY
+    originator_id: UUID = UNRECORDED_STREAM
+    originator_version: int = 0
+    timestamp: datetime = UNRECORDED_AT
     tenant: str
     order_id: str
 
@@ -73,6 +131,20 @@ class LedgerEvent(DomainEvent):
         cls.TOPIC = f"{STORED_TOPIC_MODULE}:{cls.__qualname__}"
         register_topic(cls.TOPIC, cls)  # decodable before anything was encoded
         EVENT_CLASSES[cls.TOPIC] = cls
+
+    def stream(self) -> UUID:
+        """The stream it is recorded in: its order's own (line facts: their line's)."""
+        return order_stream_id(self.tenant, self.order_id)
+
+    def recorded(self, version: int, at: datetime) -> Self:
+        """This fact as the store records it: in its stream at `version`, at the instant
+        `at`, unless the fact says when it was first recorded (brought back from an export)."""
+        return replace(
+            self,
+            originator_id=self.stream(),
+            originator_version=version,
+            timestamp=at if self.timestamp == UNRECORDED_AT else self.timestamp,
+        )
 
 
 @dataclass(frozen=True)
@@ -93,6 +165,9 @@ class PackingEventRecorded(LedgerEvent):
     user: str | None  # the token's `sub`
     # a keyed fingerprint at most ("Secrets are not history"), never the token
     saas_token: str | None
+
+    def stream(self) -> UUID:
+        return line_stream_id(self.tenant, self.order_id, self.product_id)
 
 
 @dataclass(frozen=True)
@@ -170,3 +245,6 @@ class CorrectionRecorded(LedgerEvent):
     reason: str
     user: str | None
     saas_token: str | None  # a keyed fingerprint at most ("Secrets are not history"), never shown
+
+    def stream(self) -> UUID:
+        return line_stream_id(self.tenant, self.order_id, self.product_id)

@@ -1,15 +1,14 @@
 """Order commands: what a pack station may do to an order, decided on its state. No I/O.
 
 Each decision takes the order's state (folded from its stream by ledger.domain.status) and
-returns the facts to record, or raises a domain error that the API maps to a status
+returns the facts to record (event classes of ledger.domain.events, constructed here; the
+store gives them their stream position), or raises a domain error that the API maps to a status
 code. The store runs decisions under its write lock, so the state cannot change
 between the decision and the append (a cancellation and a write never interleave).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from ledger.domain import counting
@@ -22,17 +21,6 @@ from ledger.domain.errors import (
     UnknownOrder,
 )
 from ledger.domain.status import CANCELLED, PACKED, STATUSES, OrderState
-
-
-@dataclass(frozen=True)
-class Fact:
-    """An event to record, before the store gives it a stream position."""
-
-    cls: type[ev.LedgerEvent]
-    fields: dict[str, Any] = field(default_factory=dict)
-    # When it was first recorded, for a fact brought back from an export (ledger.domain.replay);
-    # None: now, as the store records it.
-    recorded_at: datetime | None = None
 
 
 def _open(state: OrderState) -> None:
@@ -61,31 +49,35 @@ def takes_holding_area(state: OrderState, status: str) -> bool:
     )
 
 
-def register(state: OrderState, document: dict[str, Any]) -> list[Fact]:
+def register(state: OrderState, document: dict[str, Any]) -> list[ev.LedgerEvent]:
     """(Re-)register the order document; its ledger is kept."""
     _open(state)
     if state.document == document:
         return []  # idempotent: the same document again records nothing
-    return [Fact(ev.OrderRegistered, {"document": document})]
+    return [ev.OrderRegistered(tenant=state.tenant, order_id=state.order_id, document=document)]
 
 
 def change_status(
     state: OrderState, status: str, user: str | None, next_holding_area: int | None = None
-) -> list[Fact]:
+) -> list[ev.LedgerEvent]:
     _known(state)
     if status not in STATUSES:
         raise InvalidCommand(f"packingStatus: must be one of {', '.join(STATUSES)}")
     if status == CANCELLED:
-        return [Fact(ev.OrderCancelled, {"user": user})]
+        return [ev.OrderCancelled(tenant=state.tenant, order_id=state.order_id, user=user)]
     if status == state.status:
         return []  # the status it already has records nothing ("Commands are idempotent")
-    facts = [Fact(ev.PackingStatusChanged, {"status": status, "user": user})]
+    facts: list[ev.LedgerEvent] = [
+        ev.PackingStatusChanged(
+            tenant=state.tenant, order_id=state.order_id, status=status, user=user
+        )
+    ]
     if status == PACKED and state.holding_area_number is None and next_holding_area is not None:
-        facts.append(Fact(ev.HoldingAreaAssigned, {"number": next_holding_area}))
+        facts.append(_holding_area(state, next_holding_area))
     return facts
 
 
-def add_assignee(state: OrderState, assignee: dict[str, Any], force: bool) -> list[Fact]:
+def add_assignee(state: OrderState, assignee: dict[str, Any], force: bool) -> list[ev.LedgerEvent]:
     _known(state)
     others = [a for a in state.assignees if a.get("id") != assignee.get("id")]
     if others and not force:
@@ -95,21 +87,29 @@ def add_assignee(state: OrderState, assignee: dict[str, Any], force: bool) -> li
     if state.assignees == [assignee]:
         return []  # already the order's assignee: nothing recorded ("Commands are idempotent")
     replaced = [str(a.get("id")) for a in others] if force else []
-    return [Fact(ev.AssigneeAdded, {"assignee": assignee, "replaced": replaced})]
+    return [
+        ev.AssigneeAdded(
+            tenant=state.tenant, order_id=state.order_id, assignee=assignee, replaced=replaced
+        )
+    ]
 
 
-def remove_assignee(state: OrderState, assignee_id: str) -> list[Fact]:
+def remove_assignee(state: OrderState, assignee_id: str) -> list[ev.LedgerEvent]:
     _open(state)
     if not any(a.get("id") == assignee_id for a in state.assignees):
         return []  # already gone: DELETE is idempotent
-    return [Fact(ev.AssigneeRemoved, {"assignee_id": assignee_id})]
+    return [
+        ev.AssigneeRemoved(tenant=state.tenant, order_id=state.order_id, assignee_id=assignee_id)
+    ]
 
 
-def change_packaging(state: OrderState, packaging: list[dict[str, Any]]) -> list[Fact]:
+def change_packaging(state: OrderState, packaging: list[dict[str, Any]]) -> list[ev.LedgerEvent]:
     _known(state)
     if state.packaging == packaging:
         return []  # the same packaging again records nothing ("Commands are idempotent")
-    return [Fact(ev.PackagingChanged, {"packaging": packaging})]
+    return [
+        ev.PackagingChanged(tenant=state.tenant, order_id=state.order_id, packaging=packaging)
+    ]
 
 
 def calculation_entries(state: OrderState, lines: Lines) -> list[dict[str, Any]]:
@@ -124,7 +124,7 @@ def finish(
     recalculation_id: str,
     user: str | None,
     next_holding_area: int | None = None,
-) -> list[Fact]:
+) -> list[ev.LedgerEvent]:
     """PACKED, assignees removed, and the calculations request to send (outbox).
 
     semantics.md, "Commands are idempotent": when the packed totals equal those of the last finish,
@@ -137,16 +137,19 @@ def finish(
     unchanged = state.last_finish is not None and entries == state.last_finish
     if unchanged and state.status == PACKED and not state.assignees:
         return []
-    facts = [
-        Fact(
-            ev.OrderFinished,
-            {
-                "recalculation_id": "" if unchanged else recalculation_id,
-                "entries": entries,
-                "user": user,
-            },
+    facts: list[ev.LedgerEvent] = [
+        ev.OrderFinished(
+            tenant=state.tenant,
+            order_id=state.order_id,
+            recalculation_id="" if unchanged else recalculation_id,
+            entries=entries,
+            user=user,
         )
     ]
     if state.holding_area_number is None and next_holding_area is not None:
-        facts.append(Fact(ev.HoldingAreaAssigned, {"number": next_holding_area}))
+        facts.append(_holding_area(state, next_holding_area))
     return facts
+
+
+def _holding_area(state: OrderState, number: int) -> ev.HoldingAreaAssigned:
+    return ev.HoldingAreaAssigned(tenant=state.tenant, order_id=state.order_id, number=number)

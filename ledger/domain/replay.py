@@ -5,7 +5,7 @@ A line is `{"position", "recordedAt", "orderId", "type", "data"}` (ledger.domain
 writes it). A scan becomes the PackingEvent its scanner sent, checked by the same rules
 as a scan posted here (ledger.domain.cutover.from_feed_item), so its content hash is the
 original's and the normal append's idempotency by eventId applies. Every other fact
-becomes the Fact the order command once recorded, with its fields read back from their
+becomes the event the order command once recorded, with its fields read back from their
 public names. Each keeps the instant it was first recorded (`recordedAt`): an imported
 history reads as the original did (the feed's `recordedAt`, an order `asOf` an instant),
 and it is what tells a fact already imported from a new one (`same_fact`).
@@ -20,11 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from ledger.domain import events as ev
 from ledger.domain.cutover import InvalidFeedItem, from_feed_item
-from ledger.domain.orders import Fact
 from ledger.domain.packing import PackingEvent, parse_event_time
 from ledger.domain.story import PUBLIC_TYPES, public_data, recorded_instant
 
@@ -46,7 +45,7 @@ class ImportedFact:
     position: int
     recorded_at: datetime
     order_id: str
-    fact: Fact
+    fact: ev.LedgerEvent  # recorded at `recorded_at` (its timestamp)
     data: dict[str, Any]  # the line's public fields, as the feed shows the fact
 
 
@@ -69,42 +68,56 @@ def _optional(data: Mapping[str, Any], name: str, kind: type) -> Any:
     return value
 
 
-# The stored fields of each kind of order fact, from the public ones (the inverse of
-# ledger.domain.story's _DATA); `user`, for the kinds that record one, from the line's.
-_FIELDS: dict[type[ev.LedgerEvent], Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-    ev.OrderRegistered: lambda d: {"document": _field(d, "order", dict)},
-    ev.PackingStatusChanged: lambda d: {"status": _field(d, "packingStatus", str)},
-    ev.AssigneeAdded: lambda d: {
-        "assignee": _field(d, "assignee", dict),
-        "replaced": _field(d, "replaced", list),
-    },
-    ev.AssigneeRemoved: lambda d: {"assignee_id": _field(d, "assigneeId", str)},
-    ev.PackagingChanged: lambda d: {"packaging": _field(d, "packagingProducts", list)},
-    ev.OrderFinished: lambda d: {
-        "recalculation_id": _field(d, "recalculationId", str),
-        "entries": _field(d, "entries", list),
-    },
-    ev.OrderCancelled: lambda d: {},
-    ev.HoldingAreaAssigned: lambda d: {"number": _field(d, "holdingAreaNumber", int)},
-    ev.CorrectionRecorded: lambda d: {
-        "correction_id": _field(d, "correctionId", str),
-        "product_id": _field(d, "productId", str),
-        "picked": _field(d, "pickedAmount", int),
-        "packed": _field(d, "packedAmount", int),
-        "canceled": _field(d, "canceledAmount", int),
-        "unit": _field(d, "unit", str),
-        "reason": _field(d, "reason", str),
-        "saas_token": None,
-    },
-}
+class _Envelope(TypedDict):
+    """What every imported fact takes from its line: the order, and when it was recorded."""
+
+    tenant: str
+    order_id: str
+    timestamp: datetime
 
 
-# The kinds of fact that record who caused them.
-_ATTRIBUTED = {
-    ev.PackingStatusChanged,
-    ev.OrderFinished,
-    ev.OrderCancelled,
-    ev.CorrectionRecorded,
+# Each kind of order fact from its public fields (the inverse of ledger.domain.story's
+# _DATA) and, for the kinds that record one, the line's `user`.
+_FACTS: dict[
+    type[ev.LedgerEvent], Callable[[_Envelope, Mapping[str, Any], str | None], ev.LedgerEvent]
+] = {
+    ev.OrderRegistered: lambda e, d, user: ev.OrderRegistered(
+        **e, document=_field(d, "order", dict)
+    ),
+    ev.PackingStatusChanged: lambda e, d, user: ev.PackingStatusChanged(
+        **e, status=_field(d, "packingStatus", str), user=user
+    ),
+    ev.AssigneeAdded: lambda e, d, user: ev.AssigneeAdded(
+        **e, assignee=_field(d, "assignee", dict), replaced=_field(d, "replaced", list)
+    ),
+    ev.AssigneeRemoved: lambda e, d, user: ev.AssigneeRemoved(
+        **e, assignee_id=_field(d, "assigneeId", str)
+    ),
+    ev.PackagingChanged: lambda e, d, user: ev.PackagingChanged(
+        **e, packaging=_field(d, "packagingProducts", list)
+    ),
+    ev.OrderFinished: lambda e, d, user: ev.OrderFinished(
+        **e,
+        recalculation_id=_field(d, "recalculationId", str),
+        entries=_field(d, "entries", list),
+        user=user,
+    ),
+    ev.OrderCancelled: lambda e, d, user: ev.OrderCancelled(**e, user=user),
+    ev.HoldingAreaAssigned: lambda e, d, user: ev.HoldingAreaAssigned(
+        **e, number=_field(d, "holdingAreaNumber", int)
+    ),
+    ev.CorrectionRecorded: lambda e, d, user: ev.CorrectionRecorded(
+        **e,
+        correction_id=_field(d, "correctionId", str),
+        product_id=_field(d, "productId", str),
+        picked=_field(d, "pickedAmount", int),
+        packed=_field(d, "packedAmount", int),
+        canceled=_field(d, "canceledAmount", int),
+        unit=_field(d, "unit", str),
+        reason=_field(d, "reason", str),
+        user=user,
+        saas_token=None,
+    ),
 }
 
 
@@ -142,17 +155,15 @@ def parse_line(tenant: str, line: Any) -> ImportItem:
         except InvalidFeedItem as exc:
             raise NotAnExportLine(f"data.{exc}") from None
         return ImportedScan(position, recorded_at, event, user)
-    fields = _FIELDS[cls](data)
-    if cls in _ATTRIBUTED:
-        fields["user"] = user
-    return ImportedFact(position, recorded_at, order_id, Fact(cls, fields, recorded_at), data)
+    envelope = _Envelope(tenant=tenant, order_id=order_id, timestamp=recorded_at)
+    return ImportedFact(position, recorded_at, order_id, _FACTS[cls](envelope, data, user), data)
 
 
 def same_fact(item: ImportedFact, cls: type[ev.LedgerEvent] | None, state: dict[str, Any]) -> bool:
     """Whether a recorded fact (its class and stored state) is the one `item` imports:
     the same kind, recorded at the same instant, showing the same public fields."""
     return (
-        cls is item.fact.cls
+        cls is type(item.fact)
         and recorded_instant(state) == item.recorded_at
         and public_data(cls, state) == item.data
     )

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.domain import counting, events
-from ledger.domain import event_data as data
 from ledger.domain.counting import Lines
-from ledger.domain.event_data import LineFactData
 
 INITIAL, IN_PROGRESS, PRE_PACKED, PACKED, CANCELLED = (
     "INITIAL",
@@ -98,74 +96,69 @@ class OrderState:
         return self.plan().counts(self.lines)
 
 
-# A fold gets the fact's stored state, typed per event class (ledger/domain/event_data.py).
+# A fold gets the fact as its event class (restored from its stored state: events.restored).
 Fold = Callable[[OrderState, Any], None]
 
 
-def _add_to_line(state: OrderState, ev: LineFactData) -> None:
-    """A scan's amounts or a correction's signed deltas, added to its line's sums (per
-    unit: ledger.domain.counting)."""
-    counting.add(
-        state.lines, ev["product_id"], ev["unit"], ev["picked"], ev["packed"], ev["canceled"]
-    )
-
-
-def _packed(state: OrderState, ev: data.PackingEventRecordedData) -> None:
-    _add_to_line(state, ev)
+def _packed(state: OrderState, ev: events.PackingEventRecorded) -> None:
+    # A scan's amounts, added to its line's sums (per unit: ledger.domain.counting). The
+    # fold a rebuild runs for most facts: no call it can do without.
+    counting.add(state.lines, ev.product_id, ev.unit, ev.picked, ev.packed, ev.canceled)
     state.active = True
-    state.rederive()
+    if state.document is not None:  # registered: its status may follow
+        state.rederive()
 
 
-def _corrected(state: OrderState, ev: data.CorrectionRecordedData) -> None:
+def _corrected(state: OrderState, ev: events.CorrectionRecorded) -> None:
     # A correction changes the counts as a scan does (its deltas may be negative), and
     # the automatic status follows them: PRE_PACKED back to IN_PROGRESS, say.
-    _add_to_line(state, ev)
+    counting.add(state.lines, ev.product_id, ev.unit, ev.picked, ev.packed, ev.canceled)
     state.active = True
     state.rederive()
 
 
-def _registered(state: OrderState, ev: data.OrderRegisteredData) -> None:
-    state.document = ev["document"]
+def _registered(state: OrderState, ev: events.OrderRegistered) -> None:
+    state.document = ev.document
     state.rederive()
 
 
-def _status_changed(state: OrderState, ev: data.PackingStatusChangedData) -> None:
-    state.status = ev["status"]
-    if ev["status"] != INITIAL:
+def _status_changed(state: OrderState, ev: events.PackingStatusChanged) -> None:
+    state.status = ev.status
+    if ev.status != INITIAL:
         state.active = True
 
 
-def _assignee_added(state: OrderState, ev: data.AssigneeAddedData) -> None:
-    replaced = set(ev.get("replaced") or [])
+def _assignee_added(state: OrderState, ev: events.AssigneeAdded) -> None:
+    replaced = set(ev.replaced)
     state.assignees = [a for a in state.assignees if a.get("id") not in replaced]
-    state.assignees = [a for a in state.assignees if a.get("id") != ev["assignee"].get("id")]
-    state.assignees.append(ev["assignee"])
+    state.assignees = [a for a in state.assignees if a.get("id") != ev.assignee.get("id")]
+    state.assignees.append(ev.assignee)
     state.active = True
     state.rederive()
 
 
-def _assignee_removed(state: OrderState, ev: data.AssigneeRemovedData) -> None:
-    state.assignees = [a for a in state.assignees if a.get("id") != ev["assignee_id"]]
+def _assignee_removed(state: OrderState, ev: events.AssigneeRemoved) -> None:
+    state.assignees = [a for a in state.assignees if a.get("id") != ev.assignee_id]
 
 
-def _packaging_changed(state: OrderState, ev: data.PackagingChangedData) -> None:
-    state.packaging = ev["packaging"]
+def _packaging_changed(state: OrderState, ev: events.PackagingChanged) -> None:
+    state.packaging = ev.packaging
 
 
-def _finished(state: OrderState, ev: data.OrderFinishedData) -> None:
-    if ev.get("recalculation_id"):  # "": a finish that queued nothing (same totals)
-        state.last_finish = ev["entries"]
+def _finished(state: OrderState, ev: events.OrderFinished) -> None:
+    if ev.recalculation_id:  # "": a finish that queued nothing (same totals)
+        state.last_finish = ev.entries
     state.status = PACKED
     state.active = True
     state.assignees = []
 
 
-def _cancelled(state: OrderState, ev: data.OrderCancelledData) -> None:
+def _cancelled(state: OrderState, ev: events.OrderCancelled) -> None:
     state.status = CANCELLED
 
 
-def _holding_area(state: OrderState, ev: data.HoldingAreaAssignedData) -> None:
-    state.holding_area_number = ev["number"]
+def _holding_area(state: OrderState, ev: events.HoldingAreaAssigned) -> None:
+    state.holding_area_number = ev.number
 
 
 # How each kind of fact changes an order's state, keyed by event class: every class of
@@ -184,13 +177,11 @@ FOLDS: dict[type[events.LedgerEvent], Fold] = {
 }
 
 
-def apply(
-    state: OrderState, cls: type[events.LedgerEvent] | None, ev: dict[str, Any]
-) -> OrderState:
-    """Fold one event (its class and stored fields) into the order's state."""
-    if state.status == CANCELLED:
+def apply(state: OrderState, event: events.LedgerEvent | None) -> OrderState:
+    """Fold one fact into the order's state (None, a topic the ledger never writes: nothing)."""
+    if state.status == CANCELLED or event is None:
         return state  # terminal: nothing after a cancellation changes the order
-    fold = FOLDS.get(cls) if cls is not None else None
+    fold = FOLDS.get(type(event))
     if fold is not None:
-        fold(state, ev)
+        fold(state, event)
     return state

@@ -37,8 +37,7 @@ from ledger.adapters import event_import_progress
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.order_context import OrderContext
 from ledger.domain.cutover import Tally
-from ledger.domain.events import CorrectionRecorded, OrderCancelled
-from ledger.domain.orders import Fact
+from ledger.domain.events import CorrectionRecorded, LedgerEvent, OrderCancelled
 from ledger.domain.packing import Attribution, Verdict
 from ledger.domain.replay import (
     ImportedFact,
@@ -196,24 +195,24 @@ def _record_facts(store: EventStore, tenant: str, facts: list[ImportedFact], tal
     order_id = facts[0].order_id
     verdicts: list[Verdict] = []
 
-    def decide(ctx: OrderContext) -> list[Fact]:
+    def decide(ctx: OrderContext) -> list[LedgerEvent]:
         verdicts.clear()
         unmatched = list(ctx.recorded)
         corrections: set[str] = set()
         closed = ctx.state.status == CANCELLED
-        accepted: list[Fact] = []
+        accepted: list[LedgerEvent] = []
         for item in facts:
             verdict = _judge(ctx, item, unmatched, corrections, closed)
             verdicts.append(verdict)
             if verdict is Verdict.RECORD:
                 accepted.append(item.fact)
-                closed = closed or item.fact.cls is OrderCancelled
+                closed = closed or isinstance(item.fact, OrderCancelled)
         return accepted
 
     store.run_order_command(tenant, order_id, decide)
     for item, verdict in zip(facts, verdicts, strict=True):
         tally.count(verdict)
-        name = f"{item.fact.cls.__name__} of order {order_id} at position {item.position}"
+        name = f"{type(item.fact).__name__} of order {order_id} at position {item.position}"
         if verdict is Verdict.CONFLICT:
             tally.problems.append(f"{name}: its correctionId is recorded here with other content")
         elif verdict is Verdict.ORDER_CLOSED:
@@ -227,9 +226,9 @@ def _judge(
     corrections: set[str],
     closed: bool,
 ) -> Verdict:
-    if item.fact.cls is CorrectionRecorded:
+    if isinstance(item.fact, CorrectionRecorded):
         # Corrections are unique by id (their own idempotency), wherever recorded.
-        correction_id = item.fact.fields["correction_id"]
+        correction_id = item.fact.correction_id
         found = ctx.correction(correction_id)
         if found is not None:
             same = found[0] == item.order_id and same_fact(item, CorrectionRecorded, found[1])

@@ -14,6 +14,7 @@ from typing import Any
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.order_context import OrderContext
 from ledger.domain import orders
+from ledger.domain.events import LedgerEvent
 from ledger.domain.status import PACKED
 
 
@@ -25,7 +26,7 @@ def register(store: EventStore, tenant: str, order_id: str, document: dict[str, 
 def change_status(
     store: EventStore, tenant: str, order_id: str, status: str, user: str | None
 ) -> None:
-    def decide(ctx: OrderContext) -> list[orders.Fact]:
+    def decide(ctx: OrderContext) -> list[LedgerEvent]:
         # The sequence row is advanced in the same transaction, so a refusal gives it back.
         # (none for a PATCH to the status the order already has: it records nothing)
         takes = status != ctx.state.status and orders.takes_holding_area(ctx.state, status)
@@ -67,7 +68,7 @@ def finish(store: EventStore, tenant: str, order_id: str, user: str | None) -> s
     """
     recalculation_id = uuid.uuid4().hex
 
-    def decide(ctx: OrderContext) -> list[orders.Fact]:
+    def decide(ctx: OrderContext) -> list[LedgerEvent]:
         lines = ctx.lines()
         takes = orders.takes_holding_area(ctx.state, PACKED)
         area = ctx.next_holding_area() if takes else None

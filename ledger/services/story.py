@@ -15,9 +15,8 @@ from ledger.adapters.event_store import EventStore
 from ledger.adapters.order_context import OrderContext
 from ledger.adapters.replica import Connect
 from ledger.domain import corrections
-from ledger.domain.events import OrderFinished
+from ledger.domain.events import LedgerEvent, OrderFinished, restored
 from ledger.domain.order_document import present_order
-from ledger.domain.orders import Fact
 from ledger.domain.packing import format_event_time
 from ledger.domain.status import OrderState, apply
 from ledger.domain.story import history_item
@@ -90,7 +89,7 @@ def order_as_of(
         facts = story_store.order_facts_until(conn, tenant, order_id, at)
     state = OrderState(tenant=tenant, order_id=order_id)
     for _, cls, data in facts:
-        apply(state, cls, data)
+        apply(state, restored(cls, data))
     if not state.registered:
         return None
     row = {
@@ -114,7 +113,7 @@ def correct(
 ) -> bool:
     """Record the correction (True), or find it already recorded (False: a replay)."""
 
-    def decide(ctx: OrderContext) -> list[Fact]:
+    def decide(ctx: OrderContext) -> list[LedgerEvent]:
         return corrections.correct(
             ctx.state,
             correction,

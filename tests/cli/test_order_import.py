@@ -77,7 +77,7 @@ def test_weighed_entries_keep_their_measure_and_ordered_amount_wins() -> None:
     assert second == {"entryId": "e2", "productId": "e2", "totalCount": 1, "orderUnit": "H87"}
     assert "customer" not in doc  # nothing known: absent, not empty
     # what the status rule and packedAmountInPc read from the registered document
-    state = apply(OrderState("t", "o1"), OrderRegistered, {"document": doc})
+    state = apply(OrderState("t", "o1"), OrderRegistered(tenant="t", order_id="o1", document=doc))
     assert state.counts() == (4, 0, 0)
 
 

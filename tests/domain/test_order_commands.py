@@ -16,7 +16,6 @@ from ledger.adapters.event_store import EventStore
 from ledger.domain import events as ev
 from ledger.domain.amounts import Amounts
 from ledger.domain.errors import OrderClosed, UnknownOrder
-from ledger.domain.orders import Fact
 from ledger.domain.status import CANCELLED, IN_PROGRESS, PACKED, OrderState, apply
 from ledger.services import order_commands
 
@@ -28,7 +27,7 @@ class FakeContext:
         self.store = store
         self.state = state
 
-    def lines(self) -> dict[str, dict[str, list[int]]]:
+    def lines(self) -> dict[str, dict[str, Amounts]]:
         return {"p1": {"H87": Amounts(0, 1, 0)}}
 
     def next_holding_area(self) -> int:
@@ -41,21 +40,22 @@ class FakeStore:
 
     def __init__(self) -> None:
         self.state = OrderState("t", "o1")
-        self.recorded: list[Fact] = []
+        self.recorded: list[ev.LedgerEvent] = []
         self.numbers_taken = 0
 
     def run_order_command(
         self,
         tenant: str,
         order_id: str,
-        decide: Callable[[Any], list[Fact]],
+        decide: Callable[[Any], list[ev.LedgerEvent]],
         with_lines: bool = False,
     ) -> list[int]:
         # No rollback here: a number taken by a refused command stays counted, so the
         # tests see that the rule takes none for a command the domain refuses.
         facts = decide(FakeContext(self, self.state))
         for fact in facts:
-            apply(self.state, fact.cls, {"tenant": tenant, "order_id": order_id, **fact.fields})
+            assert (fact.tenant, fact.order_id) == (tenant, order_id)
+            apply(self.state, fact)
         self.recorded += facts
         return list(range(len(facts)))
 
@@ -71,7 +71,7 @@ def test_register_then_commands_record_their_facts() -> None:
     order_commands.add_assignee(s, "t", "o1", {"id": "a-1"}, force=True)
     order_commands.change_packaging(s, "t", "o1", [{"entryId": "bag", "packedCount": 1}])
     order_commands.remove_assignee(s, "t", "o1", "a-1")
-    assert [f.cls for f in fake.recorded] == [
+    assert [type(f) for f in fake.recorded] == [
         ev.OrderRegistered,
         ev.AssigneeAdded,
         ev.PackagingChanged,
@@ -89,16 +89,16 @@ def test_the_first_packed_takes_one_holding_area_number_and_keeps_it() -> None:
     order_commands.change_status(s, "t", "o1", IN_PROGRESS, "u")
     order_commands.finish(s, "t", "o1", "u")
     assert fake.numbers_taken == 1 and fake.state.holding_area_number == 1
-    assert [f.cls for f in fake.recorded].count(ev.HoldingAreaAssigned) == 1
+    assert [type(f) for f in fake.recorded].count(ev.HoldingAreaAssigned) == 1
 
 
 def test_finish_records_the_exact_totals_and_returns_the_request_id() -> None:
     fake, s = store()
     order_commands.register(s, "t", "o1", DOC)
     request = order_commands.finish(s, "t", "o1", "u")
-    finished = next(f for f in fake.recorded if f.cls is ev.OrderFinished)
-    assert finished.fields["recalculation_id"] == request
-    assert finished.fields["entries"][0]["deliveredAmount"] == 1
+    finished = next(f for f in fake.recorded if isinstance(f, ev.OrderFinished))
+    assert finished.recalculation_id == request
+    assert finished.entries[0]["deliveredAmount"] == 1
     assert fake.state.status == PACKED and fake.state.holding_area_number == 1
 
 

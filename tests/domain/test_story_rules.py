@@ -8,6 +8,7 @@ from ledger.domain import events as ev
 from ledger.domain.amounts import Amounts
 from ledger.domain.corrections import Correction, correct
 from ledger.domain.errors import CorrectionRefused, InvalidCommand, OrderClosed
+from ledger.domain.events import restored
 from ledger.domain.status import CANCELLED, OrderState, apply
 from ledger.domain.story import PUBLIC_TYPES, change_item, history_item, public_data
 from tests.helpers.events import all_event_classes
@@ -21,9 +22,10 @@ def state(status: str | None = None) -> OrderState:
 
 def test_a_correction_is_recorded_with_who_and_the_saas_token() -> None:
     (fact,) = correct(state(), FIX, None, {"H87": Amounts(0, 3, 0)}, "u1", "saas")
-    assert fact.cls is ev.CorrectionRecorded
-    assert fact.fields["packed"] == -2 and fact.fields["user"] == "u1"
-    assert fact.fields["saas_token"] == "saas"
+    assert isinstance(fact, ev.CorrectionRecorded)
+    assert (fact.tenant, fact.order_id, fact.product_id) == ("demo", "o1", "p1")
+    assert fact.packed == -2 and fact.user == "u1"
+    assert fact.saas_token == "saas"
 
 
 def test_no_total_of_the_unit_may_fall_below_zero() -> None:
@@ -63,11 +65,11 @@ def test_cancelled_orders_and_empty_corrections_are_refused() -> None:
 def test_the_order_fold_counts_corrections_as_signed_deltas() -> None:
     s = state()
     doc = {"id": "o1", "entries": [{"productId": "p1", "totalCount": 2}]}
-    apply(s, ev.OrderRegistered, {"document": doc})
-    line = {"product_id": "p1", "unit": "H87", "picked": 0}
-    apply(s, ev.PackingEventRecorded, {**line, "packed": 3, "canceled": 0})
+    apply(s, ev.OrderRegistered(tenant="demo", order_id="o1", document=doc))
+    line = {"tenant": "demo", "order_id": "o1", "product_id": "p1", "unit": "H87", "picked": 0}
+    apply(s, restored(ev.PackingEventRecorded, {**line, "packed": 3, "canceled": 0}))
     assert s.status == "PRE_PACKED"
-    apply(s, ev.CorrectionRecorded, {**line, "packed": -2, "canceled": 0})
+    apply(s, restored(ev.CorrectionRecorded, {**line, "packed": -2, "canceled": 0}))
     assert s.status == "IN_PROGRESS" and s.counts() == (2, 1, 0)
 
 

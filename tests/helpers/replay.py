@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.domain.events import LedgerEvent, OrderRegistered, PackingEventRecorded
+from ledger.domain.events import LedgerEvent, OrderRegistered, PackingEventRecorded, restored
 from ledger.domain.packing import PackingEvent
 from ledger.domain.status import OrderState, apply
 
@@ -18,7 +18,7 @@ def expected_orders(
     states: dict[str, OrderState] = {}
     for kind, data in _facts(tenant, registered, events):
         s = states.setdefault(data["order_id"], OrderState(tenant, data["order_id"]))
-        apply(s, kind, data)
+        apply(s, restored(kind, {"tenant": tenant, **data}))
     return {(tenant, o): (s.status, *s.counts()) for o, s in states.items()}
 
 

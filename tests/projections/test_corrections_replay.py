@@ -16,7 +16,12 @@ from ledger.adapters.event_store import EventStore
 from ledger.domain import orders
 from ledger.domain.corrections import Correction
 from ledger.domain.errors import CorrectionRefused
-from ledger.domain.events import CorrectionRecorded, OrderRegistered, PackingEventRecorded
+from ledger.domain.events import (
+    CorrectionRecorded,
+    OrderRegistered,
+    PackingEventRecorded,
+    restored,
+)
 from ledger.domain.packing import Attribution, PackingEvent
 from ledger.domain.status import OrderState, apply
 from ledger.services import story
@@ -77,12 +82,13 @@ def expected_orders(
     """The order states by the domain's fold, over the registration then the facts."""
     states = {o: OrderState(tenant, o) for o in ("o0", "o1")}
     for o, s in states.items():
-        apply(s, OrderRegistered, {"order_id": o, "document": {"id": o, "entries": ENTRIES}})
+        document = {"id": o, "entries": ENTRIES}
+        apply(s, OrderRegistered(tenant=tenant, order_id=o, document=document))
     for f in facts:
         cls = CorrectionRecorded if isinstance(f, fold.Corrected) else PackingEventRecorded
-        data = {"order_id": f.order_id, "product_id": f.product_id, "unit": f.unit}
-        amounts = {"picked": f.picked, "packed": f.packed, "canceled": f.canceled}
-        apply(states[f.order_id], cls, {**data, **amounts})
+        data = {"tenant": tenant, "order_id": f.order_id, "product_id": f.product_id}
+        amounts = {"unit": f.unit, "picked": f.picked, "packed": f.packed, "canceled": f.canceled}
+        apply(states[f.order_id], restored(cls, {**data, **amounts}))
     return {(tenant, o): (s.status, *s.counts()) for o, s in states.items()}
 
 

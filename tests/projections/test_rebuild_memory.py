@@ -17,7 +17,7 @@ import psycopg
 
 from devtools.harness.support import packing_event, view_orders, view_totals
 from ledger.adapters.event_store import EventStore
-from ledger.domain.events import PackingEventRecorded
+from ledger.domain.events import PackingEventRecorded, restored
 from ledger.domain.packing import Attribution
 from projections.base import Accumulator, Projection, Recorded
 from projections.line_totals import LineTotals
@@ -140,7 +140,7 @@ def _events(orders: int, products: int) -> list[Recorded]:
         data = orjson.loads(orjson.dumps(scan))
         for name in _SHARED_FIELDS:
             data[name] = sys.intern(data[name])
-        events.append(Recorded(i, PackingEventRecorded, data))
+        events.append(Recorded(i, restored(PackingEventRecorded, data)))
     return events
 
 
