@@ -10,12 +10,16 @@ from playwright.sync_api import Browser, BrowserContext, sync_playwright
 from tests.helpers.browser import OfflineGuard, OfflinePage, chromium_path
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """A headless Chromium for one test (a launch costs about a second).
+    """A headless Chromium for one test module (a launch costs about a second, and more
+    on a loaded machine); each test gets its own context, so no cookies or storage cross.
 
-    Not shared across tests: while Playwright's sync API is open it leaves its event loop
+    Not shared across modules: while Playwright's sync API is open it leaves its event loop
     marked as running in the thread, and a later test's `asyncio.run` would refuse to start.
+    pytest closes a module's fixtures before the next test when that test is in another
+    module (with pytest-xdist too: a worker's next test decides), and no browser test calls
+    `asyncio.run`, so the loop is gone before any other module's test runs.
     """
     executable = chromium_path()
     with sync_playwright() as playwright:
