@@ -24,11 +24,12 @@ from api.errors import BadRequest, Forbidden, Unauthorized
 from ledger.config import Settings
 from ledger.domain.inputs import text_problem
 from ledger.services import tokens
+from ledger.services.signing import MANAGE as MANAGE
+from ledger.services.signing import VIEW as VIEW
+from ledger.services.signing import mint_token as mint_token
 from ledger.services.tokens import RevocationList
 from ledger.services.tokens import local_secret as local_secret  # kept importable from here
 
-VIEW = "pickpack.pickpack_view"
-MANAGE = "pickpack.pickpack_manage"
 TENANT_PATTERN = re.compile(r"^[a-z][a-z0-9]+$")
 _ASYMMETRIC = ["RS256", "ES256"]
 
@@ -190,35 +191,6 @@ def authorize(principal: Principal, tenant: str, scope: str) -> None:
             "Tenant validation failed",
             [f"The token is not valid for tenant '{tenant}'"],
         )
-
-
-def mint_token(
-    secret: Any,
-    tenant: str,
-    scopes: list[str],
-    subject: str = "dev-user",
-    ttl_seconds: int = 30 * 24 * 3600,
-    issuer: str | None = None,
-    audience: str | None = None,
-    algorithm: str = "HS256",
-    kid: str | None = None,
-) -> str:
-    """A dev token (what `pickpack token` and `serve` print): HS256 with `secret`, or
-    RS256 when `secret` is the service's own private key."""
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "sub": subject,
-        "tenant": tenant,
-        "scope": " ".join(scopes),
-        "iat": now,
-        "exp": now + ttl_seconds,
-    }
-    if issuer:
-        claims["iss"] = issuer
-    if audience:
-        claims["aud"] = audience
-    headers = {"kid": kid} if kid else None
-    return jwt.encode(claims, secret, algorithm=algorithm, headers=headers)
 
 
 def make_verifier(

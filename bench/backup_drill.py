@@ -53,7 +53,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.auth import MANAGE, VIEW, mint_token  # noqa: E402
+from ledger.services.signing import MANAGE, VIEW, mint_token  # noqa: E402
 
 TENANT = "demo"
 SITE = "main"

@@ -51,9 +51,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.auth import MANAGE, VIEW, mint_token  # noqa: E402
 from bench.ingest import wait_ready  # noqa: E402
 from bench.seed import seeded_database  # noqa: E402
+from ledger.services.signing import MANAGE, VIEW, mint_token  # noqa: E402
 
 SECRET = "bench-secret-" + uuid.uuid4().hex
 PORT = 18234

@@ -23,7 +23,6 @@ from urllib.parse import quote
 
 import httpx
 
-from api.auth import MANAGE, VIEW, local_secret, mint_token
 from cli.errors import CommandError, Exit, UsageError
 from devtools.demo_day import (
     CANCEL_SHARE,
@@ -37,6 +36,7 @@ from devtools.demo_day import (
     scans_for,
 )
 from ledger.config import Settings
+from ledger.services.signing import MANAGE, VIEW, local_secret, mint_token
 
 
 @dataclass

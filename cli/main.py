@@ -10,12 +10,11 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from api.auth import MANAGE, VIEW, mint_token
 from api.observability import logging_config
 from bootstrap.opened import opened
 from cli.errors import Exit, UsageError, explain
-from cli.serve import serve
 from ledger.config import ConfigError, Settings, mask_password
+from ledger.services.signing import MANAGE, VIEW, mint_token
 from ledger.services.tokens import Signer, own_audience, own_issuer
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -28,6 +27,14 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here: the web stack (FastAPI, uvicorn) is most of a command's start-up, and
+    # only `serve` needs it.
+    from cli.serve import serve
+
+    return serve(args)
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -121,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="no line per request (metrics are still counted)",
     )
-    serving.set_defaults(func=serve)
+    serving.set_defaults(func=_serve)
 
     cfg = sub.add_parser("config", help="print the effective configuration, secrets masked")
     cfg.add_argument("--json", action="store_true", help="as one JSON object (null: unset)")

@@ -22,12 +22,12 @@ from typing import Any
 
 from uvicorn.main import STARTUP_FAILURE
 
-from api.auth import MANAGE, VIEW, local_secret, mint_token
 from api.observability import logging_config
 from bootstrap.opened import opened
 from cli.errors import PortInUse, UsageError
 from cli.stopping import IN_FLIGHT_SECONDS, DrainingServer, run_workers
 from ledger.config import Settings, mask_password
+from ledger.services.signing import MANAGE, VIEW, local_secret, mint_token
 from ledger.services.tokens import Signer, own_audience, own_issuer
 
 log = logging.getLogger("pickpack.serve")

@@ -31,12 +31,12 @@ import httpx
 import orjson
 import psycopg
 
-from api.auth import MANAGE, VIEW, mint_token
 from devtools.harness.service import SECRET
 from devtools.harness.support import numbered_scan, packing_event, scan_body
 from ledger.adapters.compression import state_json
 from ledger.adapters.database import Database, start_embedded
 from ledger.domain.packing import PackingEvent
+from ledger.services.signing import MANAGE, VIEW, mint_token
 from projections.registry import PROJECTIONS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,11 +20,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.auth import MANAGE, VIEW, mint_token
 from api.observability import AccessLog
 from bootstrap.runtime import Runtime
 from ledger.adapters.database import Database
 from ledger.config import Settings
+from ledger.services.signing import MANAGE, VIEW, mint_token
 
 SECRET = "test-secret-0123456789-0123456789-0123456789"
 

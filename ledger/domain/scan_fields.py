@@ -41,9 +41,7 @@ OPTIONAL: tuple[tuple[str, str], ...] = tuple(
     (spec, STORED[spec]) for spec in ("deliveryCycle", "supplierId", "bookProduct")
 )
 # Always sent, and part of "the same content" (semantics.md, "Idempotency").
-REQUIRED: tuple[tuple[str, str], ...] = tuple(
-    pair for pair in SCAN_FIELDS if pair not in OPTIONAL
-)
+REQUIRED: tuple[tuple[str, str], ...] = tuple(pair for pair in SCAN_FIELDS if pair not in OPTIONAL)
 
 
 def spec_dict(

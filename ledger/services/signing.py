@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ from typing import Any
 import jwt
 
 from ledger.config import ConfigError, Settings
+
+# The two scopes of the Emporix API (a token carries them in `scope`).
+VIEW = "pickpack.pickpack_view"
+MANAGE = "pickpack.pickpack_manage"
 
 DEFAULT_ISSUER = "pickpack-ledger"
 DEFAULT_AUDIENCE = "pickpack-ledger"
@@ -133,3 +138,32 @@ def issues_tokens(settings: Settings) -> bool:
     a token signed with the dev secret would then be refused by this very service."""
     own_key = settings.jwt_secret or settings.jwt_private_key_file
     return bool(own_key or not settings.jwks_url)
+
+
+def mint_token(
+    secret: Any,
+    tenant: str,
+    scopes: list[str],
+    subject: str = "dev-user",
+    ttl_seconds: int = 30 * 24 * 3600,
+    issuer: str | None = None,
+    audience: str | None = None,
+    algorithm: str = "HS256",
+    kid: str | None = None,
+) -> str:
+    """A dev token (what `pickpack token` and `serve` print): HS256 with `secret`, or
+    RS256 when `secret` is the service's own private key."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "tenant": tenant,
+        "scope": " ".join(scopes),
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims, secret, algorithm=algorithm, headers=headers)

@@ -16,6 +16,7 @@ ROLES = {
     f"pickpack-{role}/{service_version()}" for role in ("api", "writer", "projections", "listen")
 }
 
+
 def test_each_kind_of_connection_names_itself_in_pg_stat_activity(service: Service) -> None:
     assert service.post_event({**EXAMPLE_EVENT, "eventId": "r1"}).status_code == 200
     assert service.events().status_code == 200  # a read: the api pool
