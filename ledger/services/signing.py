@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ MANAGE = "pickpack.pickpack_manage"
 
 DEFAULT_ISSUER = "pickpack-ledger"
 DEFAULT_AUDIENCE = "pickpack-ledger"
+SECRET_FILE = "jwt-secret"  # in the data dir: the dev secret
 
 
 def _b64(data: bytes) -> str:
@@ -35,21 +37,64 @@ def _b64(data: bytes) -> str:
 
 
 def local_secret(data_dir: Path, create: bool = True) -> str | None:
-    """The dev secret kept in the data dir (mode 0600), generated on first use."""
-    path = data_dir / "jwt-secret"
-    if path.exists():
-        return path.read_text().strip()
-    if not create:
-        return None
+    """The dev secret kept in the data dir (mode 0600), generated on first use.
+
+    Replicas sharing a data dir may start at the same moment: the secret is written whole
+    to a file of its own, then hard-linked to its name, which fails if the name exists. So
+    exactly one secret wins, every process uses the winner, and no reader ever finds the
+    name with a partial or empty file behind it.
+    """
+    path = data_dir / SECRET_FILE
+    existing = _read_secret(path)
+    if existing is not None or not create:
+        return existing
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
+    handle, written = tempfile.mkstemp(dir=data_dir, prefix=f".{SECRET_FILE}.")  # mode 0600
     try:
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race: use its secret
-        return path.read_text().strip()
-    with os.fdopen(handle, "w") as out:
-        out.write(secret)
+        with os.fdopen(handle, "w") as out:
+            out.write(secret)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(written, path)
+        except FileExistsError:  # another process won: use its secret
+            winner = _read_secret(path)
+            assert winner is not None  # the name only ever appears with a whole secret
+            return winner
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the dev secret {path} ({exc.strerror}): its filesystem "
+                "must allow hard links; or set PICKPACK_JWT_SECRET"
+            ) from None
+        _fsync_dir(data_dir)
+        return secret
+    finally:
+        os.unlink(written)
+
+
+def _read_secret(path: Path) -> str | None:
+    """The secret in `path`, None if there is none; an empty one is refused (an older
+    release could leave it empty when it stopped between creating and writing it)."""
+    try:
+        secret = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not secret:
+        raise ConfigError(
+            f"the dev secret {path} is empty (a start was interrupted while writing it): "
+            "delete it and start again, or set PICKPACK_JWT_SECRET"
+        )
     return secret
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the new name itself durable (a crash must not lose the secret tokens carry)."""
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _thumbprint(jwk: dict[str, Any]) -> str:
