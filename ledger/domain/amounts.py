@@ -8,12 +8,12 @@ line_totals projection's sums, an order command's line sums, the reconciliation'
 
 Mutable, with slots: the folds add a scan into a line's amounts in place, millions of
 times in a rebuild, and a line holds one small object. Views store the amounts as the
-JSON array [picked, packed, canceled] (`as_list`, `from_list`), the form they always had.
+JSON array [picked, packed, canceled], the form they always had
+(ledger.domain.counting.lines_from_stored, stored_lines).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 # The figures, by the names a stored fact and this class give them.
@@ -38,15 +38,6 @@ class Amounts:
         self.packed += other.packed
         self.canceled += other.canceled
 
-    def copy(self) -> Amounts:
-        return Amounts(self.picked, self.packed, self.canceled)
-
     def as_list(self) -> list[int]:
-        """[picked, packed, canceled]: the amounts as a view's JSON stores them."""
+        """[picked, packed, canceled]: the amounts in the order a view's JSON stores them."""
         return [self.picked, self.packed, self.canceled]
-
-    @classmethod
-    def from_list(cls, figures: Sequence[int]) -> Amounts:
-        """The amounts a view's JSON array [picked, packed, canceled] holds."""
-        picked, packed, canceled = figures
-        return cls(picked, packed, canceled)

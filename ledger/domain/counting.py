@@ -73,9 +73,10 @@ def add(lines: Lines, product: str, unit: str, picked: int, packed: int, cancele
 
 
 def lines_from_stored(stored: StoredLines | None) -> Lines:
-    """A view's stored lines (JSON arrays) as Lines."""
+    """A view's stored lines (JSON arrays) as Lines. (Both ways are written out, no call
+    per line: a rebuild loads and saves every order state at each flush.)"""
     return {
-        product: {unit: Amounts.from_list(t) for unit, t in by_unit.items()}
+        product: {unit: Amounts(*t) for unit, t in by_unit.items()}
         for product, by_unit in (stored or {}).items()
     }
 
@@ -83,7 +84,7 @@ def lines_from_stored(stored: StoredLines | None) -> Lines:
 def stored_lines(lines: Lines) -> StoredLines:
     """Lines as a view's JSON stores them: [picked, packed, canceled] arrays."""
     return {
-        product: {unit: t.as_list() for unit, t in by_unit.items()}
+        product: {unit: [t.picked, t.packed, t.canceled] for unit, t in by_unit.items()}
         for product, by_unit in lines.items()
     }
 
