@@ -116,8 +116,14 @@ def test_the_service_follows_a_frozen_then_a_killed_leader_losing_nothing(
     threads = load.run()
     frozen: list[int] = []
     try:
-        time.sleep(2)
-        assert load.first_ok_after(0) is not None, "no scan went through before the faults"
+        # The faults start once scans flow (a precondition, not a bound: a new cluster's
+        # HAProxy may take a few seconds to mark the leader up on a loaded machine), and
+        # after two seconds of them.
+        deadline = time.monotonic() + 20
+        while (first := load.first_ok_after(0)) is None:
+            assert time.monotonic() < deadline, "no scan went through before the faults"
+            time.sleep(0.1)
+        time.sleep(max(0.0, first + 2 - time.monotonic()))
 
         node, frozen = ha_cluster.freeze_leader()
         froze = time.monotonic()
