@@ -82,8 +82,9 @@ def restored(cls: type[E] | None, state: dict[str, Any]) -> E | None:
     The state dict becomes the object's attributes as it is: nothing copied or converted
     (a rebuild restores millions of facts; the library's mapper builds its events the same
     way, without calling `__init__`). So the envelope is not decoded: `timestamp` stays in
-    the library's transcoding, and a state holds no stream id or version; no fold reads
-    them (tests/domain/test_event_handlers.py), the position comes with the row.
+    the library's transcoding, and a state holds no stream id or version (they read as the
+    unrecorded defaults); no fold reads them (tests/domain/test_event_handlers.py), the
+    position comes with the row.
     """
     if cls is None:
         return None
@@ -118,7 +119,7 @@ class LedgerEvent(DomainEvent):
 
     # The library's envelope, given defaults (keyword-only, so the fields after them need
     # none): redeclared here, the fields keep their places, so a stored state's keys keep
-    # their order (tests/domain/test_transcoder.py).
+    # their order (tests/store/test_stored_compat.py).
     _: KW_ONLY
     originator_id: UUID = UNRECORDED_STREAM
     originator_version: int = 0
