@@ -10,7 +10,7 @@ cannot race a scan.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from ledger.domain import events as ev
@@ -36,8 +36,26 @@ class Correction:
     reason: str
 
     def same_as(self, order_id: str, stored_order: str, stored: dict[str, Any]) -> bool:
-        """Whether a recorded correction with this id says exactly this (a replay)."""
-        return stored_order == order_id and all(stored.get(k) == v for k, v in asdict(self).items())
+        """Whether a recorded correction with this id (its order, its stored state) says
+        exactly this (a replay)."""
+        fact = ev.restored(ev.CorrectionRecorded, stored)
+        return stored_order == order_id and (
+            fact.correction_id,
+            fact.product_id,
+            fact.picked,
+            fact.packed,
+            fact.canceled,
+            fact.unit,
+            fact.reason,
+        ) == (
+            self.correction_id,
+            self.product_id,
+            self.picked,
+            self.packed,
+            self.canceled,
+            self.unit,
+            self.reason,
+        )
 
 
 def correct(

@@ -15,7 +15,7 @@ from dataclasses import KW_ONLY, dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import repeat
-from typing import Any, ClassVar, Self, TypeVar, cast
+from typing import Any, ClassVar, Self, TypeVar, cast, overload
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import DomainEvent
@@ -73,6 +73,14 @@ UNRECORDED_AT = datetime(1970, 1, 1, tzinfo=UTC)
 
 _new = object.__new__
 _set_attribute = object.__setattr__
+
+
+@overload
+def restored(cls: type[E], state: dict[str, Any]) -> E: ...
+
+
+@overload
+def restored(cls: type[E] | None, state: dict[str, Any]) -> E | None: ...
 
 
 def restored(cls: type[E] | None, state: dict[str, Any]) -> E | None:
