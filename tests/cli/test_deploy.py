@@ -5,7 +5,9 @@ runs, docker/smoke.sh runs the stack itself (not part of this suite)."""
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import ipaddress
 import os
 import re
 import shlex
@@ -341,6 +343,60 @@ def test_the_replicas_haproxy_is_published_on_loopback_beside_its_status_page() 
     assert balancer["environment"]["LB_STATS_BIND"].endswith(":8404") and "8404" in published
     # The second replica publishes nothing: it is reached through the balancer.
     assert services["pickpack-b"]["ports"] == []
+
+
+def client_seen(trusted: str, peer: str, forwarded_for: str | None) -> str:
+    """The client address a replica's request handlers (the token endpoint's throttle)
+    see for a request from `peer`, with uvicorn's handling of FORWARDED_ALLOW_IPS."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    seen = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["client"][0])
+
+    headers = [(b"x-forwarded-for", forwarded_for.encode())] if forwarded_for else []
+    scope = {"type": "http", "client": (peer, 40000), "headers": headers}
+    asyncio.run(ProxyHeadersMiddleware(app, trusted)(scope, None, None))  # type: ignore[arg-type]
+    return seen[0]
+
+
+def test_the_replicas_believe_x_forwarded_for_from_their_haproxy_and_no_one_else() -> None:
+    """Behind HAProxy every scanner's connection comes from HAProxy: unless the replicas
+    believe the X-Forwarded-For it adds (`option forwardfor`), the token endpoint's
+    throttle counts all scanners as one. They must believe it from HAProxy's address
+    only: another container on the network must not be able to claim any address."""
+    services = compose()["services"]
+    frontend = (ROOT / "docker" / "haproxy.cfg").read_text().split("frontend pickpack", 1)[1]
+    assert re.search(r"^\s*option forwardfor\s*$", frontend.split("\nbackend", 1)[0], re.M)
+    networks = services["haproxy"].get("networks") or {}
+    assert len(networks) == 1, "HAProxy has no fixed address for the replicas to trust"
+    [(network, attached)] = networks.items()
+    proxy = ipaddress.ip_address(attached["ipv4_address"])
+    [ipam] = compose()["networks"][network]["ipam"]["config"]
+    subnet = ipaddress.ip_network(ipam["subnet"])
+    assert proxy in subnet and proxy != ipaddress.ip_address(ipam["gateway"])
+    env = services["haproxy"]["environment"]
+    replicas = [env["REPLICA_A"].split(":")[0], env["REPLICA_B"].split(":")[0]]
+    assert replicas == ["pickpack", "pickpack-b"]
+    for name in replicas:
+        assert network in services[name]["networks"], f"{name} is not on {network}"
+        value = services[name]["environment"]["FORWARDED_ALLOW_IPS"]
+        [trusted] = re.fullmatch(r"\$\{FORWARDED_ALLOW_IPS:-([^}]*)\}", value).groups()  # type: ignore[union-attr]
+        for entry in trusted.split(","):
+            assert ipaddress.ip_network(entry.strip()).num_addresses == 1, entry  # no `*`
+        others = {ipaddress.ip_address(e) for e in trusted.split(",")} - {proxy}
+        assert all(a.is_loopback for a in others), f"{name} trusts {others}"
+        # Two scanners through HAProxy are two clients; what a client writes in
+        # X-Forwarded-For itself does not count (HAProxy appends the address it saw).
+        first = client_seen(trusted, str(proxy), "192.0.2.41")
+        second = client_seen(trusted, str(proxy), "192.0.2.42")
+        assert (first, second) == ("192.0.2.41", "192.0.2.42")
+        assert client_seen(trusted, str(proxy), "192.0.2.42, 192.0.2.41") == "192.0.2.41"
+        # Any other peer on the network is itself, whatever it claims.
+        other = str(subnet.network_address + 20)
+        assert client_seen(trusted, other, "192.0.2.42") == other
+        assert client_seen(trusted, str(subnet.network_address + 1), "192.0.2.42") != "192.0.2.42"
 
 
 def haproxy_servers(config: str) -> list[tuple[str, str, int, int]]:
