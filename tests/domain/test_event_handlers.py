@@ -17,7 +17,16 @@ from pathlib import Path
 import orjson
 from eventsourcing.domain import DomainEvent
 
-from ledger.domain.events import EVENT_CLASSES, OrderFinished, event_class, restored
+from ledger.domain.amounts import FIGURES
+from ledger.domain.events import (
+    EVENT_CLASSES,
+    OrderFinished,
+    PackingEventRecorded,
+    event_class,
+    restored,
+)
+from ledger.domain.packing import PackingEvent
+from ledger.domain.scan_fields import AMOUNTS, SCAN_FIELDS
 from ledger.domain.status import FOLDS
 from projections.registry import PROJECTIONS
 from tests.helpers.events import all_event_classes
@@ -110,3 +119,14 @@ def test_a_restored_fact_reads_as_the_fact_it_was_recorded_as() -> None:
 
 
 _CACHES = shutil.ignore_patterns("__pycache__")
+
+
+def test_the_scan_field_table_names_fields_the_recorded_scan_has() -> None:
+    """The readers that take a stored scan's fields by name (GET /events, the history,
+    the reconciliation) take the names from ledger/domain/scan_fields.py, which mypy cannot
+    check: a field renamed in PackingEventRecorded (or PackingEvent) and not there fails
+    here rather than at run time."""
+    names = {stored for _, stored in SCAN_FIELDS}
+    assert names <= {f.name for f in dataclasses.fields(PackingEventRecorded)}
+    assert names <= {f.name for f in dataclasses.fields(PackingEvent)}
+    assert tuple(stored for _, stored in AMOUNTS) == FIGURES  # and Amounts' own names
