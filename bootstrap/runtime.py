@@ -26,6 +26,7 @@ from ledger.services import tokens
 from ledger.services.changes import CommitBell
 from ledger.services.group_commit import GroupCommitter
 from ledger.services.outbox_dispatcher import OutboxDispatcher
+from ledger.services.partition_keeper import PartitionKeeper
 from ledger.services.recalculation import resume_jobs
 from projections.reader import ViewReader
 from projections.runner import ProjectionRunner
@@ -58,8 +59,9 @@ class Runtime:
     token_service: tokens.TokenService
     signer: tokens.Signer | None
     revocations: tokens.RevocationList
-    # The projection runner and the outbox dispatcher, in start order (stopped in reverse).
-    workers: list[ProjectionRunner | OutboxDispatcher]
+    # The projection runner, the outbox dispatcher and the partition keeper, in start order
+    # (stopped in reverse).
+    workers: list[ProjectionRunner | OutboxDispatcher | PartitionKeeper]
     # Closes the store and stops a database `start` provisioned itself.
     _resources: ExitStack
 
@@ -134,9 +136,9 @@ class Runtime:
 
 def start_workers(
     settings: Settings, database: Database, committer: GroupCommitter, bell: CommitBell
-) -> list[ProjectionRunner | OutboxDispatcher]:
+) -> list[ProjectionRunner | OutboxDispatcher | PartitionKeeper]:
     """Projection and outbox workers that run inside `serve`, wired to the writer."""
-    workers: list[ProjectionRunner | OutboxDispatcher] = []
+    workers: list[ProjectionRunner | OutboxDispatcher | PartitionKeeper] = []
     for runner in start_projection_workers(database.url):
         # This process's own appends wake its runner directly; NOTIFY (sent at most
         # every few milliseconds) is for the other processes' runners.
@@ -147,6 +149,7 @@ def start_workers(
     dispatcher = start_outbox_dispatcher(settings, database.url)
     if dispatcher is not None:
         workers.append(dispatcher)
+    workers.append(PartitionKeeper(database.url).start())
     return workers
 
 

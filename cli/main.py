@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cli.database import add_commands as add_database_commands
 
     add_database_commands(sub)
+    from cli.store import add_commands as add_store_commands
+
+    add_store_commands(sub)
     from cli.clients import add_commands as add_client_commands
 
     add_client_commands(sub)

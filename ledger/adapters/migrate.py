@@ -32,13 +32,16 @@ from importlib import resources
 import psycopg
 from psycopg.rows import tuple_row
 
-from ledger.adapters import connection
+from ledger.adapters import connection, partitions
 from ledger.adapters.connection import unbounded
 from ledger.adapters.database import APP_PREFIX, application_name
 from ledger.version import service_version
 
 MIGRATION_LOCK_KEY = 0x70_69_63_6B_70_61_63_6B  # "pickpack" as an advisory-lock key
 LOCK_POLL_SECONDS = 0.1
+# A file whose lock_timeout struck is tried again after a pause, for this long at most.
+LOCK_RETRY_SECONDS = 300.0
+LOCK_RETRY_PAUSE_SECONDS = 0.5
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _NOT_ROLLABLE = re.compile(r"^-- not rollable: *(.+)$", re.MULTILINE)
 # The first migration of the expand/contract rule (the last one of the previous
@@ -119,18 +122,43 @@ def migrate(url: str, migrations: list[Migration] | None = None) -> list[str]:
                             "file has changed since; add a new migration instead of editing it"
                         )
                     continue
-                # A file may rebuild an index for minutes: no client deadline on it.
-                with conn.transaction(), unbounded(conn):
-                    conn.execute(mig.sql.encode())
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum) "
-                        "VALUES (%s, %s, %s)",
-                        (mig.version, mig.name, mig.checksum),
-                    )
+                _apply(conn, mig)
                 applied_now.append(mig.name)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    # Every process starts here: the store's next partitions are made before it appends.
+    partitions.ensure_ahead(url)
     return applied_now
+
+
+def _apply(conn: psycopg.Connection, mig: Migration) -> None:
+    """Run `mig` and record it, in one transaction.
+
+    A file that must take a table's strongest lock sets a short `lock_timeout` (the
+    partitioned store's switch, 0054): were it to wait behind a long read, every append
+    and read would queue behind it. When the timeout strikes, nothing was applied; the
+    file is tried again a little later, for up to LOCK_RETRY_SECONDS.
+    """
+    deadline = time.monotonic() + LOCK_RETRY_SECONDS
+    while True:
+        try:
+            # A file may rebuild an index for minutes: no client deadline on it.
+            with conn.transaction(), unbounded(conn):
+                conn.execute(mig.sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (mig.version, mig.name, mig.checksum),
+                )
+            return
+        except psycopg.errors.LockNotAvailable as exc:
+            if time.monotonic() > deadline:
+                raise MigrationError(
+                    f"migration {mig.name} could not take its lock within its lock_timeout "
+                    f"for {LOCK_RETRY_SECONDS:.0f} s ({exc}); a long transaction holds the "
+                    "table (pg_stat_activity tells which): end it, then run `pickpack "
+                    "migrate` again"
+                ) from exc
+            time.sleep(LOCK_RETRY_PAUSE_SECONDS)
 
 
 def _lock(conn: psycopg.Connection) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from ledger.adapters import partitions
 from ledger.adapters.migrate import migrate, pending
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 _NOT_COPIED = frozenset({"schema_migrations"})
 # Rows the migrations write into a new database (its own key, a position), replaced by
 # the source's: they do not make a target "not empty".
-_SEEDED = frozenset({"ledger_keys", "notification_tracking"})
+_SEEDED = frozenset({"ledger_keys", "notification_tracking", "event_partitioning"})
 
 
 class MoveError(RuntimeError):
@@ -125,6 +126,7 @@ def move(
                 "the URL of a new, empty database"
             )
     migrate(target_url)
+    _partitions_for(source_url, target_url)
     with (
         psycopg.connect(source_url) as source,
         psycopg.connect(target_url) as target,
@@ -142,8 +144,11 @@ def move(
             name = sql.Identifier(table)
             copied = 0
             with (
+                # COPY reads a partitioned table (the event store) only through a query.
                 source.cursor().copy(
-                    sql.SQL("COPY {} ({}) TO STDOUT (FORMAT BINARY)").format(name, columns)
+                    sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT BINARY)").format(
+                        columns, name
+                    )
                 ) as out,
                 target.cursor().copy(
                     sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(name, columns)
@@ -162,6 +167,17 @@ def move(
                 target.execute("SELECT setval(%s, %s, true)", (seq, value))
         target.commit()
     return compare(source_url, target_url)
+
+
+def _partitions_for(source_url: str, target_url: str) -> None:
+    """Partitions in the target for every position the source has drawn (the target's
+    migrations made them for an empty store only)."""
+    with psycopg.connect(source_url, autocommit=True) as source:
+        head = partitions.drawn(source) if partitions.is_partitioned(source) else 0
+    if head:
+        with psycopg.connect(target_url, autocommit=True) as target:
+            target.execute("SELECT setval('stored_events_notification_id_seq', %s)", (head,))
+        partitions.ensure_ahead(target_url)
 
 
 def _digest(conn: psycopg.Connection, table: str) -> tuple[int, str]:
