@@ -11,9 +11,12 @@ from api.errors import BadRequest
 from api.params import SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, JSONBody, freshness_headers
 from api.schemas import ErrorMessage, OrderEntryEventCreate, OrderEntryEventResponse
-from ledger.domain.packing import parse_event_time
+from ledger.domain.packing import format_event_time, parse_event_time
 from ledger.services import feed
 from ledger.services.scans import record_packing_event
+
+# On every page once something is archived: the instant from which the store holds scans.
+RETAINED_FROM = "Pickpack-Retained-From"
 
 router = APIRouter(tags=["Events"])
 
@@ -85,10 +88,22 @@ def list_packing_events(
             after = parse_event_time(_plus_restored(timestamp))
         except ValueError as exc:
             raise BadRequest(f"timestamp: not an ISO 8601 date-time ({exc})") from None
+    # Archived scans are not in the store (docs/explanation/semantics.md, "Retention"): a
+    # page that would include some is refused rather than answered incomplete, and every
+    # page says from when the store holds the scans.
+    cutoff, _ = rt.retention.current()
+    if cutoff is not None and after is not None and after < cutoff:
+        raise BadRequest(
+            f"timestamp: events before {format_event_time(cutoff)} are archived; ask from "
+            "that instant on, or import the archive into a staging store"
+        )
     items, freshness = feed.read_page(
         rt.lagging_reads, rt.lagging_views.order_entries, tenant, after, pageNumber, pageSize
     )
-    return JSONBody(items, headers=freshness_headers(freshness))
+    headers = freshness_headers(freshness)
+    if cutoff is not None:
+        headers = {**(headers or {}), RETAINED_FROM: format_event_time(cutoff)}
+    return JSONBody(items, headers=headers)
 
 
 def _plus_restored(timestamp: str) -> str:

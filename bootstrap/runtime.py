@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from bootstrap.opened import opened
 from ledger.adapters import keys, outbox_store
+from ledger.adapters.archive_store import RetentionCutoff
 from ledger.adapters.client_store import revoked_ids
 from ledger.adapters.database import Database
 from ledger.adapters.event_store import EventStore
@@ -44,6 +45,9 @@ class Runtime:
     fingerprints: TokenFingerprints
     # Rung after every commit of facts: the change feed's long-polls and streams wait on it.
     bell: CommitBell
+    # The latest archive's cut-off and first retained position (a scan older than the
+    # cut-off is refused; a read that would need archived facts says so).
+    retention: RetentionCutoff
     # The read side: views read once they have the tenant's newest event (read-your-writes).
     views: ViewReader
     # The reads that may lag the primary (PICKPACK_DATABASE_REPLICA_URL: GET /events,
@@ -107,6 +111,7 @@ class Runtime:
             committer=committer,
             fingerprints=fingerprints,
             bell=bell,
+            retention=RetentionCutoff(store.connection),
             views=ViewReader(store.connection),
             lagging_reads=parts.lagging_reads,
             lagging_views=ViewReader(parts.lagging_reads),

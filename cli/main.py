@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cli.store import add_commands as add_store_commands
 
     add_store_commands(sub)
+    from cli.archive import add_commands as add_archive_commands
+
+    add_archive_commands(sub)
     from cli.clients import add_commands as add_client_commands
 
     add_client_commands(sub)

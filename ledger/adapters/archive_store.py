@@ -1,0 +1,188 @@
+"""What `pickpack archive` reads and records in the database (ledger/services/archive.py).
+
+A partition's facts are read per tenant through the change feed's own query
+(story_store.changes), so an archive's lines are exactly what `pickpack events export`
+writes. The `archives` table (migrations/0055_archives.sql) holds each archived
+partition; the latest cut-off is what scans and reads are checked against, cached for a
+few seconds per process (`RetentionCutoff`): the archive waits longer than that between
+recording its row and dropping the partition, so no process can miss a cut-off while
+the facts it protects are gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import Connection
+from psycopg import sql as q
+from psycopg.rows import tuple_row
+
+from ledger.adapters import story_store
+from ledger.adapters.partitions import Partition
+from ledger.adapters.story_store import Fact
+
+CUTOFF_CACHE_SECONDS = 5.0
+log = logging.getLogger(__name__)
+PROJECTIONS = ("line_totals", "order_status")
+
+
+def _lower(part: Partition) -> int:
+    return part.lower if part.lower is not None else 0
+
+
+def tenants(conn: Connection[Any], part: Partition) -> list[str]:
+    """The tenants with a fact in `part`."""
+    with conn.cursor(row_factory=tuple_row) as curs:
+        rows = curs.execute(
+            q.SQL(
+                "SELECT DISTINCT tenant FROM {} UNION "
+                "SELECT DISTINCT tenant FROM order_facts WHERE position >= %s AND position < %s"
+            ).format(q.Identifier(part.name("packing_events"))),
+            (_lower(part), part.upper),
+        ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def facts(conn: Connection[Any], tenant: str, part: Partition, page: int = 1000) -> Iterator[Fact]:
+    """The tenant's facts in `part`, in position order (the change feed's items)."""
+    after = _lower(part) - 1
+    while True:
+        found = story_store.changes(conn, tenant, after, page)
+        for fact in found:
+            if fact[0] >= part.upper:
+                return
+            yield fact
+        if len(found) < page:
+            return
+        after = found[-1][0]
+
+
+def counts(conn: Connection[Any], part: Partition) -> tuple[int, dict[str, int]]:
+    """Stored events in `part`, and the facts per tenant its indexes hold (what the
+    files must hold: every stored event is a scan or an order fact)."""
+    with conn.cursor(row_factory=tuple_row) as curs:
+        stored = curs.execute(
+            q.SQL("SELECT count(*) FROM {}").format(q.Identifier(part.name()))
+        ).fetchone()
+        per: dict[str, int] = {}
+        for tenant, n in curs.execute(
+            q.SQL(
+                "SELECT tenant, count(*) FROM {} GROUP BY tenant UNION ALL "
+                "SELECT tenant, count(*) FROM order_facts "
+                "WHERE position >= %s AND position < %s GROUP BY tenant"
+            ).format(q.Identifier(part.name("packing_events"))),
+            (_lower(part), part.upper),
+        ):
+            per[tenant] = per.get(tenant, 0) + int(n)
+    return int(stored[0]) if stored else 0, per
+
+
+def newest_scan_time(conn: Connection[Any], part: Partition) -> datetime | None:
+    """The latest scanner timestamp among the partition's scans."""
+    with conn.cursor(row_factory=tuple_row) as curs:
+        row = curs.execute(
+            q.SQL("SELECT max(event_time) FROM {}").format(
+                q.Identifier(part.name("packing_events"))
+            )
+        ).fetchone()
+    return row[0] if row else None
+
+
+def projected_up_to(conn: Connection[Any]) -> int:
+    """The position every projection has applied (0 when one has not started)."""
+    with conn.cursor(row_factory=tuple_row) as curs:
+        rows = curs.execute(
+            "SELECT application_name, notification_id FROM notification_tracking "
+            "WHERE application_name = ANY(%s)",
+            (list(PROJECTIONS),),
+        ).fetchall()
+    found: dict[str, Any] = dict(rows)
+    return min((int(found.get(p) or 0) for p in PROJECTIONS), default=0)
+
+
+def record(
+    conn: Connection[Any],
+    part: Partition,
+    cutoff: datetime,
+    facts_archived: int,
+    manifest_sha256: str,
+    location: str,
+) -> None:
+    """The archive's row: from its commit on, the cut-off applies."""
+    conn.execute(
+        "INSERT INTO archives (partition_name, lower_position, upper_position, cutoff, facts, "
+        "manifest_sha256, location) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (partition_name) DO UPDATE SET cutoff = excluded.cutoff, "
+        "facts = excluded.facts, manifest_sha256 = excluded.manifest_sha256, "
+        "location = excluded.location",
+        (part.name(), part.lower, part.upper, cutoff, facts_archived, manifest_sha256, location),
+    )
+
+
+def recorded(conn: Connection[Any], part: Partition) -> tuple[str, bool] | None:
+    """An archive row for `part`: (manifest checksum, dropped already)."""
+    with conn.cursor(row_factory=tuple_row) as curs:
+        row = curs.execute(
+            "SELECT manifest_sha256, dropped_at IS NOT NULL FROM archives "
+            "WHERE partition_name = %s",
+            (part.name(),),
+        ).fetchone()
+    return (row[0], bool(row[1])) if row else None
+
+
+def mark_dropped(conn: Connection[Any], part: Partition) -> None:
+    conn.execute("UPDATE archives SET dropped_at = now() WHERE partition_name = %s", (part.name(),))
+
+
+def retention(conn: Connection[Any]) -> tuple[datetime | None, int]:
+    """The latest cut-off (None: nothing archived) and the first retained position."""
+    with conn.cursor(row_factory=tuple_row) as curs:
+        row = curs.execute("SELECT max(cutoff), max(upper_position) FROM archives").fetchone()
+    if row is None or row[0] is None:
+        return None, 0
+    return row[0], int(row[1])
+
+
+class RetentionCutoff:
+    """The store's latest cut-off and first retained position, read at most every
+    CUTOFF_CACHE_SECONDS (every scan consults it; the table changes once per archive)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], AbstractContextManager[Connection[Any]]],
+        seconds: float = CUTOFF_CACHE_SECONDS,
+    ) -> None:
+        self._connect = connect
+        self._seconds = seconds
+        self._lock = threading.Lock()
+        self._value: tuple[datetime | None, int] = (None, 0)
+        self._read_at = float("-inf")
+
+    def refresh(self) -> None:
+        """Read the table again at the next call (a test that just archived)."""
+        with self._lock:
+            self._read_at = float("-inf")
+
+    def current(self) -> tuple[datetime | None, int]:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._read_at < self._seconds:
+                return self._value
+        try:
+            with self._connect() as conn:
+                value = retention(conn)
+        except psycopg.Error:
+            # The database is unreachable: the scan's own append will say so; the cut-off
+            # last read stays (it only ever moves later).
+            log.warning("could not read the retention cut-off", exc_info=True)
+            return self._value
+        with self._lock:
+            self._value, self._read_at = value, now
+        return value

@@ -1,0 +1,126 @@
+"""`pickpack archive`: whole partitions to verified files, then dropped; what the service
+answers afterwards (docs/explanation/retention.md; the rules: docs/explanation/semantics.md,
+"Retention: the duplicate window").
+
+Expectations from the rules: the files hold exactly the archived facts in the export
+format and check against their manifest and SHA256SUMS; a damaged file is named; the
+views keep their totals; a scan timestamped before the cut-off is refused with 409
+naming the cut-off (even the retry of an archived scan: it can no longer be told from a
+new one); a newer scan is recorded; GET /events from before the cut-off is refused with
+400 naming it, and every page says from when the store holds scans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import psycopg
+import pytest
+import zstandard
+
+from devtools.harness.service import Service
+from devtools.harness.support import packing_event, scan_body, view_totals, wait_until
+from ledger.adapters import archive_store, partitions
+from ledger.services.archive import ArchiveError, archive, verify
+
+SIZE = 10
+
+
+def _scan(i: int, tenant: str = "demo") -> dict[str, object]:
+    return scan_body(
+        packing_event(
+            f"a{i}",
+            tenant=tenant,
+            order_id=f"o{i % 3}",
+            product_id=f"p{i % 2}",
+            event_time=f"2024-05-01T10:00:{i:02d}.000Z",
+            picked=1,
+            packed=1,
+        )
+    )
+
+
+def _caught_up(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return archive_store.projected_up_to(conn) >= partitions.drawn(conn)
+
+
+@pytest.fixture
+def archived(service: Service, db_url: str, tmp_path: Path) -> tuple[Service, str, Path, dict]:
+    """25 scans of two tenants over three partitions of 10 positions; the first two
+    partitions archived to tmp_path/archive."""
+    partitions.resize(db_url, SIZE)
+    for i in range(25):
+        if i % 5 == 0:
+            partitions.ensure_ahead(db_url)
+        tenant = "demo" if i % 4 else "other"
+        assert service.post_event(_scan(i, tenant), tenant=tenant).status_code == 200
+    wait_until(lambda: _caught_up(db_url))
+    totals = view_totals(db_url)
+    done = archive(db_url, tmp_path / "archive", up_to=20, settle=0)
+    service.runtime.retention.refresh()
+    assert [a.partition for a in done] == ["stored_events_p1", "stored_events_p2"]
+    return service, db_url, done[0].directory.parent, totals
+
+
+def test_the_files_hold_the_archived_facts_and_check(archived: tuple) -> None:
+    _, url, root, _ = archived
+    first = verify(root / "stored_events_p1")
+    assert first["facts"] == SIZE and first["partition"] == {
+        "name": "stored_events_p1",
+        "from": 1,
+        "upTo": 11,
+    }
+    assert {f["tenant"]: f["lines"] for f in first["files"]} == {"demo": 7, "other": 3}
+    lines = []
+    for f in first["files"]:
+        path = root / "stored_events_p1" / f["file"]
+        raw = path.read_bytes()
+        lines += zstandard.ZstdDecompressor().decompressobj().decompress(raw).splitlines()
+        sums = (root / "stored_events_p1" / "SHA256SUMS").read_text()
+        assert f"{hashlib.sha256(raw).hexdigest()}  {f['file']}" in sums  # sha256sum -c
+    assert sorted(int(line.split(b'"position":')[1].split(b",")[0]) for line in lines) == list(
+        range(1, 11)
+    )
+    with psycopg.connect(url) as conn:
+        left = [p.name() for p in partitions.partitions(conn)]
+        stored = conn.execute("SELECT min(notification_id), count(*) FROM stored_events").fetchone()
+    assert "stored_events_p1" not in left and "stored_events_p2" not in left
+    assert stored == (21, 5)
+
+
+def test_a_damaged_file_is_named(archived: tuple) -> None:
+    _, _, root, _ = archived
+    path = root / "stored_events_p2" / "demo.jsonl.zst"
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(ArchiveError, match="demo.jsonl.zst"):
+        verify(root / "stored_events_p2")
+
+
+def test_views_keep_their_totals_and_old_scans_are_refused_naming_the_cutoff(
+    archived: tuple,
+) -> None:
+    service, url, _, totals = archived
+    assert view_totals(url) == totals
+    cutoff = "2024-05-01T10:00:19.001Z"  # the newest archived scan's timestamp + 1 ms
+    retry = service.post_event(_scan(3))  # an archived scan, sent again
+    older = service.post_event({**_scan(40), "timestamp": "2024-05-01T09:00:00.000Z"})
+    for refused in (retry, older):
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detailInfo"].startswith(
+            f"timestamp: scans before {cutoff} are archived"
+        )
+    assert service.post_event(_scan(41)).status_code == 200
+    assert service.post_event(_scan(21)).status_code == 200  # retained: a duplicate, 200
+
+
+def test_reading_events_from_before_the_cutoff_says_so(archived: tuple) -> None:
+    service, _, _, _ = archived
+    before = service.events(timestamp="2024-05-01T00:00:00Z")
+    assert before.status_code == 400
+    assert "events before 2024-05-01T10:00:19.001Z are archived" in before.json()["detailInfo"]
+    after = service.events(timestamp="2024-05-01T10:00:19.001Z")
+    assert after.status_code == 200
+    assert after.headers["Pickpack-Retained-From"] == "2024-05-01T10:00:19.001Z"
+    assert sorted(e["eventId"] for e in after.json()) == [f"a{i}" for i in range(21, 25) if i % 4]
