@@ -94,7 +94,7 @@ def test_a_damaged_file_is_named(archived: tuple) -> None:
     _, _, root, _ = archived
     path = root / "stored_events_p2" / "demo.jsonl.zst"
     path.write_bytes(path.read_bytes()[:-3])
-    with pytest.raises(ArchiveError, match="demo.jsonl.zst"):
+    with pytest.raises(ArchiveError, match=r"demo\.jsonl\.zst"):
         verify(root / "stored_events_p2")
 
 
