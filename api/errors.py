@@ -75,7 +75,7 @@ class Forbidden(Exception):
 
 def for_domain_error(exc: domain.DomainError) -> ApiError:
     """The one mapping of the domain's refusals to the spec's status codes."""
-    if isinstance(exc, domain.OrderClosed):
+    if isinstance(exc, domain.OrderClosed | domain.OrderArchived):
         return Conflict(f"orderId: {exc}")
     if isinstance(exc, domain.CorrectionRefused | domain.ScanRefused):
         return Conflict(str(exc))

@@ -15,3 +15,19 @@ CREATE TABLE archives (
     archived_at timestamptz NOT NULL DEFAULT now(),
     dropped_at timestamptz
 );
+
+-- What an archive leaves of the streams and orders whose facts it took out:
+-- each stream's last archived version (a stream's next version is the greater of this and
+-- its retained facts', so no version is ever recorded twice), and the orders with
+-- archived facts (an order command on one is refused, naming the cut-off: its decisions
+-- need the whole history; docs/explanation/retention.md, "What is not built").
+CREATE TABLE stream_baselines (
+    originator_id uuid PRIMARY KEY,
+    version bigint NOT NULL
+);
+CREATE TABLE archived_orders (
+    tenant text NOT NULL,
+    order_id text NOT NULL,
+    before_position bigint NOT NULL,
+    PRIMARY KEY (order_id, tenant)
+);

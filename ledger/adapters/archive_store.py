@@ -115,7 +115,45 @@ def record(
     manifest_sha256: str,
     location: str,
 ) -> None:
-    """The archive's row: from its commit on, the cut-off applies."""
+    """The archive's row: from its commit on, the cut-off applies. In the same transaction:
+    each stream's last version and the orders with facts in `part` are kept (the
+    baselines), and the order facts' index rows of `part` go with it."""
+    with conn.transaction():
+        _record(conn, part, cutoff, facts_archived, manifest_sha256, location)
+        se, pe = q.Identifier(part.name()), q.Identifier(part.name("packing_events"))
+        conn.execute(
+            q.SQL(
+                "INSERT INTO stream_baselines (originator_id, version) "
+                "SELECT originator_id, max(originator_version) FROM {} GROUP BY 1 "
+                "ON CONFLICT (originator_id) DO UPDATE "
+                "SET version = greatest(stream_baselines.version, excluded.version)"
+            ).format(se)
+        )
+        conn.execute(
+            q.SQL(
+                "INSERT INTO archived_orders (tenant, order_id, before_position) "
+                "SELECT tenant, order_id, %s FROM {} UNION "
+                "SELECT tenant, order_id, %s FROM order_facts "
+                "WHERE position >= %s AND position < %s "
+                "ON CONFLICT (order_id, tenant) DO UPDATE "
+                "SET before_position = excluded.before_position"
+            ).format(pe),
+            (part.upper, part.upper, _lower(part), part.upper),
+        )
+        conn.execute(
+            "DELETE FROM order_facts WHERE position >= %s AND position < %s",
+            (_lower(part), part.upper),
+        )
+
+
+def _record(
+    conn: Connection[Any],
+    part: Partition,
+    cutoff: datetime,
+    facts_archived: int,
+    manifest_sha256: str,
+    location: str,
+) -> None:
     conn.execute(
         "INSERT INTO archives (partition_name, lower_position, upper_position, cutoff, facts, "
         "manifest_sha256, location) VALUES (%s, %s, %s, %s, %s, %s, %s) "

@@ -10,6 +10,7 @@ from ledger.adapters import sql
 from ledger.adapters.compression import state_json
 from ledger.domain.amounts import Amounts
 from ledger.domain.counting import Lines
+from ledger.domain.errors import CorrectionRefused, OrderArchived
 from ledger.domain.events import (
     CorrectionRecorded,
     LedgerEvent,
@@ -20,6 +21,7 @@ from ledger.domain.events import (
     restored,
 )
 from ledger.domain.order_document import holding_place
+from ledger.domain.packing import format_event_time
 from ledger.domain.status import OrderState, apply
 
 
@@ -36,6 +38,13 @@ class OrderContext:
         # PATCH to the status the order has records nothing) or on the exact line totals.
         # Without: the order's own stream, all that assignees, packaging and registration
         # decide on (and a cancellation is one of its facts).
+        archived = curs.execute(sql.ARCHIVED_ORDER, (order_id, tenant)).fetchone()
+        if archived is not None:
+            cutoff = format_event_time(archived["cutoff"])
+            raise OrderArchived(
+                f"facts of order '{order_id}' recorded before {cutoff} are archived; a "
+                "command on it needs its whole history"
+            )
         stream = order_stream_id(tenant, order_id)
         rows = (
             curs.execute(sql.ORDER_FACTS, {"s": stream, "t": tenant, "o": order_id})
@@ -73,6 +82,10 @@ class OrderContext:
         row = self._curs.execute(sql.FIND_CORRECTION, (correction_id, self.tenant)).fetchone()
         if row is None:
             return None
+        if row["state"] is None:
+            raise CorrectionRefused(
+                f"correctionId: correction '{correction_id}' is archived; its id stays taken"
+            )
         return row["order_id"], orjson.loads(state_json(row["state"]))
 
     def next_holding_area(self) -> int:

@@ -56,5 +56,6 @@ class LedgerRecorder(PostgresApplicationRecorder):
         found = {
             r["originator_id"]: r["v"]
             for r in curs.execute(sql.NEXT_VERSIONS, (list(set(streams)),))
+            if r["v"] is not None
         }
         return {s: found.get(s, 0) + 1 for s in streams}

@@ -42,7 +42,9 @@ FROM (SELECT DISTINCT x->>0, x->>1 FROM batch, json_array_elements(j->'o') x) AS
 WHERE EXISTS (SELECT FROM closed_orders WHERE tenant = k.t AND order_id = k.o OFFSET 0)
 UNION ALL
 SELECT 'v', NULL, s.id, NULL,
-       (SELECT max(originator_version) FROM stored_events WHERE originator_id = s.id::uuid)
+       greatest(
+           (SELECT max(originator_version) FROM stored_events WHERE originator_id = s.id::uuid),
+           (SELECT version FROM stream_baselines WHERE originator_id = s.id::uuid))
 FROM batch, json_array_elements_text(j->'s') AS s(id)
 """
 
@@ -86,10 +88,20 @@ SELECT tenant, event_id, position FROM indexed
 """
 
 
-# The next version of each of some streams; the table lock makes the read race-free.
+# The last version of each of some streams; the append lock makes the read race-free. A
+# stream whose older facts are archived goes on from its last archived version
+# (stream_baselines) when none is retained.
 NEXT_VERSIONS = (
-    "SELECT originator_id, max(originator_version) AS v FROM stored_events "
-    "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+    "SELECT s AS originator_id, greatest("
+    "(SELECT max(originator_version) FROM stored_events WHERE originator_id = s), "
+    "(SELECT version FROM stream_baselines WHERE originator_id = s)) AS v "
+    "FROM unnest(%s::uuid[]) AS s"
+)
+
+# An order some of whose facts are archived, and the cut-off then.
+ARCHIVED_ORDER = (
+    "SELECT (SELECT max(cutoff) FROM archives) AS cutoff FROM archived_orders "
+    "WHERE order_id = %s AND tenant = %s"
 )
 
 # Raise a tenant's high-water mark to `position` (never lower it), in the transaction
@@ -134,9 +146,10 @@ RECORD_CORRECTION = (
     "INSERT INTO corrections (tenant, correction_id, order_id, position) VALUES (%s, %s, %s, %s)"
 )
 # A recorded correction by its id (idempotency).
+# (The state is NULL when the correction's fact is archived: the id stays taken.)
 FIND_CORRECTION = (
     "SELECT c.order_id, s.state FROM corrections c "
-    "JOIN stored_events s ON s.notification_id = c.position "
+    "LEFT JOIN stored_events s ON s.notification_id = c.position "
     "WHERE c.correction_id = %s AND c.tenant = %s"
 )
 

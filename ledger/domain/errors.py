@@ -31,6 +31,11 @@ class InvalidCommand(OrderError):
     """The command names something the order does not have: 400."""
 
 
+class OrderArchived(OrderError):
+    """Some of the order's facts are archived (`pickpack archive`): a command, which
+    decides on the order's whole history, is refused with 409 naming the cut-off."""
+
+
 class CorrectionRefused(OrderError):
     """A correction would take a total below zero, or reuses a correctionId with other
     content: 409; the message names the field."""

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 import zstandard
 
-from devtools.harness.service import Service
+from devtools.harness.service import Service, auth
 from devtools.harness.support import packing_event, scan_body, view_totals, wait_until
 from ledger.adapters import archive_store, partitions
 from ledger.services.archive import ArchiveError, archive, verify
@@ -124,3 +124,39 @@ def test_reading_events_from_before_the_cutoff_says_so(archived: tuple) -> None:
     assert after.status_code == 200
     assert after.headers["Pickpack-Retained-From"] == "2024-05-01T10:00:19.001Z"
     assert sorted(e["eventId"] for e in after.json()) == [f"a{i}" for i in range(21, 25) if i % 4]
+
+
+def test_streams_go_on_from_their_archived_versions_and_commands_on_archived_orders_say_so(
+    archived: tuple,
+) -> None:
+    service, url, _, _ = archived
+    # o1/p1 is the line of scans 1, 7, 13 and 19 (tenant demo), all four archived.
+    assert service.post_event(_scan(45)).status_code == 200  # o0/p1
+    assert (
+        service.post_event({**_scan(46), "orderNumber": "o1", "productId": "p1"}).status_code == 200
+    )
+    with psycopg.connect(url) as conn:
+        versions = [
+            r[0]
+            for r in conn.execute(
+                "SELECT s.originator_version FROM stored_events s JOIN packing_events p "
+                "ON p.position = s.notification_id WHERE p.tenant = 'demo' AND p.order_id = 'o1' "
+                "AND p.product_id = 'p1' ORDER BY s.notification_id"
+            )
+        ]
+    assert versions == [5]  # after the four archived versions, not 1 again
+    order = {
+        "id": "o2",  # scans of o2 are archived
+        "siteCode": "main",
+        "entries": [{"entryId": "e0", "productId": "p0", "totalCount": 10, "orderUnit": "H87"}],
+    }
+    refused = service.client.put("/pick-pack/demo/orders/o2", json=order, headers=auth())
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detailInfo"] == (
+        "orderId: facts of order 'o2' recorded before 2024-05-01T10:00:19.001Z are archived; "
+        "a command on it needs its whole history"
+    )
+    order["id"] = "new-order"
+    assert service.client.put(
+        "/pick-pack/demo/orders/new-order", json=order, headers=auth()
+    ).status_code in (200, 201)
