@@ -28,17 +28,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import groupby
 from typing import Any
 
 import orjson
 
-from ledger.adapters import event_import_progress
+from ledger.adapters import archive_store, event_import_progress
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.order_context import OrderContext
 from ledger.domain.cutover import Tally
 from ledger.domain.events import CorrectionRecorded, LedgerEvent, OrderCancelled
-from ledger.domain.packing import Attribution, Verdict
+from ledger.domain.packing import Attribution, Verdict, format_event_time, parse_event_time
 from ledger.domain.replay import (
     ImportedFact,
     ImportedScan,
@@ -90,6 +91,7 @@ def import_lines(
     source = source_key(first[1])
     with store.connection() as conn:
         saved = event_import_progress.load(conn, tenant, source)
+        cutoff, _ = archive_store.retention(conn)
     if saved is not None and not saved.finished:
         report.resumed_after = saved.position
         report.tally = Tally.from_dict(saved.counts)
@@ -109,11 +111,11 @@ def import_lines(
             continue
         items.append(item)
         if len(items) >= batch:
-            _record_batch(store, tenant, source, items, report, line, finished=False)
+            _record_batch(store, tenant, source, items, report, line, False, cutoff)
             items = []
             if on_batch is not None:
                 on_batch(report, line)
-    _record_batch(store, tenant, source, items, report, line, finished=True)
+    _record_batch(store, tenant, source, items, report, line, True, cutoff)
     if on_batch is not None:
         on_batch(report, line)
     return report
@@ -147,8 +149,27 @@ def _record_batch(
     report: ImportReport,
     line: int,
     finished: bool,
+    cutoff: datetime | None = None,
 ) -> None:
     tally = Tally(read=len(items))
+    last = items[-1].position if items else None
+    if cutoff is not None:
+        # This store archived its scans before the cut-off: one that old cannot be told
+        # from an archived one here, so it is refused as a scanner's would be (a 409):
+        # an archive loads into an empty or staging store, not back into its own.
+        old = [
+            i
+            for i in items
+            if isinstance(i, ImportedScan) and parse_event_time(i.event.event_time) < cutoff
+        ]
+        for scan in old[: MAX_PROBLEMS - len(report.tally.problems)]:
+            tally.problems.append(
+                f"{scan.event.event_id}: timestamp before this store's cut-off "
+                f"{format_event_time(cutoff)} (its scans that old are archived)"
+            )
+        tally.refused += len(old)
+        refused = {id(i) for i in old}
+        items = [i for i in items if id(i) not in refused]
     # Runs in file order: consecutive scans in one append, consecutive facts of one
     # order in one command.
     for _, run in groupby(items, key=_run_key):
@@ -159,8 +180,8 @@ def _record_batch(
             _record_facts(store, tenant, [g for g in group if isinstance(g, ImportedFact)], tally)
     report.tally.add(tally)
     del report.tally.problems[MAX_PROBLEMS:]
-    if items:
-        report.position = items[-1].position
+    if last is not None:
+        report.position = last
     with store.connection() as conn:
         event_import_progress.save(
             conn,

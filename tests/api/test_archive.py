@@ -23,6 +23,7 @@ from devtools.harness.service import Service, auth
 from devtools.harness.support import packing_event, scan_body, view_totals, wait_until
 from ledger.adapters import archive_store, partitions
 from ledger.services.archive import ArchiveError, archive, verify
+from ledger.services.event_import import import_lines
 
 SIZE = 10
 
@@ -160,3 +161,15 @@ def test_streams_go_on_from_their_archived_versions_and_commands_on_archived_ord
     assert service.client.put(
         "/pick-pack/demo/orders/new-order", json=order, headers=auth()
     ).status_code in (200, 201)
+
+
+def test_an_archive_imported_back_into_its_own_store_is_refused(archived: tuple) -> None:
+    service, _, root, _ = archived
+    raw = (root / "stored_events_p1" / "demo.jsonl.zst").read_bytes()
+    lines = zstandard.ZstdDecompressor().decompressobj().decompress(raw).splitlines()
+    report = import_lines(service.runtime.store, "demo", lines)
+    assert (report.tally.read, report.tally.recorded, report.tally.refused) == (7, 0, 7)
+    assert report.tally.problems[0] == (
+        "a1: timestamp before this store's cut-off 2024-05-01T10:00:19.001Z "
+        "(its scans that old are archived)"
+    )
