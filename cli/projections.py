@@ -23,6 +23,27 @@ from projections.runner import ProjectionRunner
 TENANT = re.compile(r"[a-z][a-z0-9]{2,15}")
 
 
+def _refuse_after_an_archive(url: str) -> None:
+    """A rebuild replays the store's facts; once some are archived, the views hold totals
+    the store no longer does, and no baseline to start from is kept yet: refuse rather
+    than write views that lose them (docs/explanation/retention.md)."""
+    import psycopg
+
+    from ledger.adapters.archive_store import retention
+    from ledger.domain.packing import format_event_time
+
+    with psycopg.connect(url) as conn:
+        cutoff, first = retention(conn)
+    if cutoff is not None:
+        raise CommandError(
+            f"this store archived its facts before position {first} (cut-off "
+            f"{format_event_time(cutoff)}): a rebuild from what it retains would lose their "
+            "totals. Rebuild in a staging store where the archives are imported "
+            "(docs/how-to/retention.md)",
+            Exit.ITEMS_REFUSED,
+        )
+
+
 def _rebuild(args: argparse.Namespace) -> int:
     from rich.progress import (
         BarColumn,
@@ -43,6 +64,7 @@ def _rebuild(args: argparse.Namespace) -> int:
         )
     with opened() as parts:
         database = parts.database
+        _refuse_after_an_archive(database.url)
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),

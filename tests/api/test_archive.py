@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import zstandard
 
+from cli.main import main
 from devtools.harness.service import Service, auth
 from devtools.harness.support import packing_event, scan_body, view_totals, wait_until
 from ledger.adapters import archive_store, partitions
@@ -173,3 +174,17 @@ def test_an_archive_imported_back_into_its_own_store_is_refused(archived: tuple)
         "a1: timestamp before this store's cut-off 2024-05-01T10:00:19.001Z "
         "(its scans that old are archived)"
     )
+
+
+def test_a_rebuild_after_an_archive_is_refused_rather_than_losing_totals(
+    archived: tuple,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    _, url, _, totals = archived
+    monkeypatch.setenv("PICKPACK_DATABASE_URL", url)
+    monkeypatch.setenv("PICKPACK_DATA_DIR", str(tmp_path / "data"))
+    assert main(["projections", "rebuild", "--all"]) == 1
+    assert "archived its facts before position 21" in capsys.readouterr().err
+    assert view_totals(url) == totals
