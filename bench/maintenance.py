@@ -199,7 +199,8 @@ def _store(args: argparse.Namespace) -> Iterator[str]:
     name = "pp_maintenance_convert"
     with psycopg.connect(args.database_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        template = f" TEMPLATE {args.template}" if args.template else ""
+        # FILE_COPY: a copy of the files after a checkpoint, not gigabytes of WAL.
+        template = f" TEMPLATE {args.template} STRATEGY FILE_COPY" if args.template else ""
         conn.execute(f"CREATE DATABASE {name}{template}")
     url = psycopg.conninfo.make_conninfo(args.database_url, dbname=name)
     try:
