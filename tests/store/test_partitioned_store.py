@@ -19,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 
+from bench.seed import seed, seed_scan
 from devtools.harness.faults import headers, indexed_event_ids
 from devtools.harness.fleet import PREVIOUS_RELEASE, extract_release, replica
 from devtools.harness.pg import DatabaseFactory
@@ -84,36 +85,39 @@ def test_an_existing_store_is_converted_in_place(databases: DatabaseFactory) -> 
     url = databases.empty()
     try:
         migrate(url, BEFORE)
+        # 30 scans as the release before recorded them (bench/seed.py writes exactly the
+        # rows the service writes; this release's own append needs its migrations).
+        seed(url, 30, tenant="demo")
+        with psycopg.connect(url) as conn:
+            assert not partitions.is_partitioned(conn)
+            before = dict(conn.execute("SELECT event_id, position FROM packing_events").fetchall())
+        migrate(url)
+        with psycopg.connect(url) as conn:
+            assert partitions.is_partitioned(conn)
+            first = partitions.partitions(conn)[0]
+            # The sequence moved to the parent: dropping the first partition keeps it.
+            owner = conn.execute(
+                "SELECT d.refobjid::regclass::text FROM pg_depend d "
+                "WHERE d.objid = 'stored_events_notification_id_seq'::regclass "
+                "AND d.deptype = 'a'"
+            ).fetchone()
+            references = conn.execute(
+                "SELECT count(*) FROM pg_constraint WHERE contype = 'f' "
+                "AND confrelid::regclass::text LIKE 'stored_events%'"
+            ).fetchone()
+        assert first.lower is None and first.name() == "stored_events_p0"
+        assert owner == ("stored_events",) and references == (0,)
+        assert set(_where(url).values()) == {"stored_events_p0"}  # nothing moved
         store = EventStore.from_url(url, pool_size=2)
         try:
-            scans = [(numbered_scan(i), WHO) for i in range(30)]
-            before = store.append_packing_events(scans)
-            with psycopg.connect(url) as conn:
-                assert not partitions.is_partitioned(conn)
-            migrate(url)
-            with psycopg.connect(url) as conn:
-                assert partitions.is_partitioned(conn)
-                first = partitions.partitions(conn)[0]
-                # The sequence moved to the parent: dropping the first partition keeps it.
-                owner = conn.execute(
-                    "SELECT d.refobjid::regclass::text FROM pg_depend d "
-                    "WHERE d.objid = 'stored_events_notification_id_seq'::regclass "
-                    "AND d.deptype = 'a'"
-                ).fetchone()
-                references = conn.execute(
-                    "SELECT count(*) FROM pg_constraint WHERE contype = 'f' "
-                    "AND confrelid::regclass::text LIKE 'stored_events%'"
-                ).fetchone()
-            assert first.lower is None and first.name() == "stored_events_p0"
-            assert owner == ("stored_events",) and references == (0,)
-            assert set(_where(url).values()) == {"stored_events_p0"}  # nothing moved
-            after = store.append_packing_events([(numbered_scan(i), WHO) for i in range(25, 35)])
-            assert [o.verdict for o in after[:5]] == [Verdict.DUPLICATE] * 5
-            assert [o.position for o in after[:5]] == [o.position for o in before[25:]]
-            assert [o.verdict for o in after[5:]] == [Verdict.RECORD] * 5
-            assert min(o.position for o in after[5:]) > max(o.position for o in before)
+            again = [(seed_scan(i, "demo", 20_000, 5), WHO) for i in range(25, 35)]
+            after = store.append_packing_events(again)
         finally:
             store.close()
+        assert [o.verdict for o in after[:5]] == [Verdict.DUPLICATE] * 5
+        assert [o.position for o in after[:5]] == [before[f"e{i}"] for i in range(25, 30)]
+        assert [o.verdict for o in after[5:]] == [Verdict.RECORD] * 5
+        assert min(o.position for o in after[5:]) > max(before.values())
     finally:
         databases.drop(url)
 
