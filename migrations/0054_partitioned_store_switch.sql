@@ -16,7 +16,7 @@
 -- table lock) all work on a partitioned table (tests/store/test_partitioned_store.py runs
 -- the previous release's service across the conversion). The per-partition keys that
 -- replace the global ones are explained in docs/explanation/retention.md.
-SET LOCAL lock_timeout = '500ms';
+SET LOCAL lock_timeout = '100ms';
 SELECT pg_advisory_xact_lock(8102082865189449316);  -- the append lock (ledger/adapters/sql.py)
 LOCK TABLE stored_events, packing_events IN ACCESS EXCLUSIVE MODE;
 

@@ -36,7 +36,7 @@ from ledger.adapters.sql import APPEND_LOCK_KEY
 # Serialises partition maintenance between processes (each runs ensure_ahead at start).
 PARTITIONS_LOCK_KEY = 0x70_70_70_61_72_74_73_00  # "pppartss"
 AHEAD = 2  # partitions kept ready beyond the one receiving appends
-LOCK_TIMEOUT = "500ms"
+LOCK_TIMEOUT = "100ms"  # a scan waits at most about this long behind maintenance
 RETRY_SECONDS = 60.0
 TABLES = ("stored_events", "packing_events")
 # The storage settings of migrations/0001_event_store.sql, for each new store partition.
@@ -103,7 +103,10 @@ def ensure_ahead(url: str, ahead: int = AHEAD) -> list[str]:
     with psycopg.connect(url, autocommit=True) as conn:
         if not is_partitioned(conn):
             return []
-        return _retrying(conn, lambda: _create_ahead(conn, ahead))
+        made: list[str] = _retrying(conn, lambda: _create_ahead(conn, ahead))
+        if made:
+            _analyze(conn)
+        return made
 
 
 def resize(url: str, new_size: int, ahead: int = AHEAD) -> list[str]:
@@ -198,6 +201,13 @@ def _create(conn: psycopg.Connection[Any], part: Partition) -> None:
         q.SQL("ALTER TABLE packing_events ATTACH PARTITION {} ").format(pe) + bounds,
     ):
         conn.execute(statement)
+
+
+def _analyze(conn: psycopg.Connection[Any]) -> None:
+    """Statistics of the partitioned tables themselves, which autovacuum never gathers
+    (it analyses each partition): the planner's estimates over all partitions."""
+    for table in TABLES:
+        conn.execute(q.SQL("ANALYZE {}").format(q.Identifier(table)))
 
 
 def _holds_rows(conn: psycopg.Connection[Any], part: Partition) -> bool:
