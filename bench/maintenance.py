@@ -30,7 +30,7 @@ INDEX CONCURRENTLY); the baseline and the REINDEX are printed against the same b
 commit before the append lock, unpacked in DIR) for a before/after on the same machine.
 
 `--convert` measures the conversion to the partitioned store instead (migrations
-0052-0054, docs/explanation/retention.md): the store is made at the schema before them
+0052-0056, docs/explanation/retention.md): the store is made at the schema before them
 (seeded, or copied from `--template DB`, e.g. the 10-million-event store), served by
 `--server-root` (a checkout of the release before, which never applies them), and the
 phases are a baseline, each of the three migrations applied by this checkout's
@@ -105,7 +105,7 @@ def main() -> None:
         help="ms: SET vacuum_cost_delay in the maintenance sessions (default: the server's)",
     )
     parser.add_argument("--server-root", type=Path, default=ROOT, help="the checkout to serve")
-    parser.add_argument("--convert", action="store_true", help="measure migrations 0052-0054")
+    parser.add_argument("--convert", action="store_true", help="measure migrations 0052-0056")
     parser.add_argument("--template", help="copy this database instead of seeding (--convert)")
     parser.add_argument("--skip-views", action="store_true", help="no rebuild: positions to head")
     args = parser.parse_args()
@@ -228,7 +228,8 @@ def conversion_plan(url: str) -> list[tuple[str, Callable[[], None]]]:
         ("baseline (not partitioned)", lambda: time.sleep(10.0)),
         ("0052 expand (FKs, CHECK NOT VALID)", up_to(52)),
         ("0053 VALIDATE the range checks", up_to(53)),
-        ("0054 switch (+ partitions ahead)", up_to(9999)),
+        ("0054 switch (+0055, partitions ahead)", up_to(55)),
+        ("0056 ANALYZE the partitioned tables", up_to(9999)),
         ("baseline (partitioned)", lambda: time.sleep(10.0)),
     ]
 

@@ -101,6 +101,8 @@ class Runtime:
             workers = (
                 start_workers(settings, parts.database, committer, bell) if run_workers else []
             )
+            retention = RetentionCutoff(store.connection).start()
+            resources.callback(retention.stop)
         except BaseException:
             resources.close()
             raise
@@ -111,7 +113,7 @@ class Runtime:
             committer=committer,
             fingerprints=fingerprints,
             bell=bell,
-            retention=RetentionCutoff(store.connection),
+            retention=retention,
             views=ViewReader(store.connection),
             lagging_reads=parts.lagging_reads,
             lagging_views=ViewReader(parts.lagging_reads),

@@ -189,8 +189,14 @@ def retention(conn: Connection[Any]) -> tuple[datetime | None, int]:
 
 
 class RetentionCutoff:
-    """The store's latest cut-off and first retained position, read at most every
-    CUTOFF_CACHE_SECONDS (every scan consults it; the table changes once per archive)."""
+    """The store's latest cut-off and first retained position, as of at most
+    CUTOFF_CACHE_SECONDS ago (every scan consults it; the table changes once per archive).
+
+    Started (`start`, as the service does), a thread reads it every CUTOFF_CACHE_SECONDS,
+    so a scan never waits for the database here, and a database that stops answering
+    stalls that thread, not the event loop. Not started (a command, a test), a stale value
+    is read again on the spot. Either way the first value is read before the first answer.
+    """
 
     def __init__(
         self,
@@ -202,25 +208,43 @@ class RetentionCutoff:
         self._lock = threading.Lock()
         self._value: tuple[datetime | None, int] = (None, 0)
         self._read_at = float("-inf")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> RetentionCutoff:
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="retention-cutoff", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._seconds):
+            self.refresh()
 
     def refresh(self) -> None:
-        """Read the table again at the next call (a test that just archived)."""
-        with self._lock:
-            self._read_at = float("-inf")
-
-    def current(self) -> tuple[datetime | None, int]:
+        """Read the table now (the thread's round; a test that just archived)."""
         now = time.monotonic()
-        with self._lock:
-            if now - self._read_at < self._seconds:
-                return self._value
         try:
             with self._connect() as conn:
                 value = retention(conn)
         except psycopg.Error:
-            # The database is unreachable: the scan's own append will say so; the cut-off
+            # The database is unreachable: a scan's own append will say so; the cut-off
             # last read stays (it only ever moves later).
             log.warning("could not read the retention cut-off", exc_info=True)
-            return self._value
+            return
         with self._lock:
             self._value, self._read_at = value, now
-        return value
+
+    def current(self) -> tuple[datetime | None, int]:
+        with self._lock:
+            fresh = time.monotonic() - self._read_at < self._seconds
+            if fresh or self._thread is not None:
+                return self._value
+        self.refresh()
+        with self._lock:
+            return self._value

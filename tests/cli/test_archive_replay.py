@@ -31,7 +31,7 @@ def _feed(url: str, tenant: str) -> list[dict[str, Any]]:
     store = EventStore.from_url(url, pool_size=1)
     try:
         items, after = [], 0
-        while page := read(store, tenant, after, 1000)["items"]:
+        while page := read(store.connection, tenant, after, 1000)["items"]:
             items += page
             after = page[-1]["position"]
     finally:
@@ -87,7 +87,7 @@ def test_an_archived_store_replays_into_an_empty_one_with_the_same_views_and_fee
         store = EventStore.from_url(db_url, pool_size=1)
         try:
             after = 20
-            while page := read(store, tenant, after, 1000)["items"]:
+            while page := read(store.connection, tenant, after, 1000)["items"]:
                 lines += [orjson.dumps(item) for item in page]
                 after = page[-1]["position"]
         finally:
