@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -150,6 +151,29 @@ def test_pickpack_config_prints_the_effective_configuration_with_secrets_masked(
     assert as_json["PICKPACK_JWT_SECRET"] == "****"
     assert as_json["PICKPACK_JWKS_URL"] is None
     assert set(as_json) == set(DESIGN_NAMES) | set(EXTRA_NAMES)
+
+
+def test_the_references_pickpack_config_example_is_what_the_command_prints() -> None:
+    """docs/reference/configuration.md shows a run of `pickpack config`: the command
+    given there, run with exactly the variables it sets, prints exactly the lines shown,
+    every variable in the same order (a new variable must appear in the example too)."""
+    text = (ROOT / "docs" / "reference" / "configuration.md").read_text()
+    section = text.split("## What the service runs with: pickpack config", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    command, shown = re.findall(r"^```[^\n]*\n(.*?)^```$", section, flags=re.M | re.S)[:2]
+    words = shlex.split(command.replace("\\\n", " "))
+    env = dict(w.split("=", 1) for w in words if re.fullmatch(r"[A-Z_]+=.*", w))
+    assert words[len(env) :] == ["pickpack", "config"], command
+    printed = cli("config", env=env)
+    assert printed.returncode == 0, printed.stderr
+    documented, actual = shown.splitlines(), printed.stdout.splitlines()
+
+    def names(lines: list[str]) -> list[str]:
+        return [re.search(r"PICKPACK_[A-Z_]+", line).group() for line in lines]  # type: ignore[union-attr]
+
+    assert names(documented) == names(actual), "the example lists every variable, in order"
+    assert documented == actual
+    assert names(actual) == list(Settings.env_names().values())
 
 
 @pytest.mark.parametrize(
