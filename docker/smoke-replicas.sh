@@ -12,7 +12,9 @@
 # turn, the next once HAProxy shows the first UP again. Passed when no scan failed (every
 # scan answered 200 within the scanners' give-up time), scans flowed after each restart,
 # and every acknowledged scan is stored once (packing_events, read in the postgres
-# container); then `docker compose --profile replicas down` (named volumes are kept).
+# container), and the replicas tell two clients behind HAProxy apart (a client over the
+# token endpoint's per-address bound does not lock out another one); then
+# `docker compose --profile replicas down` (named volumes are kept).
 # On a failure it names the step, prints the containers' state and last log lines, takes
 # the stack down and exits 1.
 #
@@ -98,8 +100,37 @@ step "checking that every acknowledged scan is stored once"
 check_stored dc exec -T postgres psql -U pickpack -d pickpack
 done_step
 
+step "checking that the replicas tell clients behind HAProxy apart (the token endpoint's throttle)"
+# 70 wrong secrets from this host through HAProxy (distinct client ids, so only the
+# per-address bound of 30 a minute, per replica, applies) put this host's address over
+# it on both replicas; another client behind HAProxy (a process in pickpack-b's
+# container) must still be answered 401, not 429: the replicas take each client's
+# address from the X-Forwarded-For that HAProxy adds, not HAProxy's own address.
+host=$(for i in $(seq 1 70); do
+    curl -sS --max-time 10 -o /dev/null -w '%{http_code}\n' -X POST "$BASE/oauth/token" \
+        -d "grant_type=client_credentials&client_id=smoke-host-$i&client_secret=wrong"
+done | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}')
+say "     this host, 70 wrong secrets: ${host%, }"
+case "$host" in
+    *" 429"*) ;;
+    *) fail "70 wrong secrets from one address were never refused with 429" ;;
+esac
+other=$(dc exec -T pickpack-b python -c "
+import urllib.error, urllib.request
+for i in range(4):
+    body = f'grant_type=client_credentials&client_id=smoke-other-{i}&client_secret=wrong'
+    try:
+        print(urllib.request.urlopen('http://haproxy:8000/oauth/token', body.encode(), 10).status)
+    except urllib.error.HTTPError as exc:
+        print(exc.code)
+" | tr '\n' ' ') || fail "the other client's requests failed"
+say "     another client behind HAProxy, 4 wrong secrets: $other"
+[ "$other" = "401 401 401 401 " ] ||
+    fail "another client behind HAProxy counted as this host (FORWARDED_ALLOW_IPS: HAProxy's address?)"
+done_step
+
 step "taking the profile down (docker compose --profile replicas down)"
 take_down
 done_step
 
-say "PASSED in $(($(date +%s) - START)) s: both replicas restarted in turn under load, no scan failed, every acknowledged scan stored once"
+say "PASSED in $(($(date +%s) - START)) s: both replicas restarted in turn under load, no scan failed, every acknowledged scan stored once, clients behind HAProxy told apart"
