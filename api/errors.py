@@ -20,7 +20,13 @@ from ledger.domain import errors as domain
 
 log = logging.getLogger(__name__)
 
-_TITLES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 503: "Service Unavailable"}
+_TITLES = {
+    400: "Bad Request",
+    404: "Not Found",
+    409: "Conflict",
+    410: "Gone",
+    503: "Service Unavailable",
+}
 INTERNAL_MESSAGE = (
     "A server-side exception occurred that prevented the system from correctly "
     "returning the result."
@@ -39,6 +45,13 @@ class ApiError(Exception):
         self.code = code
         self.detail = detail
         self.message = message or _TITLES.get(code, "Error")
+
+
+class Gone(ApiError):
+    """410: what was asked for is archived (docs/explanation/retention.md)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(410, detail)
 
 
 class BadRequest(ApiError):

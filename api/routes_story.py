@@ -18,11 +18,12 @@ from starlette.responses import StreamingResponse
 
 from api.auth import Principal
 from api.deps import CanManage, CanView, RuntimeDep
-from api.errors import BadRequest, NotFound
+from api.errors import BadRequest, Gone, NotFound
 from api.params import OrderId, SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody
 from api.schemas import ErrorMessage
 from api.story_schemas import ChangesPage, CorrectionCreate, HistoryPage
+from ledger.domain.packing import format_event_time
 from ledger.services import changes, story
 from ledger.services.tokens import RevocationList
 
@@ -55,7 +56,15 @@ _SSE_DOC = {
     "text/event-stream`, the same items stream as server-sent events (`id:` = position; "
     "resumes after `Last-Event-ID`).",
     response_model=ChangesPage,
-    responses={200: {"content": _SSE_DOC}, **ERROR_DOCS},
+    responses={
+        200: {"content": _SSE_DOC},
+        **ERROR_DOCS,
+        410: {
+            "model": ErrorMessage,
+            "description": "Facts after `after` are archived: ask again from the position "
+            "the message names (docs/how-to/retention.md)",
+        },
+    },
 )
 async def list_changes(
     request: Request,
@@ -87,6 +96,7 @@ async def list_changes(
                 raise BadRequest("Last-Event-ID: not a position") from None
             if not 0 <= after <= MAX_POSITION:
                 raise BadRequest("Last-Event-ID: not a position")
+        _unless_archived(rt, after)
         ended, check_in = _session_checks(principal, rt.revocations)
         return StreamingResponse(
             changes.stream(
@@ -95,10 +105,23 @@ async def list_changes(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+    _unless_archived(rt, after)
     poll = changes.poll(rt.bell, read_page, after, wait)
     if wait > 0:
         return JSONBody(await _unless_disconnected(request, poll))
     return JSONBody(await poll)
+
+
+def _unless_archived(rt: Any, after: int) -> None:
+    """A feed page after a position whose next facts are archived would skip them: 410,
+    naming where the retained facts start (docs/explanation/retention.md)."""
+    cutoff, first = rt.retention.current()
+    if cutoff is not None and after < first - 1:
+        raise Gone(
+            f"after: facts up to position {first - 1} are archived (cut-off "
+            f"{format_event_time(cutoff)}); ask again with after={first - 1} to accept the "
+            "gap, or import the archives into a staging store"
+        )
 
 
 def _session_checks(

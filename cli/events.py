@@ -40,6 +40,7 @@ def _export(args: argparse.Namespace) -> int:
     after = args.after
     listen: psycopg.Connection[Any] | None = None
     with opened() as parts:
+        _unless_archived(parts.database.url, after)
         try:
             if args.follow:
                 listen = psycopg.connect(parts.database.url, autocommit=True)
@@ -61,6 +62,25 @@ def _export(args: argparse.Namespace) -> int:
         finally:
             if listen is not None:
                 listen.close()
+
+
+def _unless_archived(url: str, after: int) -> None:
+    """Facts after `after` archived: say so rather than export with a gap (the change
+    feed answers 410 the same way)."""
+    import psycopg
+
+    from ledger.adapters.archive_store import retention
+    from ledger.domain.packing import format_event_time
+
+    with psycopg.connect(url) as conn:
+        cutoff, first = retention(conn)
+    if cutoff is not None and after < first - 1:
+        raise CommandError(
+            f"facts up to position {first - 1} are archived (cut-off "
+            f"{format_event_time(cutoff)}): export with --after {first - 1} to accept the "
+            "gap; the archive's files hold the facts before it (docs/how-to/retention.md)",
+            Exit.FILE,
+        )
 
 
 GZIP_MAGIC = b"\x1f\x8b"

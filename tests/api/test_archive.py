@@ -188,3 +188,27 @@ def test_a_rebuild_after_an_archive_is_refused_rather_than_losing_totals(
     assert main(["projections", "rebuild", "--all"]) == 1
     assert "archived its facts before position 21" in capsys.readouterr().err
     assert view_totals(url) == totals
+
+
+def test_the_change_feed_and_the_export_below_the_first_retained_position_say_so(
+    archived: tuple,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    service, url, _, _ = archived
+    gone = service.client.get("/pick-pack/demo/changes", params={"after": 0}, headers=auth())
+    assert gone.status_code == 410
+    assert gone.json()["detailInfo"].startswith(
+        "after: facts up to position 20 are archived (cut-off 2024-05-01T10:00:19.001Z); "
+        "ask again with after=20"
+    )
+    page = service.client.get("/pick-pack/demo/changes", params={"after": 20}, headers=auth())
+    assert page.status_code == 200
+    assert [i["position"] for i in page.json()["items"]] == [22, 23, 24]  # scans 21-23 (demo)
+    monkeypatch.setenv("PICKPACK_DATABASE_URL", url)
+    monkeypatch.setenv("PICKPACK_DATA_DIR", str(tmp_path / "data"))
+    assert main(["events", "export", "--tenant", "demo"]) == 6
+    assert "facts up to position 20 are archived" in capsys.readouterr().err
+    assert main(["events", "export", "--tenant", "demo", "--after", "20"]) == 0
+    assert capsys.readouterr().out.count("\n") == 3
