@@ -16,11 +16,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Response
 
 from api.deps import CanManage, CanView, RuntimeDep
-from api.errors import BadRequest, NotFound
+from api.errors import BadRequest, Gone, NotFound
 from api.order_schemas import Assignee, OrderStatusChange, PackagingProductsChange
 from api.params import OrderId, SaasToken, Tenant
 from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody, freshness_headers
 from api.schemas import ErrorMessage
+from ledger.domain.errors import OrderArchived
 from ledger.domain.order_document import (
     normalize,
     present_order,
@@ -190,7 +191,10 @@ def retrieve_order(
 ) -> JSONBody:
     if asOf is not None:
         at = _parse_instant(asOf)
-        body = story.order_as_of(rt.store, tenant, orderId, at)
+        try:
+            body = story.order_as_of(rt.store, tenant, orderId, at)
+        except OrderArchived as exc:
+            raise Gone(f"asOf: {exc}") from None
         if body is None:
             raise NotFound(f"orderId: order '{orderId}' was not registered at {asOf}")
         return JSONBody(body)

@@ -47,6 +47,11 @@ class HistoryPage(BaseModel):
     orderId: str
     items: list[HistoryItem]
     next: int | None = Field(description="after= for the next page; null on the last page.")
+    archivedBefore: str | None = Field(
+        default=None,
+        description="Present when some of the order's facts are archived: they were "
+        "recorded before this cut-off, and the history starts after them.",
+    )
 
 
 class CorrectionCreate(BaseModel):

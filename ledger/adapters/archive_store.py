@@ -188,6 +188,17 @@ def retention(conn: Connection[Any]) -> tuple[datetime | None, int]:
     return row[0], int(row[1])
 
 
+def order_archived(conn: Connection[Any], tenant: str, order_id: str) -> datetime | None:
+    """The cut-off before which some of the order's facts are archived; None if none are."""
+    with conn.cursor(row_factory=tuple_row) as curs:
+        row = curs.execute(
+            "SELECT (SELECT max(cutoff) FROM archives) FROM archived_orders "
+            "WHERE order_id = %s AND tenant = %s",
+            (order_id, tenant),
+        ).fetchone()
+    return row[0] if row else None
+
+
 class RetentionCutoff:
     """The store's latest cut-off and first retained position, as of at most
     CUTOFF_CACHE_SECONDS ago (every scan consults it; the table changes once per archive).

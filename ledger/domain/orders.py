@@ -107,9 +107,7 @@ def change_packaging(state: OrderState, packaging: list[dict[str, Any]]) -> list
     _known(state)
     if state.packaging == packaging:
         return []  # the same packaging again records nothing ("Commands are idempotent")
-    return [
-        ev.PackagingChanged(tenant=state.tenant, order_id=state.order_id, packaging=packaging)
-    ]
+    return [ev.PackagingChanged(tenant=state.tenant, order_id=state.order_id, packaging=packaging)]
 
 
 def calculation_entries(state: OrderState, lines: Lines) -> list[dict[str, Any]]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ledger.adapters import story_store
+from ledger.adapters import archive_store, story_store
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.order_context import OrderContext
 from ledger.adapters.replica import Connect
 from ledger.domain import corrections
+from ledger.domain.errors import OrderArchived
 from ledger.domain.events import LedgerEvent, OrderFinished, restored
 from ledger.domain.order_document import present_order
 from ledger.domain.packing import format_event_time
@@ -34,7 +35,8 @@ def history(
     """
     with reads() as conn:
         facts = story_store.history(conn, tenant, order_id, after, limit + 1)
-        if not facts and not story_store.history(conn, tenant, order_id, 0, 1):
+        archived = archive_store.order_archived(conn, tenant, order_id)
+        if not facts and not archived and not story_store.history(conn, tenant, order_id, 0, 1):
             return None
         sent = {d["id"]: d for d in story_store.deliveries(conn, tenant, order_id)}
     more = len(facts) > limit
@@ -58,11 +60,14 @@ def history(
                         "data": {"jobId": d["job_id"], "delivery": _delivery(d)},
                     }
                 )
-    return {
+    page = {
         "orderId": order_id,
         "items": items,
         "next": facts[-1][0] if more else None,
     }
+    if archived is not None:  # the facts before it are in an archive, not here
+        page["archivedBefore"] = format_event_time(archived)
+    return page
 
 
 def _delivery(d: dict[str, Any]) -> dict[str, Any]:
@@ -84,8 +89,16 @@ def _iso(at: datetime) -> str:
 def order_as_of(
     store: EventStore, tenant: str, order_id: str, at: datetime
 ) -> dict[str, Any] | None:
-    """GET order's body as it stood at `at`; None if it was not registered by then."""
+    """GET order's body as it stood at `at`; None if it was not registered by then.
+    OrderArchived when some of its facts are archived: the state at any instant needs
+    every fact up to it, and the cut-off alone does not tell which ones were before `at`."""
     with store.connection() as conn:
+        archived = archive_store.order_archived(conn, tenant, order_id)
+        if archived is not None:
+            raise OrderArchived(
+                f"facts of order '{order_id}' recorded before {format_event_time(archived)} "
+                "are archived; its state at an instant needs every fact up to it"
+            )
         facts = story_store.order_facts_until(conn, tenant, order_id, at)
     state = OrderState(tenant=tenant, order_id=order_id)
     for _, cls, data in facts:

@@ -212,3 +212,20 @@ def test_the_change_feed_and_the_export_below_the_first_retained_position_say_so
     assert "facts up to position 20 are archived" in capsys.readouterr().err
     assert main(["events", "export", "--tenant", "demo", "--after", "20"]) == 0
     assert capsys.readouterr().out.count("\n") == 3
+
+
+def test_the_history_says_where_it_starts_and_an_as_of_of_an_archived_order_is_gone(
+    archived: tuple,
+) -> None:
+    service, _, _, _ = archived
+    history = service.client.get("/pick-pack/demo/orders/o2/history", headers=auth())
+    assert history.status_code == 200
+    assert history.json()["archivedBefore"] == "2024-05-01T10:00:19.001Z"
+    assert [i["data"]["eventId"] for i in history.json()["items"]] == ["a23"]  # retained
+    as_of = service.client.get(
+        "/pick-pack/demo/orders/o2", params={"asOf": "2030-01-01T00:00:00Z"}, headers=auth()
+    )
+    assert as_of.status_code == 410
+    assert as_of.json()["detailInfo"].startswith(
+        "asOf: facts of order 'o2' recorded before 2024-05-01T10:00:19.001Z are archived"
+    )
