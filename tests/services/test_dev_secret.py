@@ -84,9 +84,13 @@ def test_processes_starting_together_on_a_shared_data_dir_agree(tmp_path: Path) 
         ]
         for process in started:
             process.start()
-        got = [results.get(timeout=30) for _ in started]
-        for process in started:
-            process.join(10)
+        try:
+            got = [results.get(timeout=30) for _ in started]
+        finally:
+            for process in started:
+                process.join(10)
+                if process.is_alive():  # never left behind, whatever failed
+                    process.kill()
         on_disk = (data_dir / "jwt-secret").read_text().strip()
         if set(got) != {on_disk} or not on_disk:
             disagreements.append((round_, sorted(set(got)), on_disk))
