@@ -1,7 +1,7 @@
 """Costs as the store grows: the same measurements on stores of several sizes, one run.
 
     python bench/growth.py [--sizes 0,1000000,5000000,10000000] [--database-url URL]
-                           [--ingest-seconds 10]
+                           [--ingest-seconds 10] [--existing DATABASE]
 
 For each size (0 is the empty store, the baseline of the same run) it seeds a fresh
 database by COPY (bench/seed.py; 10 events per order line, so the lines grow with the
@@ -31,6 +31,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,18 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--no-rebuild",
+        action="store_true",
+        help="skip the rebuild (bench/rebuild.py measures it, with a baseline tree)",
+    )
+    parser.add_argument(
+        "--existing",
+        metavar="DATABASE",
+        help="for the sizes above 0: this database, seeded in this bench's shape before "
+        "(python -c 'from bench.seed import seeded_database ...', tenant demo, N/50 orders "
+        "of 5 products), instead of seeding it again; the run adds orders and scans to it",
+    )
+    parser.add_argument(
         "--disk-only",
         action="store_true",
         help="seed each size and measure the disk per event only (no rebuild, no serve)",
@@ -126,13 +140,13 @@ def main() -> None:
 
 
 def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
-    orders = max(ORDERS_READ, n // (PRODUCTS * EVENTS_PER_LINE))
-    with seeded_database(
-        args.database_url, "pp_growth", n, tenant="demo", orders=orders, products=PRODUCTS
-    ) as (url, seconds):
-        print(f"{n:,} events seeded in {seconds:.1f}s", flush=True)
+    with _store(n, args) as url:
         disk, json_size, disk_parts = disk_per_event(url, n)
-        rebuild = rebuild_in_child(url)
+        rebuild = (
+            {"events": 0, "seconds": 0.0, "maxrss_kb": 0}
+            if args.no_rebuild
+            else rebuild_in_child(url)
+        )
         print(f"  rebuild: {rebuild}", flush=True)
         served = serve_and_measure(url, n, args.ingest_seconds)
     result = {
@@ -146,6 +160,28 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     }
     print(f"  {result}", flush=True)
     return result
+
+
+@contextmanager
+def _store(n: int, args: argparse.Namespace) -> Iterator[str]:
+    """A store of `n` events in this bench's shape: seeded afresh, or with --existing
+    (for its size) a database seeded so before, VACUUM ANALYZEd, used as it is."""
+    server = args.database_url or "postgresql://postgres@127.0.0.1:5432/postgres"
+    if args.existing and n:
+        url = psycopg.conninfo.make_conninfo(server, dbname=args.existing)
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM stored_events").fetchone()
+        if not row or row[0] != n:
+            raise SystemExit(f"{args.existing} holds {row and row[0]:,} events, not {n:,}")
+        print(f"{n:,} events: the existing store {args.existing}", flush=True)
+        yield url
+        return
+    orders = max(ORDERS_READ, n // (PRODUCTS * EVENTS_PER_LINE))
+    with seeded_database(
+        args.database_url, "pp_growth", n, tenant="demo", orders=orders, products=PRODUCTS
+    ) as (url, seconds):
+        print(f"{n:,} events seeded in {seconds:.1f}s", flush=True)
+        yield url
 
 
 def serve_and_measure(url: str, n: int, ingest_seconds: float) -> dict[str, Any]:

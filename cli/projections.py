@@ -135,6 +135,11 @@ def status_rows(url: str) -> list[dict[str, Any]]:
             rebuilding = conn.execute(
                 "SELECT position, head FROM projection_rebuilds WHERE projection = %s", (name,)
             ).fetchone()
+            # A rebuild going by slices of orders (projections/rebuild_slices.py).
+            sliced = conn.execute(
+                "SELECT next, slices, head FROM projection_rebuild_slices WHERE projection = %s",
+                (name,),
+            ).fetchone()
             rows.append(
                 {
                     "projection": name,
@@ -142,12 +147,20 @@ def status_rows(url: str) -> list[dict[str, Any]]:
                     "head": head,
                     "lag_events": head - position,
                     "lag_seconds": round(lag_seconds, 3),
-                    "rebuild": None
-                    if rebuilding is None
-                    else {"position": rebuilding[0], "head": rebuilding[1]},
+                    "rebuild": _rebuild_row(rebuilding, sliced),
                 }
             )
     return rows
+
+
+def _rebuild_row(rebuilding: Any, sliced: Any) -> dict[str, int] | None:
+    """A rebuild's progress: its position and head, or (by slices) the next slice, the
+    slices (0 before the first has measured them) and the head."""
+    if rebuilding is not None:
+        return {"position": rebuilding[0], "head": rebuilding[1]}
+    if sliced is not None:
+        return {"slice": sliced[0], "slices": sliced[1], "head": sliced[2]}
+    return None
 
 
 def _status(_: argparse.Namespace) -> int:
@@ -157,7 +170,12 @@ def _status(_: argparse.Namespace) -> int:
         f"{'projection':<14} {'position':>10} {'head':>10} {'lag events':>11} {'lag s':>8}  rebuild"
     )
     for r in rows:
-        rb = "-" if r["rebuild"] is None else f"at {r['rebuild']['position']:,}"
+        rb, at = "-", r["rebuild"]
+        if at is not None and "slice" in at:
+            done, of = max(0, at["slice"]), at["slices"]
+            rb = f"by slices of orders, {done} of {of} done" if of else "measuring slices"
+        elif at is not None:
+            rb = f"at {at['position']:,}"
         print(
             f"{r['projection']:<14} {r['position']:>10,} {r['head']:>10,} "
             f"{r['lag_events']:>11,} {r['lag_seconds']:>8.3f}  {rb}"

@@ -74,8 +74,10 @@ class Accumulator(Protocol):
     def flush(self, curs: Any) -> None: ...
 
     def start_empty(self) -> None:
-        """Its table is empty and only it writes there (a rebuild's fresh table): its
-        next flush may write rows without merging them into existing ones."""
+        """Forget what it holds: its table has no row of what it folds next, and only it
+        writes there (a rebuild's fresh table, or a rebuild's next slice of orders:
+        projections/rebuild_slices.py). Its next flush may write rows without merging
+        them into existing ones, and it folds without loading rows first."""
         ...
 
     def held(self) -> int:

@@ -61,10 +61,12 @@ class LineTotalsAccumulator:
     def __init__(self, table: str) -> None:
         self.table = table
         self.pending: dict[tuple[str, str, str, str], LineSums] = {}
-        # The table holds no row yet (start_empty): the next flush copies its rows in.
+        # The table holds no row of these lines yet (start_empty): the next flush copies
+        # its rows in.
         self.empty = False
 
     def start_empty(self) -> None:
+        self.pending = {}
         self.empty = True
 
     def fold(self, curs: Any, events: list[Recorded]) -> None:

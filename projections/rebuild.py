@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from projections import rebuild_slices
 from projections.base import Accumulator, Projection, Recorded, decode_rows, lock_key
 from projections.runner import SELECT_BATCH, UPSERT_POSITION
 
@@ -73,6 +74,9 @@ class RebuildReport:
     events: int
     seconds: float
     resumed_from: int
+    # Slices of orders the store was replayed in (projections/rebuild_slices.py; 0: in
+    # position order only).
+    slices: int = 0
 
     @property
     def rate(self) -> float:
@@ -87,6 +91,26 @@ def _head(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def _tables_exist(conn: psycopg.Connection, projections: list[Projection]) -> bool:
+    """Whether the fresh tables of every projection are there (a rebuild left behind)."""
+    return all(
+        conn.execute("SELECT to_regclass(%s)", (t + SUFFIX,)).fetchone()[0]  # type: ignore[index]
+        for p in projections
+        for t in p.tables
+    )
+
+
+def _restart_at(conn: psycopg.Connection, projections: list[Projection], position: int) -> None:
+    """Record the position a rebuild goes on from in position order."""
+    conn.execute(
+        "INSERT INTO projection_rebuilds (projection, position, head) "
+        "SELECT unnest(%s::text[]), %s, %s "
+        "ON CONFLICT (projection) DO UPDATE SET position = excluded.position, "
+        "head = excluded.head",
+        ([p.name for p in projections], position, position),
+    )
+
+
 def _prepare(conn: psycopg.Connection, projections: list[Projection], head: int) -> int:
     """Resume a rebuild left behind, or start fresh tables; the position to go on from."""
     names = [p.name for p in projections]
@@ -94,12 +118,8 @@ def _prepare(conn: psycopg.Connection, projections: list[Projection], head: int)
         "SELECT position FROM projection_rebuilds WHERE projection = ANY(%s)", (names,)
     ).fetchall()
     tables = [t for p in projections for t in p.tables]
-    tables_exist = all(
-        conn.execute("SELECT to_regclass(%s)", (t + SUFFIX,)).fetchone()[0]  # type: ignore[index]
-        for t in tables
-    )
     positions = {int(r[0]) for r in rows}
-    if len(rows) == len(names) and len(positions) == 1 and tables_exist:
+    if len(rows) == len(names) and len(positions) == 1 and _tables_exist(conn, projections):
         return positions.pop()
     with conn.transaction():
         for t in tables:
@@ -183,6 +203,11 @@ def _read_chunk(conn: psycopg.Connection, position: int, chunk: int) -> list[Rec
     # A binary cursor hands bytea over as bytes, with no hex decoding.
     with conn.cursor(binary=True) as curs:
         rows = curs.execute(SELECT_BATCH, (position, chunk)).fetchall()
+    return _decode(rows)
+
+
+def _decode(rows: list[tuple[int, str, bytes]]) -> list[Recorded]:
+    """Rows of (position, topic, state) decoded, their few-valued fields interned."""
     return decode_rows(rows, shared=_SHARED_FIELDS)
 
 
@@ -225,6 +250,7 @@ def rebuild(
     flush_every: int = 2_000_000,
     progress: Progress | None = None,
     max_rows: int = MAX_ROWS,
+    slices: bool = True,
 ) -> RebuildReport:
     """Rebuild one projection or several in one pass over the store, then swap them in.
 
@@ -234,22 +260,41 @@ def rebuild(
     accumulators hold more than `max_rows` rows, and at the end: a row touched by many
     events is written once per flush, not once per event, and memory stays bounded
     however many lines the store holds.
+
+    A fresh rebuild that finds, in the first half of the store, that it cannot hold every
+    row goes on by slices of orders instead (projections/rebuild_slices.py; `slices`
+    False: never), then folds the events recorded meanwhile in position order.
     """
     group = projections if isinstance(projections, list) else [projections]
     started = time.perf_counter()
+    fresh_tables = [t + SUFFIX for p in group for t in p.tables]
     with _no_cyclic_gc(), psycopg.connect(url, autocommit=True) as conn:
         _claim(conn, group)
         try:
             head = _head(conn)
-            resumed_from = position = _prepare(conn, group, head)
             accs = [p.accumulator(SUFFIX) for p in group]
-            if resumed_from == 0:  # the fresh tables were just created, empty
-                for acc in accs:
-                    acc.start_empty()
-            unflushed = 0
+            sliced = rebuild_slices.resumable(conn, group) if _tables_exist(conn, group) else None
+            if sliced is not None:
+                resumed_from = position = 0
+            else:
+                rebuild_slices.forget(conn, group)
+                resumed_from = position = _prepare(conn, group, head)
+                if resumed_from == 0:  # the fresh tables were just created, empty
+                    for acc in accs:
+                        acc.start_empty()
+            unflushed = sliced_into = 0
+            may_slice = slices and sliced is None
             last_flush = time.monotonic()
             # Replay without pausing anyone.
             while True:
+                if sliced is not None:
+                    position = rebuild_slices.replay(
+                        conn, url, group, accs, sliced, _decode, chunk, max_rows, progress
+                    )
+                    with conn.transaction():
+                        rebuild_slices.forget(conn, group)
+                        _restart_at(conn, group, position)
+                    sliced_into, sliced = sliced.slices, None
                 events = _read_chunk(conn, position, chunk)
                 if events:
                     with conn.cursor() as curs:
@@ -257,10 +302,25 @@ def rebuild(
                             acc.fold(curs, events)
                     position = events[-1].position
                     unflushed += len(events)
+                held = sum(acc.rows() for acc in accs)
+                if held > max_rows and may_slice:
+                    # The first time it cannot hold every row: slices, if early enough
+                    # that little is thrown away, and if the store's facts by order hold
+                    # every event.
+                    may_slice = False
+                    head = _head(conn)
+                    if (
+                        resumed_from == 0
+                        and position <= head // 2
+                        and rebuild_slices.covered(conn, head)
+                    ):
+                        sliced = rebuild_slices.begin(conn, group, fresh_tables, head)
+                        unflushed = 0
+                        continue
                 due = (
                     unflushed >= flush_every
                     or time.monotonic() - last_flush >= flush_seconds
-                    or sum(acc.rows() for acc in accs) > max_rows
+                    or held > max_rows
                 )
                 if unflushed and (due or not events):
                     _flush(conn, group, accs, position)
@@ -323,4 +383,5 @@ def rebuild(
         position - resumed_from,
         time.perf_counter() - started,
         resumed_from,
+        sliced_into,
     )
