@@ -164,15 +164,15 @@ def _record(
     )
 
 
-def recorded(conn: Connection[Any], part: Partition) -> tuple[str, bool] | None:
-    """An archive row for `part`: (manifest checksum, dropped already)."""
+def recorded(conn: Connection[Any], part: Partition) -> tuple[datetime, int] | None:
+    """The cut-off and fact count `part` was recorded with by an earlier run (its files
+    verified then), or None: not recorded yet."""
     with conn.cursor(row_factory=tuple_row) as curs:
         row = curs.execute(
-            "SELECT manifest_sha256, dropped_at IS NOT NULL FROM archives "
-            "WHERE partition_name = %s",
-            (part.name(),),
+            "SELECT cutoff, facts FROM archives WHERE partition_name = %s AND upper_position = %s",
+            (part.name(), part.upper),
         ).fetchone()
-    return (row[0], bool(row[1])) if row else None
+    return None if row is None else (row[0], int(row[1]))
 
 
 def mark_dropped(conn: Connection[Any], part: Partition) -> None:

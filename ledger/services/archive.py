@@ -84,23 +84,43 @@ def archive(
             if not _qualifies(conn, part, before, up_to):
                 break  # archives stay contiguous: the first that does not qualify ends it
             directory = to / database / part.name()
-            cutoff = _cutoff(conn, part, before)
-            manifest = _verified(conn, part, directory)
-            if manifest is None:
-                say(f"{part.name()}: writing the files")
-                _write(conn, part, directory, cutoff)
-                manifest = _verified(conn, part, directory)
-                if manifest is None:  # pragma: no cover - _verified raises with the reason
-                    raise ArchiveError(f"{directory}: the files just written do not verify")
-            cutoff = datetime.fromisoformat(manifest["cutoff"])
-            digest = _sha256_file(directory / MANIFEST)
-            archive_store.record(conn, part, cutoff, manifest["facts"], digest, str(directory))
-            say(f"{part.name()}: verified; cut-off {cutoff.isoformat()}; detaching")
+            earlier = archive_store.recorded(conn, part)
+            if earlier is None:
+                cutoff, facts = _record(conn, part, before, directory, say)
+                say(f"{part.name()}: verified; cut-off {cutoff.isoformat()}; detaching")
+            else:
+                # Recorded by a run that stopped before the drop: its files verified then,
+                # and the record took the partition's order facts out of order_facts, so
+                # comparing the files with the database again would fail.
+                cutoff, facts = earlier
+                say(f"{part.name()}: recorded earlier; cut-off {cutoff.isoformat()}; detaching")
             time.sleep(settle)  # every process has read the cut-off before the facts go
             partitions.detach_and_drop(url, part)
             archive_store.mark_dropped(conn, part)
-            done.append(Archived(part.name(), directory, manifest["facts"], cutoff))
+            done.append(Archived(part.name(), directory, facts, cutoff))
     return done
+
+
+def _record(
+    conn: psycopg.Connection[Any],
+    part: Partition,
+    before: datetime | None,
+    directory: Path,
+    say: Callable[[str], None],
+) -> tuple[datetime, int]:
+    """Steps 2 to 4's record: the files written (unless they already verify), verified,
+    and the archive recorded; its cut-off and fact count."""
+    manifest = _verified(conn, part, directory)
+    if manifest is None:
+        say(f"{part.name()}: writing the files")
+        _write(conn, part, directory, _cutoff(conn, part, before))
+        manifest = _verified(conn, part, directory)
+        if manifest is None:  # pragma: no cover - _verified raises with the reason
+            raise ArchiveError(f"{directory}: the files just written do not verify")
+    cutoff = datetime.fromisoformat(manifest["cutoff"])
+    digest = _sha256_file(directory / MANIFEST)
+    archive_store.record(conn, part, cutoff, manifest["facts"], digest, str(directory))
+    return cutoff, int(manifest["facts"])
 
 
 def _qualifies(

@@ -229,3 +229,41 @@ def test_the_history_says_where_it_starts_and_an_as_of_of_an_archived_order_is_g
     assert as_of.json()["detailInfo"].startswith(
         "asOf: facts of order 'o2' recorded before 2024-05-01T10:00:19.001Z are archived"
     )
+
+
+class _Stopped(Exception):
+    """The archive's process stopping at a chosen step."""
+
+
+def test_a_run_stopped_after_its_record_resumes_with_the_drop(
+    service: Service, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run interrupted anywhere resumes from its first unfinished step (the archive's
+    module says so): here one that recorded the archive, which takes the partition's order
+    facts out of their index, and stopped before detaching the partition."""
+    partitions.resize(db_url, SIZE)
+    order = {
+        "id": "r1",
+        "siteCode": "main",
+        "entries": [{"entryId": "e0", "productId": "p0", "totalCount": 10, "orderUnit": "H87"}],
+    }
+    put = service.client.put("/pick-pack/demo/orders/r1", json=order, headers=auth())
+    assert put.status_code in (200, 201), put.text
+    for i in range(12):
+        if i % 5 == 0:
+            partitions.ensure_ahead(db_url)
+        assert service.post_event(_scan(i)).status_code == 200
+    wait_until(lambda: _caught_up(db_url))
+
+    def stopped(url: str, part: partitions.Partition) -> None:
+        raise _Stopped(part.name())
+
+    with monkeypatch.context() as m:
+        m.setattr(partitions, "detach_and_drop", stopped)
+        with pytest.raises(_Stopped):
+            archive(db_url, tmp_path / "archive", up_to=SIZE, settle=0)
+    done = archive(db_url, tmp_path / "archive", up_to=SIZE, settle=0)
+    assert [a.partition for a in done] == ["stored_events_p1"]
+    with psycopg.connect(db_url) as conn:
+        assert "stored_events_p1" not in [p.name() for p in partitions.partitions(conn)]
+    assert verify(done[0].directory)["facts"] == done[0].facts
