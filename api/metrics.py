@@ -50,11 +50,16 @@ INGEST_BUCKETS = (
 )  # fmt: skip
 
 # One round trip for the gauges: head, tracked positions, outbox counts.
-_SCRAPE = """
+_SCRAPE = r"""
 SELECT 'head' AS k, coalesce(max(notification_id), 0) AS v FROM stored_events
 UNION ALL
 SELECT 'track:' || application_name, notification_id FROM notification_tracking
   WHERE application_name = ANY(%s)
+UNION ALL
+SELECT 'partitioned_to', max((regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                              'TO \(''?(-?\d+)''?\)'))[1]::bigint)
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  WHERE i.inhparent = to_regclass('stored_events')
 UNION ALL
 SELECT 'outbox:PENDING', count(*) FROM recalculation_outbox WHERE status = 'PENDING'
 UNION ALL
@@ -225,6 +230,15 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily(
             "pickpack_event_store_head", "The newest notification id in the store.", value=head
         )
+        if rows.get("partitioned_to") is not None:
+            # Appends fail once the head reaches the last partition's bound: the service
+            # keeps two partitions ahead (ledger/adapters/partitions.py); alert well before.
+            yield GaugeMetricFamily(
+                "pickpack_event_store_partition_headroom_positions",
+                "Positions the store's partitions can still take beyond the head "
+                "(the last partition's upper bound minus the head).",
+                value=max(int(rows["partitioned_to"]) - 1 - head, 0),
+            )
         lag = GaugeMetricFamily(
             "pickpack_projection_lag_events",
             "Events recorded that the projection has not applied yet "

@@ -23,7 +23,7 @@ from bench.seed import seed, seed_scan
 from devtools.harness.faults import headers, indexed_event_ids
 from devtools.harness.fleet import PREVIOUS_RELEASE, extract_release, replica
 from devtools.harness.pg import DatabaseFactory
-from devtools.harness.service import free_port
+from devtools.harness.service import Service, free_port
 from devtools.harness.support import numbered_scan, packing_event, scan_body
 from ledger.adapters import partitions
 from ledger.adapters.event_store import EventStore
@@ -177,3 +177,19 @@ def test_the_previous_release_appends_across_the_conversion(
         assert len(set(_where(url).values())) >= 1
     finally:
         databases.drop(url)
+
+
+def test_metrics_report_the_positions_the_partitions_can_still_take(
+    service: Service, db_url: str
+) -> None:
+    for i in range(3):
+        assert service.post_event(scan_body(numbered_scan(i))).status_code == 200
+    with psycopg.connect(db_url) as conn:
+        last = partitions.partitions(conn)[-1].upper - 1
+    text = service.client.get("/metrics").text
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith("pickpack_event_store_partition_headroom")
+    )
+    assert float(line.split()[-1]) == last - 3
