@@ -31,6 +31,8 @@ from typing import Any
 import psycopg
 from psycopg import sql as q
 
+from ledger.adapters import connection
+from ledger.adapters.connection import unbounded
 from ledger.adapters.sql import APPEND_LOCK_KEY
 
 # Serialises partition maintenance between processes (each runs ensure_ahead at start).
@@ -100,7 +102,7 @@ def drawn(conn: psycopg.Connection[Any]) -> int:
 def ensure_ahead(url: str, ahead: int = AHEAD) -> list[str]:
     """Create partitions until `ahead` of them lie wholly beyond the last position drawn;
     the names of the partitions created (none when the store is not partitioned)."""
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connection.connect(url, autocommit=True) as conn:
         if not is_partitioned(conn):
             return []
         made: list[str] = _retrying(conn, lambda: _create_ahead(conn, ahead))
@@ -115,7 +117,7 @@ def resize(url: str, new_size: int, ahead: int = AHEAD) -> list[str]:
     them) are dropped and made again at the new size. Returns the partitions created."""
     if new_size < 1:
         raise ValueError("size: a partition holds at least one position")
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connection.connect(url, autocommit=True) as conn:
         if not is_partitioned(conn):
             raise ValueError("the store is not partitioned yet: run `pickpack migrate` first")
 
@@ -139,7 +141,8 @@ def resize(url: str, new_size: int, ahead: int = AHEAD) -> list[str]:
 def detach_and_drop(url: str, part: Partition) -> None:
     """Detach `part` from both tables without blocking appends (CONCURRENTLY: SHARE
     UPDATE EXCLUSIVE), then drop it. Resumable: what is already detached is dropped."""
-    with psycopg.connect(url, autocommit=True) as conn:
+    # DETACH ... CONCURRENTLY waits for every transaction that may see the partition.
+    with connection.connect(url, autocommit=True) as conn, unbounded(conn):
         for table in TABLES:
             name = part.name(table)
             attached = conn.execute(
@@ -206,8 +209,9 @@ def _create(conn: psycopg.Connection[Any], part: Partition) -> None:
 def _analyze(conn: psycopg.Connection[Any]) -> None:
     """Statistics of the partitioned tables themselves, which autovacuum never gathers
     (it analyses each partition): the planner's estimates over all partitions."""
-    for table in TABLES:
-        conn.execute(q.SQL("ANALYZE {}").format(q.Identifier(table)))
+    with unbounded(conn):  # seconds on a large store: a sample of every partition
+        for table in TABLES:
+            conn.execute(q.SQL("ANALYZE {}").format(q.Identifier(table)))
 
 
 def _holds_rows(conn: psycopg.Connection[Any], part: Partition) -> bool:

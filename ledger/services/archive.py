@@ -38,8 +38,9 @@ import psycopg
 import zstandard
 from psycopg import sql as q
 
-from ledger.adapters import archive_store, partitions
+from ledger.adapters import archive_store, connection, partitions
 from ledger.adapters.compression import state_json
+from ledger.adapters.connection import unbounded
 from ledger.adapters.partitions import Partition
 from ledger.domain.replay import NotAnExportLine, parse_line
 from ledger.domain.story import change_item, recorded_instant
@@ -78,7 +79,9 @@ def archive(
     if (before is None) == (up_to is None):
         raise ArchiveError("give a date (--before) or a position (--position), one of them")
     done: list[Archived] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    # Bounded connects (a frozen first host costs one timeout); no deadline on the round
+    # trips: a partition's reads and counts take as long as its size.
+    with connection.connect(url, autocommit=True) as conn, unbounded(conn):
         database = conn.info.dbname
         for part in partitions.partitions(conn):
             if not _qualifies(conn, part, before, up_to):
