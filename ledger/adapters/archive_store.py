@@ -24,7 +24,7 @@ from psycopg import Connection
 from psycopg import sql as q
 from psycopg.rows import tuple_row
 
-from ledger.adapters import story_store
+from ledger.adapters import sql, story_store
 from ledger.adapters.partitions import Partition
 from ledger.adapters.story_store import Fact
 
@@ -191,11 +191,7 @@ def retention(conn: Connection[Any]) -> tuple[datetime | None, int]:
 def order_archived(conn: Connection[Any], tenant: str, order_id: str) -> datetime | None:
     """The cut-off before which some of the order's facts are archived; None if none are."""
     with conn.cursor(row_factory=tuple_row) as curs:
-        row = curs.execute(
-            "SELECT (SELECT max(cutoff) FROM archives) FROM archived_orders "
-            "WHERE order_id = %s AND tenant = %s",
-            (order_id, tenant),
-        ).fetchone()
+        row = curs.execute(sql.ARCHIVED_ORDER, (order_id, tenant)).fetchone()
     return row[0] if row else None
 
 
