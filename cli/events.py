@@ -67,12 +67,11 @@ def _export(args: argparse.Namespace) -> int:
 def _unless_archived(url: str, after: int) -> None:
     """Facts after `after` archived: say so rather than export with a gap (the change
     feed answers 410 the same way)."""
-    import psycopg
-
+    from ledger.adapters import connection
     from ledger.adapters.archive_store import retention
     from ledger.domain.packing import format_event_time
 
-    with psycopg.connect(url) as conn:
+    with connection.connect(url) as conn:
         cutoff, first = retention(conn)
     if cutoff is not None and after < first - 1:
         raise CommandError(

@@ -27,12 +27,11 @@ def _refuse_after_an_archive(url: str) -> None:
     """A rebuild replays the store's facts; once some are archived, the views hold totals
     the store no longer does, and no baseline to start from is kept yet: refuse rather
     than write views that lose them (docs/explanation/retention.md)."""
-    import psycopg
-
+    from ledger.adapters import connection
     from ledger.adapters.archive_store import retention
     from ledger.domain.packing import format_event_time
 
-    with psycopg.connect(url) as conn:
+    with connection.connect(url) as conn:
         cutoff, first = retention(conn)
     if cutoff is not None:
         raise CommandError(

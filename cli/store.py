@@ -15,10 +15,8 @@ from cli.errors import CommandError
 
 
 def _partitions(args: argparse.Namespace) -> int:
-    import psycopg
-
     from bootstrap.opened import opened
-    from ledger.adapters import partitions
+    from ledger.adapters import connection, partitions
 
     with opened() as parts:
         url = parts.database.url
@@ -29,7 +27,7 @@ def _partitions(args: argparse.Namespace) -> int:
                 raise CommandError(f"--size: {exc}") from None
         else:
             made = partitions.ensure_ahead(url, args.ahead)
-        with psycopg.connect(url) as conn:
+        with connection.connect(url) as conn:
             if not partitions.is_partitioned(conn):
                 raise CommandError("the store is not partitioned: run `pickpack migrate` first")
             head = partitions.drawn(conn)
