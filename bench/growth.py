@@ -233,6 +233,17 @@ def alternate(args: argparse.Namespace) -> None:
         )
 
 
+# The event store's tables: the two tables, or, once partitioned by position
+# (migrations 0052-0054), each of their partitions (a partitioned table has no storage
+# of its own: its size is its partitions').
+_STORE = (
+    "(SELECT c.oid FROM pg_class c WHERE c.relname IN ('stored_events', 'packing_events') "
+    "AND c.relkind = 'r' UNION SELECT t.relid::oid FROM pg_partition_tree('stored_events') t "
+    "WHERE t.isleaf UNION SELECT t.relid::oid FROM pg_partition_tree('packing_events') t "
+    "WHERE t.isleaf)"
+)
+
+
 def disk_per_event(url: str, n: int) -> tuple[float, float, dict[str, float]]:
     """Bytes per event of the event store's tables, the mean size of an event's JSON
     state (decompressed where it is stored compressed; over every 50th event), and the
@@ -240,8 +251,7 @@ def disk_per_event(url: str, n: int) -> tuple[float, float, dict[str, float]]:
     as stored (`state as stored`)."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT pg_total_relation_size('stored_events') "
-            "+ pg_total_relation_size('packing_events'), "
+            f"SELECT (SELECT sum(pg_total_relation_size(s.oid)) FROM {_STORE} AS s(oid)), "
             "(SELECT coalesce(avg(octet_length(state)), 0) FROM stored_events)"
         ).fetchone()
         sample = [
@@ -249,11 +259,10 @@ def disk_per_event(url: str, n: int) -> tuple[float, float, dict[str, float]]:
             for r in conn.execute("SELECT state FROM stored_events WHERE notification_id % 50 = 0")
         ]
         parts = conn.execute(
-            "SELECT c.relname, pg_table_size(c.oid) FROM pg_class c "
-            "WHERE c.relname IN ('stored_events', 'packing_events') "
+            f"SELECT c.relname, pg_table_size(c.oid) FROM pg_class c WHERE c.oid IN {_STORE} "
             "UNION ALL SELECT i.relname, pg_relation_size(i.oid) FROM pg_index x "
-            "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-            "WHERE t.relname IN ('stored_events', 'packing_events') ORDER BY 2 DESC"
+            "JOIN pg_class i ON i.oid = x.indexrelid "
+            f"WHERE x.indrelid IN {_STORE} ORDER BY 2 DESC"
         ).fetchall()
     assert row is not None
     per_event = {str(name): float(size) / n for name, size in parts} if n else {}
