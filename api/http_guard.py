@@ -183,7 +183,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._head_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._lingering = False
 
     # -- the connection's life ------------------------------------------------------------
 
@@ -200,7 +199,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                     b"retry-after: 1\r\n",
                 )
                 return
-            victim._close(None if victim._lingering else "evicted")
+            # A lingering victim was counted when it was refused.
+            victim._close(None if victim in self._waiting.lingering else "evicted")
         self._waiting.fresh[self] = None
         self._arm(self.limits.header_timeout, self._head_timed_out)
 
@@ -305,7 +305,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         among the first closed to make room."""
         REFUSED[reason] += 1
         self._waiting.discard(self)
-        self._lingering = True
         self.transport.write(_answer(status, phrase, detail))
         with contextlib.suppress(OSError, RuntimeError, NotImplementedError):
             self.transport.write_eof()
