@@ -27,6 +27,8 @@ tests:
         values: '10 6000x10'
       - series: 'pickpack_outbox_requests{instance="a",status="failed"}'
         values: '0 0 1 1'
+      - series: 'pickpack_event_store_partition_headroom_positions{instance="a"}'
+        values: '60000000 9000000x20'
     alert_rule_test:
       - eval_time: 4m
         alertname: PickpackDatabaseDown
@@ -43,6 +45,13 @@ tests:
       - eval_time: 4m
         alertname: PickpackStaleReads
         exp_alerts: []
+      - eval_time: 10m
+        alertname: PickpackPartitionsRunningOut
+        exp_alerts: []
+      - eval_time: 17m
+        alertname: PickpackPartitionsRunningOut
+        exp_alerts:
+          - exp_labels: {severity: warning, instance: a}
 """
 
 
