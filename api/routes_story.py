@@ -84,6 +84,10 @@ async def list_changes(
     ] = None,
 ) -> Any:
     async def read_page(position: int) -> dict[str, Any]:
+        # Before every read, not only the first: an archive may take the partition after
+        # `position` while a stream or a long-poll is behind. A stream then breaks off (its
+        # client reconnects with Last-Event-ID and gets the 410) rather than skip the gap.
+        _unless_archived(rt, position)
         return await run_in_threadpool(
             changes.read, rt.store.connection, tenant, position, limit, rt.catch_up
         )

@@ -40,12 +40,13 @@ def _export(args: argparse.Namespace) -> int:
     after = args.after
     listen: psycopg.Connection[Any] | None = None
     with opened() as parts:
-        _unless_archived(parts.database.url, after)
         try:
             if args.follow:
                 listen = psycopg.connect(parts.database.url, autocommit=True)
                 listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
             while True:
+                # Before every page: an archive may take the next partition meanwhile.
+                _unless_archived(parts.store.connection, after)
                 page = read(parts.store.connection, args.tenant, after, PAGE, parts.catch_up)
                 for item in page["items"]:
                     out.write(orjson.dumps(item) + b"\n")
@@ -64,14 +65,13 @@ def _export(args: argparse.Namespace) -> int:
                 listen.close()
 
 
-def _unless_archived(url: str, after: int) -> None:
+def _unless_archived(connect: Any, after: int) -> None:
     """Facts after `after` archived: say so rather than export with a gap (the change
-    feed answers 410 the same way)."""
-    from ledger.adapters import connection
+    feed answers 410 the same way); `connect`: the store's pooled connections."""
     from ledger.adapters.archive_store import retention
     from ledger.domain.packing import format_event_time
 
-    with connection.connect(url) as conn:
+    with connect() as conn:
         cutoff, first = retention(conn)
     if cutoff is not None and after < first - 1:
         raise CommandError(

@@ -29,6 +29,10 @@ from ledger.adapters.partitions import Partition
 from ledger.adapters.story_store import Fact
 
 CUTOFF_CACHE_SECONDS = 5.0
+# A cut-off older than this is not used: `pickpack archive` drops a partition
+# ledger/services/archive.SETTLE_SECONDS (11 s) after recording its cut-off, so a value
+# this old may miss the newest one, and a retry of a scan just archived could count twice.
+CUTOFF_STALE_SECONDS = 2 * CUTOFF_CACHE_SECONDS
 log = logging.getLogger(__name__)
 PROJECTIONS = ("line_totals", "order_status")
 
@@ -248,10 +252,22 @@ class RetentionCutoff:
             self._value, self._read_at = value, now
 
     def current(self) -> tuple[datetime | None, int]:
+        """The cut-off; CutoffUnknown (a psycopg.OperationalError: the service answers
+        503 with Retry-After) when it could not be read for CUTOFF_STALE_SECONDS."""
         with self._lock:
-            fresh = time.monotonic() - self._read_at < self._seconds
-            if fresh or self._thread is not None:
+            age = time.monotonic() - self._read_at
+            if age < self._seconds or (self._thread is not None and age < CUTOFF_STALE_SECONDS):
                 return self._value
-        self.refresh()
+        if self._thread is None:
+            self.refresh()
         with self._lock:
-            return self._value
+            if time.monotonic() - self._read_at < CUTOFF_STALE_SECONDS:
+                return self._value
+        raise CutoffUnknown(
+            "the retention cut-off could not be read from the database for "
+            f"{CUTOFF_STALE_SECONDS:.0f} s; retry later"
+        )
+
+
+class CutoffUnknown(psycopg.OperationalError):
+    """The cut-off is too old to trust: a scan must not be judged without it."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from itertools import groupby
 from typing import Any
 
@@ -91,7 +90,6 @@ def import_lines(
     source = source_key(first[1])
     with store.connection() as conn:
         saved = event_import_progress.load(conn, tenant, source)
-        cutoff, _ = archive_store.retention(conn)
     if saved is not None and not saved.finished:
         report.resumed_after = saved.position
         report.tally = Tally.from_dict(saved.counts)
@@ -111,11 +109,11 @@ def import_lines(
             continue
         items.append(item)
         if len(items) >= batch:
-            _record_batch(store, tenant, source, items, report, line, False, cutoff)
+            _record_batch(store, tenant, source, items, report, line, False)
             items = []
             if on_batch is not None:
                 on_batch(report, line)
-    _record_batch(store, tenant, source, items, report, line, True, cutoff)
+    _record_batch(store, tenant, source, items, report, line, True)
     if on_batch is not None:
         on_batch(report, line)
     return report
@@ -149,9 +147,10 @@ def _record_batch(
     report: ImportReport,
     line: int,
     finished: bool,
-    cutoff: datetime | None = None,
 ) -> None:
     tally = Tally(read=len(items))
+    with store.connection() as conn:  # per batch: an archive may run during the import
+        cutoff, _ = archive_store.retention(conn)
     last = items[-1].position if items else None
     if cutoff is not None:
         # This store archived its scans before the cut-off: one that old cannot be told

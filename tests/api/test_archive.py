@@ -13,7 +13,11 @@ new one); a newer scan is recorded; GET /events from before the cut-off is refus
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -267,3 +271,26 @@ def test_a_run_stopped_after_its_record_resumes_with_the_drop(
     with psycopg.connect(db_url) as conn:
         assert "stored_events_p1" not in [p.name() for p in partitions.partitions(conn)]
     assert verify(done[0].directory)["facts"] == done[0].facts
+
+
+def test_a_cutoff_that_cannot_be_read_in_time_is_not_trusted(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan must not be judged against a cut-off older than the archive's settle time
+    (a retry of a scan archived meanwhile would count twice): 503, not a guess."""
+    down: list[bool] = []
+
+    @contextmanager
+    def connect() -> Iterator[psycopg.Connection[Any]]:
+        if down:
+            raise psycopg.OperationalError("the database went away")
+        with psycopg.connect(db_url) as conn:
+            yield conn
+
+    monkeypatch.setattr(archive_store, "CUTOFF_STALE_SECONDS", 0.2)
+    cutoff = archive_store.RetentionCutoff(connect, seconds=0.05)
+    assert cutoff.current() == (None, 0)
+    down.append(True)
+    time.sleep(0.3)
+    with pytest.raises(archive_store.CutoffUnknown):
+        cutoff.current()
