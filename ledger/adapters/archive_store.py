@@ -26,6 +26,7 @@ from psycopg.rows import tuple_row
 
 from ledger.adapters import sql, story_store
 from ledger.adapters.partitions import Partition
+from ledger.adapters.pool import UNAVAILABLE_ERRORS
 from ledger.adapters.story_store import Fact
 
 CUTOFF_CACHE_SECONDS = 5.0
@@ -199,6 +200,11 @@ def order_archived(conn: Connection[Any], tenant: str, order_id: str) -> datetim
     return row[0] if row else None
 
 
+# psycopg's errors, and the library's wrappers of them (the pool's timeout comes as its
+# OperationalError, which is no psycopg.Error).
+_READ_FAILURES: tuple[type[Exception], ...] = (psycopg.Error, *UNAVAILABLE_ERRORS)
+
+
 class RetentionCutoff:
     """The store's latest cut-off and first retained position, as of at most
     CUTOFF_CACHE_SECONDS ago (every scan consults it; the table changes once per archive).
@@ -235,7 +241,12 @@ class RetentionCutoff:
 
     def _run(self) -> None:
         while not self._stop.wait(self._seconds):
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:
+                # Whatever it was, the next round tries again: a dead thread would leave
+                # every scan answering 503 (the cut-off too old to trust) for good.
+                log.exception("reading the retention cut-off failed")
 
     def refresh(self) -> None:
         """Read the table now (the thread's round; a test that just archived)."""
@@ -243,7 +254,7 @@ class RetentionCutoff:
         try:
             with self._connect() as conn:
                 value = retention(conn)
-        except psycopg.Error:
+        except _READ_FAILURES:
             # The database is unreachable: a scan's own append will say so; the cut-off
             # last read stays (it only ever moves later).
             log.warning("could not read the retention cut-off", exc_info=True)

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 import zstandard
+from eventsourcing import persistence as es_persistence
 
 from cli.main import main
 from devtools.harness.service import Service, auth
@@ -294,3 +295,32 @@ def test_a_cutoff_that_cannot_be_read_in_time_is_not_trusted(
     time.sleep(0.3)
     with pytest.raises(archive_store.CutoffUnknown):
         cutoff.current()
+
+
+def test_a_cutoff_is_trusted_again_once_the_database_answers_again(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reading thread outlives any failure of the database: the pool's timeout comes
+    wrapped in the library's OperationalError (not a psycopg.Error), and a thread that died
+    of it left every scan answering 503 after the database came back."""
+    down: list[bool] = []
+
+    @contextmanager
+    def connect() -> Iterator[psycopg.Connection[Any]]:
+        if down:
+            raise es_persistence.OperationalError("couldn't get a connection after 1.00 sec")
+        with psycopg.connect(db_url) as conn:
+            yield conn
+
+    monkeypatch.setattr(archive_store, "CUTOFF_STALE_SECONDS", 0.2)
+    cutoff = archive_store.RetentionCutoff(connect, seconds=0.05).start()
+    try:
+        down.append(True)
+        time.sleep(0.3)
+        with pytest.raises(archive_store.CutoffUnknown):
+            cutoff.current()
+        down.clear()
+        time.sleep(0.3)
+        assert cutoff.current() == (None, 0)
+    finally:
+        cutoff.stop()
