@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -274,20 +274,28 @@ def test_a_run_stopped_after_its_record_resumes_with_the_drop(
     assert verify(done[0].directory)["facts"] == done[0].facts
 
 
+def failing_while(
+    down: list[bool], db_url: str, error: Exception
+) -> Callable[[], AbstractContextManager[psycopg.Connection[Any]]]:
+    """Connections to `db_url`, except that `error` is raised while `down` holds anything."""
+
+    @contextmanager
+    def connect() -> Iterator[psycopg.Connection[Any]]:
+        if down:
+            raise error
+        with psycopg.connect(db_url) as conn:
+            yield conn
+
+    return connect
+
+
 def test_a_cutoff_that_cannot_be_read_in_time_is_not_trusted(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A scan must not be judged against a cut-off older than the archive's settle time
     (a retry of a scan archived meanwhile would count twice): 503, not a guess."""
     down: list[bool] = []
-
-    @contextmanager
-    def connect() -> Iterator[psycopg.Connection[Any]]:
-        if down:
-            raise psycopg.OperationalError("the database went away")
-        with psycopg.connect(db_url) as conn:
-            yield conn
-
+    connect = failing_while(down, db_url, psycopg.OperationalError("the database went away"))
     monkeypatch.setattr(archive_store, "CUTOFF_STALE_SECONDS", 0.2)
     cutoff = archive_store.RetentionCutoff(connect, seconds=0.05)
     assert cutoff.current() == (None, 0)
@@ -304,14 +312,8 @@ def test_a_cutoff_is_trusted_again_once_the_database_answers_again(
     wrapped in the library's OperationalError (not a psycopg.Error), and a thread that died
     of it left every scan answering 503 after the database came back."""
     down: list[bool] = []
-
-    @contextmanager
-    def connect() -> Iterator[psycopg.Connection[Any]]:
-        if down:
-            raise es_persistence.OperationalError("couldn't get a connection after 1.00 sec")
-        with psycopg.connect(db_url) as conn:
-            yield conn
-
+    unavailable = es_persistence.OperationalError("couldn't get a connection after 1.00 sec")
+    connect = failing_while(down, db_url, unavailable)
     monkeypatch.setattr(archive_store, "CUTOFF_STALE_SECONDS", 0.2)
     cutoff = archive_store.RetentionCutoff(connect, seconds=0.05).start()
     try:
