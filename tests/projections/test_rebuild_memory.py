@@ -26,6 +26,7 @@ from projections.rebuild import MAX_ROWS as MAX_ROWS_DEFAULT
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import step
+from tests.helpers.accumulators import Delegating
 
 LINES = 300  # 150 orders x 2 products, 2 events each
 EVENTS = 2 * LINES
@@ -34,10 +35,9 @@ MAX_ROWS = 50
 
 
 @dataclass
-class Watched:
+class Watched(Delegating):
     """An accumulator reporting, after each fold, the rows every accumulator holds."""
 
-    inner: Accumulator
     all: list[Watched]
     seen: list[int]
 
@@ -45,18 +45,6 @@ class Watched:
         self.inner.fold(curs, events)
         if self is self.all[-1]:  # the chunk is folded into every accumulator
             self.seen.append(sum(w.inner.rows() for w in self.all))
-
-    def flush(self, curs: Any) -> None:
-        self.inner.flush(curs)
-
-    def start_empty(self) -> None:
-        self.inner.start_empty()
-
-    def held(self) -> int:
-        return self.inner.held()
-
-    def rows(self) -> int:
-        return self.inner.rows()
 
 
 @dataclass

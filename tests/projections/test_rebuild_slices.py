@@ -22,10 +22,11 @@ from ledger.adapters.event_store import EventStore
 from ledger.domain.corrections import Correction
 from ledger.domain.packing import Attribution
 from ledger.services import order_commands, story
-from projections.base import Accumulator, Projection, Recorded
+from projections.base import Projection, Recorded
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import step
+from tests.helpers.accumulators import Delegating
 
 GROUP = list(PROJECTIONS.values())
 TENANTS = ("acme", "bolt", "cora")
@@ -156,10 +157,9 @@ def test_a_rebuild_by_slices_equals_the_live_views(
 
 
 @dataclass
-class Failing:
+class Failing(Delegating):
     """An accumulator that fails its `after`-th fold: a rebuild killed mid-way."""
 
-    inner: Accumulator
     folds: list[int]
     after: int
 
@@ -168,18 +168,6 @@ class Failing:
         if len(self.folds) == self.after:
             raise RuntimeError("killed")
         self.inner.fold(curs, events)
-
-    def flush(self, curs: Any) -> None:
-        self.inner.flush(curs)
-
-    def start_empty(self) -> None:
-        self.inner.start_empty()
-
-    def held(self) -> int:
-        return self.inner.held()
-
-    def rows(self) -> int:
-        return self.inner.rows()
 
 
 @dataclass
