@@ -34,6 +34,10 @@ CUTOFF_CACHE_SECONDS = 5.0
 # ledger/services/archive.SETTLE_SECONDS (11 s) after recording its cut-off, so a value
 # this old may miss the newest one, and a retry of a scan just archived could count twice.
 CUTOFF_STALE_SECONDS = 2 * CUTOFF_CACHE_SECONDS
+# After a failed read the thread tries again this soon, not a whole CUTOFF_CACHE_SECONDS
+# later: once the cut-off has gone stale every scan answers 503 until a read succeeds, and
+# a database back from an outage must take scans within seconds (test_fault_outage).
+CUTOFF_RETRY_SECONDS = 0.5
 log = logging.getLogger(__name__)
 PROJECTIONS = ("line_totals", "order_status")
 
@@ -240,16 +244,20 @@ class RetentionCutoff:
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._seconds):
+        wait = self._seconds
+        while not self._stop.wait(wait):
+            read = False
             try:
-                self.refresh()
+                read = self.refresh()
             except Exception:
                 # Whatever it was, the next round tries again: a dead thread would leave
                 # every scan answering 503 (the cut-off too old to trust) for good.
                 log.exception("reading the retention cut-off failed")
+            wait = self._seconds if read else min(self._seconds, CUTOFF_RETRY_SECONDS)
 
-    def refresh(self) -> None:
-        """Read the table now (the thread's round; a test that just archived)."""
+    def refresh(self) -> bool:
+        """Read the table now (the thread's round; a test that just archived); False
+        when the database could not be reached."""
         now = time.monotonic()
         try:
             with self._connect() as conn:
@@ -258,9 +266,10 @@ class RetentionCutoff:
             # The database is unreachable: a scan's own append will say so; the cut-off
             # last read stays (it only ever moves later).
             log.warning("could not read the retention cut-off", exc_info=True)
-            return
+            return False
         with self._lock:
             self._value, self._read_at = value, now
+        return True
 
     def current(self) -> tuple[datetime | None, int]:
         """The cut-off; CutoffUnknown (a psycopg.OperationalError: the service answers
