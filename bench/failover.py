@@ -13,7 +13,9 @@ the cluster healthy again (three members, a synchronous standby) before each:
   (a) kill: SIGKILL of the leader's postmaster (its Patroni lives and restarts it);
   (b) freeze: SIGSTOP of every process of the leader (a hung host), resumed 10 s after a
       new leader runs (it must rejoin as a replica);
-  (c) switchover: `patronictl switchover`, on purpose.
+  (c) switchover: `patronictl switchover`, on purpose;
+  (d) kill-leader (not run unless named): SIGKILL of the leader's Patroni and postmaster
+      together (a crashed host; the suite's failover test runs the freeze only).
 
 For each: the time without a successful scan, the 503s (and dropped connections), the
 p99 of the requests begun in the 30 s around the event against the p99 before it, and at
@@ -149,9 +151,9 @@ def outage(scanners: Scanners, event: float, until: float) -> float:
     return max(b - a for a, b in itertools.pairwise(oks))
 
 
-def wait_healthy(cluster: HACluster, timeout: float = 120) -> None:
+def wait_healthy(cluster: HACluster, members: int = 3, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while not cluster.healthy():
+    while not cluster.healthy(members=members):
         if time.monotonic() > deadline:
             raise TimeoutError(f"cluster not healthy: {cluster.cluster()}")
         time.sleep(0.5)
@@ -187,8 +189,9 @@ def events(args: argparse.Namespace) -> None:
         scanners = Scanners(base, args.rate, args.clients)
         threads = scanners.start()
         time.sleep(args.settle)
+        members = 3  # a killed leader stays down: the rest go on with two nodes
         for name in args.scenarios:
-            wait_healthy(cluster)
+            wait_healthy(cluster, members)
             time.sleep(args.settle)
             before = [
                 e - s for s, e, st in scanners.window(time.monotonic() - 10, 1e18) if st == 200
@@ -206,6 +209,11 @@ def events(args: argparse.Namespace) -> None:
                 time.sleep(10)
                 cluster.thaw(pids)
                 time.sleep(max(0.0, args.observe - (time.monotonic() - event)))
+            elif name == "kill-leader":
+                cluster.kill_leader()
+                members -= 1
+                promoted = wait_new_leader(cluster, leader.name)
+                time.sleep(args.observe)
             elif name == "switchover":
                 cluster.switchover()
                 promoted = wait_new_leader(cluster, leader.name)
@@ -229,7 +237,7 @@ def events(args: argparse.Namespace) -> None:
         scanners.stop.set()
         for t in threads:
             t.join(timeout=60)
-        wait_healthy(cluster)
+        wait_healthy(cluster, members)
         stored = indexed_event_ids(cluster.url)
         lost = set(scanners.acked) - set(stored)
         duplicated = [e for e, n in stored.items() if n > 1]
@@ -403,7 +411,12 @@ def main() -> None:
     ev.add_argument("--ttl", type=int, default=20)
     ev.add_argument("--settle", type=float, default=5)
     ev.add_argument("--observe", type=float, default=20, help="seconds watched after each event")
-    ev.add_argument("--scenarios", nargs="+", default=["kill", "freeze", "switchover"])
+    ev.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=["kill", "freeze", "switchover", "kill-leader"],
+        default=["kill", "freeze", "switchover"],
+    )
     ev.add_argument("--keep", action="store_true")
     sc = sub.add_parser("sync-cost")
     sc.add_argument("--seconds", type=float, default=10)

@@ -6,8 +6,11 @@ docker/ha/haproxy.cfg) checking Patroni's /primary. The service runs on the HAPr
 with its default bounds. Eight scanners post distinct scans at a steady pace and resend
 each unanswered one (a 503, a timeout, a dropped connection) with the same eventId.
 
-1. The leader is frozen (every process of it SIGSTOPped, a hung host) and left frozen.
-2. Once a new leader runs, it is killed (Patroni and postmaster SIGKILLed, a crashed host).
+The leader is frozen (every process of it SIGSTOPped, a hung host) and left frozen: the
+fault that stopped every scanner before the service bounded its waits. This is the
+suite's one run of a whole cluster; the other faults (a killed leader, a killed
+postmaster, a switchover), each repeated, are `python -m bench.failover --scenarios kill
+freeze switchover` (docs/BENCHMARKS.md, "Failover").
 
 The rules (docs/explanation/guarantees.md, "When PostgreSQL fails over"): every scan
 acknowledged is stored once; no answer is a 500; no request is held past the bound
@@ -108,7 +111,7 @@ def wait_flowing(load: Load, promoted: float) -> float:
     raise AssertionError("scans did not flow again after the promotion")
 
 
-def test_the_service_follows_a_frozen_then_a_killed_leader_losing_nothing(
+def test_the_service_follows_a_frozen_leader_losing_nothing(
     ha_cluster: HACluster, tmp_path: Path
 ) -> None:
     server, thread, runtime, url = start_service(ha_cluster.url, tmp_path)
@@ -129,17 +132,6 @@ def test_the_service_follows_a_frozen_then_a_killed_leader_losing_nothing(
         froze = time.monotonic()
         promoted = wait_for_new_leader(ha_cluster, node.name)
         after_freeze = wait_flowing(load, promoted)
-
-        # Patroni promotes only a synchronous standby: the third node must follow the
-        # new leader and be its synchronous standby before that leader may fail.
-        deadline = time.monotonic() + 30
-        while not ha_cluster.healthy(members=2):
-            assert time.monotonic() < deadline, f"no synchronous standby: {ha_cluster.cluster()}"
-            time.sleep(0.2)
-        killed = ha_cluster.kill_leader()
-        kill = time.monotonic()
-        promoted_again = wait_for_new_leader(ha_cluster, killed.name)
-        after_kill = wait_flowing(load, promoted_again)
         time.sleep(1)
     finally:
         load.stop.set()
@@ -150,14 +142,13 @@ def test_the_service_follows_a_frozen_then_a_killed_leader_losing_nothing(
         held = max(end - start for start, end, _ in load.attempts)
         summary = (
             f"statuses {dict(statuses)}; longest request {held:.1f} s; promotion "
-            f"{promoted - froze:.1f} s after the freeze, {promoted_again - kill:.1f} s after "
-            f"the kill; flowing {after_freeze:.1f} s and {after_kill:.1f} s after them"
+            f"{promoted - froze:.1f} s after the freeze; flowing {after_freeze:.1f} s after it"
         )
         print(summary)  # the figures, for `pytest -s`
         assert set(statuses) <= {0, 200, 503}, summary
         assert statuses[503] > 0, "the faults were never seen: " + summary
         assert held < REQUEST_BOUND, summary
-        assert after_freeze < FLOWING_AGAIN and after_kill < FLOWING_AGAIN, summary
+        assert after_freeze < FLOWING_AGAIN, summary
         # Every acknowledged scan is stored once, on the surviving timeline.
         stored = indexed_event_ids(ha_cluster.url)
         # (Each scan was resent until acknowledged: the store holds exactly those.)
