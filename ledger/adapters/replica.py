@@ -87,7 +87,9 @@ class ReplicaReads:
     def _replica_connection(self, stack: contextlib.ExitStack) -> Connection[Any] | None:
         """The replica's connection, entered on `stack`, if it is to be read; else None
         (counted by why), with nothing left on `stack`."""
-        if time.monotonic() < self._passed_over_until:
+        with self._lock:
+            seen = self._passed_over_until
+        if time.monotonic() < seen:
             self._count("unavailable")
             return None
         try:
@@ -100,9 +102,7 @@ class ReplicaReads:
             self._pass_over(exc)
             self._count("unavailable")
             return None
-        if self._passed_over_until:
-            self._passed_over_until = 0.0
-            log.info("the replica answers again")
+        self._answers_again(seen)
         if behind is None or behind > self.max_lag:
             stack.close()
             self._count("lagging")
@@ -140,6 +140,16 @@ class ReplicaReads:
     def _count(self, where: str) -> None:
         with self._lock:
             self._counts[where] += 1
+
+    def _answers_again(self, seen: float) -> None:
+        """The replica answered an attempt begun when it was passed over until `seen`:
+        the pass-over ends, unless another read's failure set a new one meanwhile (this
+        read's answer is older than that failure, so the replica stays passed over)."""
+        with self._lock:
+            if not seen or self._passed_over_until != seen:
+                return
+            self._passed_over_until = 0.0
+        log.info("the replica answers again")
 
     def _pass_over(self, exc: BaseException) -> None:
         with self._lock:
