@@ -198,7 +198,8 @@ def retention(conn: Connection[Any]) -> tuple[datetime | None, int]:
 
 
 def order_archived(conn: Connection[Any], tenant: str, order_id: str) -> datetime | None:
-    """The cut-off before which some of the order's facts are archived; None if none are."""
+    """The cut-off of the last archive that took some of the order's facts (all its
+    archived facts are before it); None if none are archived."""
     with conn.cursor(row_factory=tuple_row) as curs:
         row = curs.execute(sql.ARCHIVED_ORDER, (order_id, tenant)).fetchone()
     return row[0] if row else None

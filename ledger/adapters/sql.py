@@ -98,10 +98,16 @@ NEXT_VERSIONS = (
     "FROM unnest(%s::uuid[]) AS s"
 )
 
-# An order some of whose facts are archived, and the cut-off then.
+# An order some of whose facts are archived, and the cut-off of the last archive that took
+# some of them (`before_position` is that archive's upper bound): its archived facts are
+# all before that cut-off, and a later archive that took none of them does not move it.
+# The store's latest cut-off stands in should that archive's row be missing, so an order
+# with archived facts is never taken for one without.
 ARCHIVED_ORDER = (
-    "SELECT (SELECT max(cutoff) FROM archives) AS cutoff FROM archived_orders "
-    "WHERE order_id = %s AND tenant = %s"
+    "SELECT coalesce("
+    "(SELECT max(cutoff) FROM archives WHERE upper_position = o.before_position), "
+    "(SELECT max(cutoff) FROM archives)) AS cutoff "
+    "FROM archived_orders o WHERE o.order_id = %s AND o.tenant = %s"
 )
 
 # Raise a tenant's high-water mark to `position` (never lower it), in the transaction

@@ -236,6 +236,39 @@ def test_the_history_says_where_it_starts_and_an_as_of_of_an_archived_order_is_g
     )
 
 
+def test_an_order_whose_facts_are_all_in_the_first_archive_names_that_archives_cutoff(
+    archived: tuple,
+) -> None:
+    """Tenant other's o2 has scan 8 in the first archived partition (cut-off: its newest
+    scan, 10:00:09, + 1 ms), none in the second (cut-off 10:00:19.001), and scan 20
+    retained. Its facts recorded before the first cut-off are what is archived: the
+    answers name that one, not the store's latest."""
+    service, _, _, _ = archived
+    first = "2024-05-01T10:00:09.001Z"
+    other = auth("other")
+    history = service.client.get("/pick-pack/other/orders/o2/history", headers=other)
+    assert history.status_code == 200
+    assert history.json()["archivedBefore"] == first
+    assert [i["data"]["eventId"] for i in history.json()["items"]] == ["a20"]
+    as_of = service.client.get(
+        "/pick-pack/other/orders/o2", params={"asOf": "2030-01-01T00:00:00Z"}, headers=other
+    )
+    assert as_of.status_code == 410
+    assert as_of.json()["detailInfo"].startswith(
+        f"asOf: facts of order 'o2' recorded before {first} are archived"
+    )
+    order = {
+        "id": "o2",
+        "siteCode": "main",
+        "entries": [{"entryId": "e0", "productId": "p0", "totalCount": 10, "orderUnit": "H87"}],
+    }
+    refused = service.client.put("/pick-pack/other/orders/o2", json=order, headers=other)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detailInfo"].startswith(
+        f"orderId: facts of order 'o2' recorded before {first} are archived"
+    )
+
+
 class _Stopped(Exception):
     """The archive's process stopping at a chosen step."""
 
