@@ -270,8 +270,19 @@ class Settings(BaseSettings):
             elif isinstance(value, str):
                 shown[var] = mask_password(value)
             else:
-                shown[var] = str(value)
+                shown[var] = env_spelling(value)
         return shown
+
+
+def env_spelling(value: object) -> str:
+    """A value as an operator writes it in the environment and the configuration
+    reference does: `true`/`false`, `30` for a whole number of seconds, `0.5` otherwise
+    (Python's str would show `True` and `30.0`, which the reference never writes)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def check_database_url(value: str) -> str:

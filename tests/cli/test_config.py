@@ -153,6 +153,29 @@ def test_pickpack_config_prints_the_effective_configuration_with_secrets_masked(
     assert set(as_json) == set(DESIGN_NAMES) | set(EXTRA_NAMES)
 
 
+def test_values_are_shown_as_the_environment_and_the_reference_write_them() -> None:
+    """`pickpack config` shows each value as an operator writes it in the environment:
+    the reference's defaults as its table writes them (`true`, `30`, `0.5`, not `True`,
+    `30.0`), and every value shown, set again, gives the same settings."""
+    text = (ROOT / "docs" / "reference" / "configuration.md").read_text()
+    table = text.split("## Variables", 1)[1].split("\n## ", 1)[0]
+    defaults = dict(re.findall(r"^\| `(PICKPACK_[A-Z_]+)` \| `([^`]+)`", table, flags=re.M))
+    del defaults["PICKPACK_DATA_DIR"]  # shown made absolute: the directory it resolves to
+    shown = Settings.from_env({}).effective()
+    assert {name: shown[name] for name in defaults} == defaults
+    env = {
+        "PICKPACK_COMPRESS_EVENTS": "false",
+        "PICKPACK_RECALC_POLL_SECONDS": "0.25",
+        "PICKPACK_DRAIN_SECONDS": "12",
+        "PICKPACK_DATABASE_TIMEOUT_SECONDS": "2.5",
+    }
+    settings = Settings.from_env(env)
+    shown = settings.effective()
+    assert {name: shown[name] for name in env} == env
+    again = {name: value for name, value in shown.items() if value is not None}
+    assert Settings.from_env(again) == settings
+
+
 def test_the_references_pickpack_config_example_is_what_the_command_prints() -> None:
     """docs/reference/configuration.md shows a run of `pickpack config`: the command
     given there, run with exactly the variables it sets, prints exactly the lines shown,
