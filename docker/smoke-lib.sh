@@ -1,19 +1,20 @@
-# Shared by docker/smoke-replicas.sh and docker/smoke-cluster.sh (sourced, not run):
-# step reporting, the failure path, waiting for health, and the scanners
-# (devtools/scanners.py) that post scans while containers are restarted or killed.
-# The sourcing script sets PROFILE (the compose profile) and SERVICES (those to wait for)
+# shellcheck shell=sh
+# Shared by docker/smoke.sh, docker/smoke-replicas.sh and docker/smoke-cluster.sh
+# (sourced, not run): step reporting, the failure path, waiting for health, and the
+# scanners (devtools/scanners.py) that post scans while containers are restarted or killed.
+# The sourcing script sets PROFILE (the compose profile; empty: the default stack alone)
 # before sourcing, and calls `start_run` after.
 
 TIMEOUT=${SMOKE_TIMEOUT:-180}
 TENANT=smoke
 STAMP="$(date -u +%Y%m%dT%H%M%S)-$$"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pickpack-smoke-$PROFILE.XXXXXX")
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pickpack-smoke-${PROFILE:-default}.XXXXXX")
 SCANNERS_PID=
 START=$(date +%s)
 STEP_START=$START
 STEP="checking the tools"
 
-say() { printf '%s smoke-%s: %s\n' "$(date -u +%H:%M:%S)" "$PROFILE" "$*"; }
+say() { printf '%s smoke%s: %s\n' "$(date -u +%H:%M:%S)" "${PROFILE:+-$PROFILE}" "$*"; }
 done_step() {
     now=$(date +%s)
     say "ok   $STEP ($((now - STEP_START)) s)"
@@ -21,7 +22,13 @@ done_step() {
 }
 step() { STEP=$1; }
 fail() { say "error: $*" >&2; exit 1; }
-dc() { docker compose --profile "$PROFILE" "$@"; }
+dc() {
+    if [ -n "$PROFILE" ]; then
+        docker compose --profile "$PROFILE" "$@"
+    else
+        docker compose "$@"
+    fi
+}
 
 on_exit() {
     rc=$?
@@ -37,13 +44,20 @@ on_exit() {
     dc ps -a 2>&1 | sed 's/^/    /'
     dc logs --no-color --tail 30 2>&1 | sed 's/^/    /'
     dc down >/dev/null 2>&1 || true
-    say "stack taken down; the scanners' files are in $WORK; exit 1"
+    if rmdir "$WORK" 2>/dev/null; then # no scanners ran
+        say "stack taken down; exit 1"
+    else
+        say "stack taken down; the scanners' files are in $WORK; exit 1"
+    fi
     exit 1
 }
 
+# Sets the failure path and checks the tools: those named, else curl and python3 (the
+# scanners).
 start_run() {
     trap on_exit EXIT
-    for tool in curl python3; do
+    [ "$#" -gt 0 ] || set -- curl python3
+    for tool in "$@"; do
         command -v "$tool" >/dev/null || fail "$tool is missing"
     done
     docker info >/dev/null 2>&1 || fail "no Docker engine answers"

@@ -20,64 +20,12 @@
 set -eu
 
 cd "$(dirname "$0")/.."
-TIMEOUT=${SMOKE_TIMEOUT:-180}
-TENANT=smoke
-EVENT_ID="smoke-$(date -u +%Y%m%dT%H%M%S)-$$"
-START=$(date +%s)
-STEP_START=$START
-STEP="checking the tools"
-
-say() { printf '%s smoke: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
-done_step() {
-    now=$(date +%s)
-    say "ok   $STEP ($((now - STEP_START)) s)"
-    STEP_START=$now
-}
-step() { STEP=$1; }
-
-on_exit() {
-    rc=$?
-    [ "$rc" = 0 ] && return
-    say "FAILED while $STEP"
-    docker compose ps -a 2>&1 | sed 's/^/    /'
-    docker compose logs --no-color --tail 30 2>&1 | sed 's/^/    /'
-    docker compose down >/dev/null 2>&1 || true
-    say "stack taken down; exit 1"
-    exit 1
-}
-trap on_exit EXIT
-fail() { say "error: $*" >&2; exit 1; }
-
-command -v curl >/dev/null || fail "curl is missing"
-docker info >/dev/null 2>&1 || fail "no Docker engine answers"
-docker compose version >/dev/null 2>&1 || fail "'docker compose' (the v2 plugin) is missing"
-for image in python:3.11-slim postgres:16; do
-    docker image inspect "$image" >/dev/null 2>&1 ||
-        say "note: $image is not local; compose will try to pull it (docker/local-images.sh builds a stand-in)"
-done
-
-health() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null; }
-
-# Waits until every container of the stack reports healthy.
-wait_healthy() {
-    deadline=$(($(date +%s) + TIMEOUT))
-    while :; do
-        all=yes
-        for service in postgres pickpack; do
-            id=$(docker compose ps -q "$service")
-            [ -n "$id" ] || fail "service $service has no container"
-            state=$(health "$id")
-            case "$state" in
-                healthy) ;;
-                unhealthy | exited | dead) fail "service $service is $state" ;;
-                *) all=no ;;
-            esac
-        done
-        [ "$all" = yes ] && return 0
-        [ "$(date +%s)" -lt "$deadline" ] || fail "not healthy after ${TIMEOUT} s"
-        sleep 1
-    done
-}
+PROFILE= # the default stack: postgres and pickpack
+# shellcheck source=docker/smoke-lib.sh
+. docker/smoke-lib.sh
+start_run curl
+EVENT_ID="smoke-$STAMP"
+note_missing_images python:3.11-slim postgres:16
 
 # GET the tenant's events since 2020 and count our event in them (0 or 1 expected).
 count_event() {
@@ -90,17 +38,17 @@ done_step
 
 step "building and starting the stack (docker compose up -d --build)"
 out=$(mktemp)
-docker compose up -d --build --quiet-pull >"$out" 2>&1 ||
+dc up -d --build --quiet-pull >"$out" 2>&1 ||
     { tail -n 40 "$out" | sed 's/^/    /'; rm -f "$out"; fail "docker compose up failed"; }
 rm -f "$out"
 done_step
 
 step "waiting for postgres and pickpack to be healthy"
-wait_healthy
+wait_healthy postgres pickpack
 done_step
 
 step "finding the published port"
-published=$(docker compose port pickpack 8000) || fail "pickpack publishes no port 8000"
+published=$(dc port pickpack 8000) || fail "pickpack publishes no port 8000"
 case "$published" in
     127.0.0.1:*) ;;
     *) fail "pickpack's port 8000 is published on $published, not on 127.0.0.1 only" ;;
@@ -112,7 +60,7 @@ say "     $BASE/ready answers 200"
 done_step
 
 step "minting a token inside the container (pickpack token)"
-TOKEN=$(docker compose exec -T pickpack pickpack token --tenant "$TENANT" | tail -n 1)
+TOKEN=$(dc exec -T pickpack pickpack token --tenant "$TENANT" | tail -n 1)
 case "$TOKEN" in
     *.*.*) ;;
     *) fail "pickpack token printed no JWT" ;;
@@ -139,11 +87,11 @@ n=$(count_event)
 done_step
 
 step "restarting the pickpack container"
-before=$(docker inspect -f '{{.State.StartedAt}}' "$(docker compose ps -q pickpack)")
-docker compose restart pickpack >/dev/null 2>&1 || fail "docker compose restart failed"
-after=$(docker inspect -f '{{.State.StartedAt}}' "$(docker compose ps -q pickpack)")
+before=$(docker inspect -f '{{.State.StartedAt}}' "$(dc ps -q pickpack)")
+dc restart pickpack >/dev/null 2>&1 || fail "docker compose restart failed"
+after=$(docker inspect -f '{{.State.StartedAt}}' "$(dc ps -q pickpack)")
 [ "$before" != "$after" ] || fail "the pickpack container did not restart"
-wait_healthy
+wait_healthy postgres pickpack
 done_step
 
 step "reading the scan again after the restart"
@@ -152,9 +100,7 @@ n=$(count_event)
 done_step
 
 step "taking the stack down (docker compose down)"
-docker compose down >/dev/null 2>&1 || fail "docker compose down failed"
-left=$(docker compose ps -a -q)
-[ -z "$left" ] || fail "containers left after down: $left"
+take_down
 done_step
 
 say "PASSED in $(($(date +%s) - START)) s: scan $EVENT_ID posted, read back, and read again after a restart"
