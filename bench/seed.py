@@ -114,9 +114,7 @@ def seed(
                                 }
                             )
                         )
-                        copy.write_row(
-                            (stream, v, TOPIC, state)
-                        )
+                        copy.write_row((stream, v, TOPIC, state))
                 ids = [
                     r[0]
                     for r in conn.execute(

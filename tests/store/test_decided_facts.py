@@ -45,9 +45,7 @@ def recorded(db_url: str, store: EventStore) -> list[ev.LedgerEvent]:
     return out
 
 
-def test_each_decided_fact_gets_its_stream_version_and_time(
-    store: EventStore, db_url: str
-) -> None:
+def test_each_decided_fact_gets_its_stream_version_and_time(store: EventStore, db_url: str) -> None:
     correction = ev.CorrectionRecorded(
         tenant="acme",
         order_id="o1",
@@ -80,9 +78,7 @@ def test_each_decided_fact_gets_its_stream_version_and_time(
     assert facts[1] == correction.recorded(1, facts[1].timestamp)
 
 
-def test_a_decision_may_not_record_a_fact_of_another_order(
-    store: EventStore, db_url: str
-) -> None:
+def test_a_decision_may_not_record_a_fact_of_another_order(store: EventStore, db_url: str) -> None:
     other = ev.OrderCancelled(tenant="acme", order_id="o2", user=None)
     with pytest.raises(ValueError, match="another's facts"):
         store.run_order_command("acme", "o1", lambda c: [other])
