@@ -48,6 +48,7 @@ def _archive(args: argparse.Namespace) -> int:
         raise CommandError("give --to DIR and one of --before DATE or --position P")
     from bootstrap.opened import opened
     from ledger.services.archive import archive
+    from projections.baseline import BaselineConflict, fold
 
     with opened() as parts:
         try:
@@ -56,9 +57,10 @@ def _archive(args: argparse.Namespace) -> int:
                 Path(args.to),
                 before=args.before,
                 up_to=args.position,
+                baseline=fold,
                 say=print,
             )
-        except ArchiveError as exc:
+        except (ArchiveError, BaselineConflict) as exc:
             raise CommandError(f"{exc}.", Exit.ITEMS_REFUSED) from None
         except OSError as exc:
             raise CommandError(f"{args.to}: {exc.strerror or exc}.", Exit.FILE) from None

@@ -13,34 +13,15 @@ import psycopg
 
 from bootstrap.opened import opened
 from cli.errors import CommandError, Exit, UsageError
+from projections.baseline import BaselineMissing
 from projections.read import seconds_behind
-from projections.rebuild import RebuildBusy, rebuild
+from projections.rebuild import RebuildBusy, RebuildOutrun, rebuild
 from projections.rebuild_tenant import rebuild_tenant
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionRunner
 
 # The API's tenant path segment (DESIGN: 3 to 16 characters, ^[a-z][a-z0-9]+$).
 TENANT = re.compile(r"[a-z][a-z0-9]{2,15}")
-
-
-def _refuse_after_an_archive(url: str) -> None:
-    """A rebuild replays the store's facts; once some are archived, the views hold totals
-    the store no longer does, and no baseline to start from is kept yet: refuse rather
-    than write views that lose them (docs/explanation/retention.md)."""
-    from ledger.adapters import connection
-    from ledger.adapters.archive_store import retention
-    from ledger.domain.packing import format_event_time
-
-    with connection.connect(url) as conn:
-        cutoff, first = retention(conn)
-    if cutoff is not None:
-        raise CommandError(
-            f"this store archived its facts before position {first} (cut-off "
-            f"{format_event_time(cutoff)}): a rebuild from what it retains would lose their "
-            "totals. Rebuild in a staging store where the archives are imported "
-            "(docs/how-to/retention.md)",
-            Exit.ITEMS_REFUSED,
-        )
 
 
 def _rebuild(args: argparse.Namespace) -> int:
@@ -63,7 +44,6 @@ def _rebuild(args: argparse.Namespace) -> int:
         )
     with opened() as parts:
         database = parts.database
-        _refuse_after_an_archive(database.url)
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -102,16 +82,22 @@ def _rebuild(args: argparse.Namespace) -> int:
                         flush_every=args.flush_every,
                         progress=update,
                     )
-            except RebuildBusy as busy:
-                # Another rebuild holds this projection: the command refuses, as an
-                # item refused (exit 1), and writes nothing.
-                raise CommandError(str(busy), Exit.ITEMS_REFUSED) from None
+            except (RebuildBusy, BaselineMissing, RebuildOutrun) as refused:
+                # Another rebuild holds this projection, or facts are archived that no
+                # baseline holds (projections/baseline.py), or an archive ran meanwhile:
+                # the command refuses, as an item refused (exit 1), and swaps nothing in.
+                raise CommandError(str(refused), Exit.ITEMS_REFUSED) from None
             if args.tenant:
                 label = f"{label} of tenant {args.tenant}"
             bar.console.print(
                 f"{label}: {report.events:,} events in {report.seconds:.1f}s "
                 f"({report.rate:,.0f} events/s)"
                 + (f", resumed from {report.resumed_from:,}" if report.resumed_from else "")
+                + (
+                    f", from the baseline at position {report.baseline:,}"
+                    if report.baseline
+                    else ""
+                )
             )
     return 0
 

@@ -6,6 +6,14 @@ each chunk, so a killed rebuild resumes. When the replay reaches the store's hea
 transaction takes the projection's advisory lock (pausing its live runner), applies the
 last few events, renames the tables, and sets the tracked position: readers see the old
 view or the new one, never a half-built one.
+
+Once facts are archived (`pickpack archive`), the fresh tables start as a copy of the
+views' baseline (projections/baseline.py: the archived facts folded at the archive
+point) and the replay goes on from the baseline's position, in position order: never by
+slices, which fold each slice of orders into empty rows (projections/rebuild_slices.py)
+and would have to load every order's baseline row instead; the store a rebuild reads
+after an archive is the smaller one anyway. A store whose archive has no baseline is
+refused (baseline.BaselineMissing), naming the first retained position.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from projections import rebuild_slices
+from ledger.adapters.archive_store import retention
+from projections import baseline, rebuild_slices
 from projections.base import Accumulator, Projection, Recorded, decode_rows, lock_key
 from projections.runner import SELECT_BATCH, UPSERT_POSITION
 
@@ -35,6 +44,28 @@ MAX_ROWS = 300_000
 
 class RebuildBusy(RuntimeError):
     """Another process is rebuilding one of the projections asked for."""
+
+
+class RebuildOutrun(RuntimeError):
+    """An archive took facts out of the store that the rebuild had still to read."""
+
+
+def _first_retained(conn: psycopg.Connection) -> int:
+    """The first position the store still holds (0: nothing archived)."""
+    return retention(conn)[1]
+
+
+def _outrun(conn: psycopg.Connection, started_from: int) -> RebuildOutrun | None:
+    """Tables that started from `started_from` (0: empty; else the baseline's position)
+    hold every fact only while no fact after it is archived: an archive recorded since
+    may have dropped facts before this rebuild read them."""
+    first = _first_retained(conn)
+    if first <= started_from + 1:
+        return None
+    return RebuildOutrun(
+        f"facts before position {first} were archived while this rebuild ran from "
+        f"position {started_from}; run the rebuild again: it starts from the new baseline"
+    )
 
 
 def rebuild_lock_key(name: str) -> int:
@@ -77,6 +108,8 @@ class RebuildReport:
     # Slices of orders the store was replayed in (projections/rebuild_slices.py; 0: in
     # position order only).
     slices: int = 0
+    # The baseline's position the fresh tables started from (0: from empty tables).
+    baseline: int = 0
 
     @property
     def rate(self) -> float:
@@ -101,27 +134,40 @@ def _tables_exist(conn: psycopg.Connection, projections: list[Projection]) -> bo
 
 
 def _restart_at(conn: psycopg.Connection, projections: list[Projection], position: int) -> None:
-    """Record the position a rebuild goes on from in position order."""
+    """Record the position a rebuild goes on from in position order (after slices, which
+    start from empty tables only)."""
     conn.execute(
-        "INSERT INTO projection_rebuilds (projection, position, head) "
-        "SELECT unnest(%s::text[]), %s, %s "
+        "INSERT INTO projection_rebuilds (projection, position, head, started_from) "
+        "SELECT unnest(%s::text[]), %s, %s, 0 "
         "ON CONFLICT (projection) DO UPDATE SET position = excluded.position, "
-        "head = excluded.head",
+        "head = excluded.head, started_from = 0",
         ([p.name for p in projections], position, position),
     )
 
 
-def _prepare(conn: psycopg.Connection, projections: list[Projection], head: int) -> int:
-    """Resume a rebuild left behind, or start fresh tables; the position to go on from."""
+def _prepare(
+    conn: psycopg.Connection, projections: list[Projection], head: int
+) -> tuple[int, int, bool]:
+    """Resume a rebuild left behind, or start fresh tables: empty, or (once facts are
+    archived) a copy of the baseline. The position to go on from, the position the
+    tables started from, and whether they are new."""
     names = [p.name for p in projections]
-    rows = conn.execute(
-        "SELECT position FROM projection_rebuilds WHERE projection = ANY(%s)", (names,)
-    ).fetchall()
     tables = [t for p in projections for t in p.tables]
-    positions = {int(r[0]) for r in rows}
-    if len(rows) == len(names) and len(positions) == 1 and _tables_exist(conn, projections):
-        return positions.pop()
     with conn.transaction():
+        # One snapshot for the baseline's position and the rows copied: an archive may
+        # be folding into the baseline meanwhile (projections/baseline.py).
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        start = baseline.start(conn, projections)  # BaselineMissing: refused
+        rows = conn.execute(
+            "SELECT position, started_from FROM projection_rebuilds WHERE projection = ANY(%s)",
+            (names,),
+        ).fetchall()
+        points = {(int(r[0]), int(r[1])) for r in rows}
+        if len(rows) == len(names) and len(points) == 1 and _tables_exist(conn, projections):
+            position, started_from = points.pop()
+            # Not resumed if an archive took facts it had not read yet: start afresh.
+            if _outrun(conn, started_from) is None:
+                return position, started_from, False
         for t in tables:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(t + SUFFIX)))
             conn.execute(
@@ -130,14 +176,19 @@ def _prepare(conn: psycopg.Connection, projections: list[Projection], head: int)
                 )
             )
             _copy_column_statistics_settings(conn, t, t + SUFFIX)
+        if start:
+            for p in projections:
+                baseline.copy_rows(conn, p, SUFFIX)
         for name in names:
             conn.execute(
-                "INSERT INTO projection_rebuilds (projection, position, head) VALUES (%s, 0, %s) "
-                "ON CONFLICT (projection) DO UPDATE SET position = 0, head = excluded.head, "
+                "INSERT INTO projection_rebuilds (projection, position, head, started_from) "
+                "VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (projection) DO UPDATE SET position = excluded.position, "
+                "head = excluded.head, started_from = excluded.started_from, "
                 "started_at = now()",
-                (name, head),
+                (name, start, head, start),
             )
-    return 0
+    return start, start, True
 
 
 def _indexes(conn: psycopg.Connection, table: str) -> dict[str, str]:
@@ -273,17 +324,25 @@ def rebuild(
         try:
             head = _head(conn)
             accs = [p.accumulator(SUFFIX) for p in group]
-            sliced = rebuild_slices.resumable(conn, group) if _tables_exist(conn, group) else None
+            # Slices only while nothing is archived: a sliced replay left behind
+            # started from empty tables, which an archive since has made wrong.
+            archived = _first_retained(conn) > 0
+            sliced = None
+            if _tables_exist(conn, group) and not archived:
+                sliced = rebuild_slices.resumable(conn, group)
             if sliced is not None:
-                resumed_from = position = 0
+                resumed_from = position = started_from = 0
             else:
                 rebuild_slices.forget(conn, group)
-                resumed_from = position = _prepare(conn, group, head)
-                if resumed_from == 0:  # the fresh tables were just created, empty
+                position, started_from, fresh = _prepare(conn, group, head)
+                resumed_from = 0 if fresh else position
+                if fresh and started_from == 0:  # the fresh tables were just created, empty
                     for acc in accs:
                         acc.start_empty()
+            began = position
             unflushed = sliced_into = 0
-            may_slice = slices and sliced is None
+            # Never by slices from a baseline: each slice folds into empty rows.
+            may_slice = slices and sliced is None and started_from == 0
             last_flush = time.monotonic()
             # Replay without pausing anyone.
             while True:
@@ -311,6 +370,7 @@ def rebuild(
                     head = _head(conn)
                     if (
                         resumed_from == 0
+                        and not archived
                         and position <= head // 2
                         and rebuild_slices.covered(conn, head)
                     ):
@@ -341,6 +401,9 @@ def rebuild(
             with conn.transaction():
                 for projection in sorted(group, key=lambda p: p.name):
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(projection.name),))
+                outrun = _outrun(conn, started_from)
+                if outrun is not None:
+                    raise outrun  # the next run starts afresh from the new baseline
                 while events := _read_chunk(conn, position, chunk):
                     with conn.cursor() as curs:
                         for acc in accs:
@@ -380,8 +443,9 @@ def rebuild(
                     conn.execute("SELECT pg_advisory_unlock_all()")
     return RebuildReport(
         "+".join(p.name for p in group),
-        position - resumed_from,
+        position - began,
         time.perf_counter() - started,
         resumed_from,
         sliced_into,
+        started_from,
     )

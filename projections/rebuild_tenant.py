@@ -3,6 +3,10 @@
 A whole rebuild (projections/rebuild.py) swaps new tables in; a tenant's rebuild cannot,
 since the tables hold every tenant. Its rows are folded into a fresh table of their own,
 then replaced in the live table in one transaction under the projection's lock.
+
+Once facts are archived, the fresh table starts as a copy of the tenant's rows of the
+views' baseline (projections/baseline.py) and the tenant's facts are folded from the
+baseline's position on, as a whole rebuild does.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 import psycopg
 from psycopg import sql
 
+from projections import baseline
 from projections.base import Projection, Recorded, decode_rows, lock_key
 from projections.rebuild import (
     MAX_ROWS,
@@ -20,6 +25,7 @@ from projections.rebuild import (
     RebuildReport,
     _claim,
     _no_cyclic_gc,
+    _outrun,
 )
 
 TENANT_SUFFIX = "__tenant"
@@ -83,17 +89,20 @@ def rebuild_tenant(
     """
     group = projections if isinstance(projections, list) else [projections]
     started = time.perf_counter()
-    folded = 0
+    folded = start = 0
     with _no_cyclic_gc(), psycopg.connect(url, autocommit=True) as conn:
         _claim(conn, group)
         try:
             for projection in group:
-                folded += _rebuild_tenant(conn, projection, tenant, chunk, progress, max_rows)
+                n, start = _rebuild_tenant(conn, projection, tenant, chunk, progress, max_rows)
+                folded += n
         finally:
             if not conn.closed and not conn.broken:
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("SELECT pg_advisory_unlock_all()")
-    return RebuildReport("+".join(p.name for p in group), folded, time.perf_counter() - started, 0)
+    return RebuildReport(
+        "+".join(p.name for p in group), folded, time.perf_counter() - started, 0, 0, start
+    )
 
 
 def _rebuild_tenant(
@@ -103,17 +112,26 @@ def _rebuild_tenant(
     chunk: int,
     progress: Progress | None,
     max_rows: int,
-) -> int:
-    for t in projection.tables:
-        fresh = sql.Identifier(t + TENANT_SUFFIX)
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(fresh))
-        conn.execute(
-            sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(fresh, sql.Identifier(t))
-        )
+) -> tuple[int, int]:
+    """The tenant's facts folded, and the baseline's position the fold began from."""
+    with conn.transaction():
+        # One snapshot for the baseline's position and its rows (an archive may be
+        # folding into it meanwhile: projections/baseline.py).
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        start = baseline.start(conn, [projection])  # BaselineMissing: refused
+        for t in projection.tables:
+            fresh = sql.Identifier(t + TENANT_SUFFIX)
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(fresh))
+            conn.execute(
+                sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(fresh, sql.Identifier(t))
+            )
+        if start:
+            baseline.copy_rows(conn, projection, TENANT_SUFFIX, tenant)
     acc = projection.accumulator(TENANT_SUFFIX)
-    acc.start_empty()
+    if not start:
+        acc.start_empty()
     upto = _tracked(conn, projection.name)
-    position = folded = 0
+    position, folded = start, 0
     while events := _tenant_chunk(conn, tenant, position, upto, chunk):
         with conn.cursor() as curs:
             acc.fold(curs, events)
@@ -125,6 +143,9 @@ def _rebuild_tenant(
             progress(position, upto)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(projection.name),))
+        outrun = _outrun(conn, start)
+        if outrun is not None:
+            raise outrun  # an archive dropped facts of the tenant not read yet
         upto = _tracked(conn, projection.name)  # what the live runner applied meanwhile
         while events := _tenant_chunk(conn, tenant, position, upto, chunk):
             with conn.cursor() as curs:
@@ -146,4 +167,4 @@ def _rebuild_tenant(
         )
     if progress:
         progress(upto, upto)
-    return folded
+    return folded, start

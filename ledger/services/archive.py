@@ -13,6 +13,9 @@ a position), oldest first (docs/explanation/retention.md, section 4):
    `SHA256SUMS` (`sha256sum -c` checks the files without the service);
 3. verify: every file read back, its checksums compared, every line parsed by the
    import's own parser, and its lines and positions compared with the partition's rows;
+   then the partition's facts folded into the views' baseline (`baseline`: what a
+   rebuild starts from once they are gone; projections/baseline.py), resumable and never
+   twice: the baseline's position commits with its rows;
 4. record the archive (its cut-off applies from that commit), wait for every process to
    have seen it, then detach the partition concurrently and drop it.
 
@@ -53,6 +56,12 @@ SUMS = "SHA256SUMS"
 SETTLE_SECONDS = 2 * archive_store.CUTOFF_CACHE_SECONDS + 1
 
 
+# Folds every fact before the position given into the views' baseline; the facts folded
+# (projections/baseline.fold: the entrypoints pass it in, so the ledger does not import
+# the read side).
+Baseline = Callable[[psycopg.Connection[Any], int, Callable[[str], None]], int]
+
+
 class ArchiveError(RuntimeError):
     """The archive cannot go on; the message says why and what to do."""
 
@@ -71,11 +80,13 @@ def archive(
     *,
     before: datetime | None = None,
     up_to: int | None = None,
+    baseline: Baseline,
     settle: float = SETTLE_SECONDS,
     say: Callable[[str], None] = lambda _: None,
 ) -> list[Archived]:
     """Archive every whole partition before `before` (recording time) or up to position
-    `up_to`; returns what was archived (nothing: no partition qualified)."""
+    `up_to`, folding each into the views' baseline before it is recorded; returns what
+    was archived (nothing: no partition qualified)."""
     if (before is None) == (up_to is None):
         raise ArchiveError("give a date (--before) or a position (--position), one of them")
     done: list[Archived] = []
@@ -89,12 +100,13 @@ def archive(
             directory = to / database / part.name()
             earlier = archive_store.recorded(conn, part)
             if earlier is None:
-                cutoff, facts = _record(conn, part, before, directory, say)
+                cutoff, facts = _record(conn, part, before, directory, baseline, say)
                 say(f"{part.name()}: verified; cut-off {cutoff.isoformat()}; detaching")
             else:
                 # Recorded by a run that stopped before the drop: its files verified then,
                 # and the record took the partition's order facts out of order_facts, so
-                # comparing the files with the database again would fail.
+                # comparing the files with the database again would fail. Its baseline
+                # fold came before the record.
                 cutoff, facts = earlier
                 say(f"{part.name()}: recorded earlier; cut-off {cutoff.isoformat()}; detaching")
             time.sleep(settle)  # every process has read the cut-off before the facts go
@@ -109,10 +121,12 @@ def _record(
     part: Partition,
     before: datetime | None,
     directory: Path,
+    baseline: Baseline,
     say: Callable[[str], None],
 ) -> tuple[datetime, int]:
     """Steps 2 to 4's record: the files written (unless they already verify), verified,
-    and the archive recorded; its cut-off and fact count."""
+    the partition folded into the baseline, and the archive recorded; its cut-off and
+    fact count."""
     manifest = _verified(conn, part, directory)
     if manifest is None:
         say(f"{part.name()}: writing the files")
@@ -120,6 +134,11 @@ def _record(
         manifest = _verified(conn, part, directory)
         if manifest is None:  # pragma: no cover - _verified raises with the reason
             raise ArchiveError(f"{directory}: the files just written do not verify")
+    # Before the record: from its commit on the partition may be dropped, and a run
+    # stopped in between resumes with the detach. A run stopped mid-fold folds on from
+    # the last flush; one stopped after the fold folds nothing again.
+    folded = baseline(conn, part.upper, say)
+    say(f"{part.name()}: {folded} facts folded into the views' baseline")
     cutoff = datetime.fromisoformat(manifest["cutoff"])
     digest = _sha256_file(directory / MANIFEST)
     archive_store.record(conn, part, cutoff, manifest["facts"], digest, str(directory))

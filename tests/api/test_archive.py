@@ -30,6 +30,7 @@ from devtools.harness.support import packing_event, scan_body, view_totals, wait
 from ledger.adapters import archive_store, partitions
 from ledger.services.archive import ArchiveError, archive, verify
 from ledger.services.event_import import import_lines
+from projections.baseline import fold
 
 SIZE = 10
 
@@ -65,7 +66,7 @@ def archived(service: Service, db_url: str, tmp_path: Path) -> tuple[Service, st
         assert service.post_event(_scan(i, tenant), tenant=tenant).status_code == 200
     wait_until(lambda: _caught_up(db_url))
     totals = view_totals(db_url)
-    done = archive(db_url, tmp_path / "archive", up_to=20, settle=0)
+    done = archive(db_url, tmp_path / "archive", up_to=20, baseline=fold, settle=0)
     service.runtime.retention.refresh()
     assert [a.partition for a in done] == ["stored_events_p1", "stored_events_p2"]
     return service, db_url, done[0].directory.parent, totals
@@ -181,7 +182,7 @@ def test_an_archive_imported_back_into_its_own_store_is_refused(archived: tuple)
     )
 
 
-def test_a_rebuild_after_an_archive_is_refused_rather_than_losing_totals(
+def test_a_rebuild_after_an_archive_starts_from_the_baseline_and_keeps_the_totals(
     archived: tuple,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -190,9 +191,29 @@ def test_a_rebuild_after_an_archive_is_refused_rather_than_losing_totals(
     _, url, _, totals = archived
     monkeypatch.setenv("PICKPACK_DATABASE_URL", url)
     monkeypatch.setenv("PICKPACK_DATA_DIR", str(tmp_path / "data"))
-    assert main(["projections", "rebuild", "--all"]) == 1
-    assert "archived its facts before position 21" in capsys.readouterr().err
+    assert main(["projections", "rebuild", "--all"]) == 0
+    assert "5 events" in capsys.readouterr().out  # the five retained: 21 to 25
     assert view_totals(url) == totals
+    assert main(["projections", "rebuild", "--all", "--tenant", "demo"]) == 0
+    assert view_totals(url) == totals
+
+
+def test_a_rebuild_after_an_archive_without_a_baseline_is_refused_rather_than_losing_totals(
+    archived: tuple,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """An archive recorded before the baselines existed: its facts are in no baseline."""
+    _, url, _, totals = archived
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM projection_baselines")
+    monkeypatch.setenv("PICKPACK_DATABASE_URL", url)
+    monkeypatch.setenv("PICKPACK_DATA_DIR", str(tmp_path / "data"))
+    for tenant in ([], ["--tenant", "demo"]):
+        assert main(["projections", "rebuild", "--all", *tenant]) == 1
+        assert "archived its facts before position 21" in capsys.readouterr().err
+        assert view_totals(url) == totals
 
 
 def test_the_change_feed_and_the_export_below_the_first_retained_position_say_so(
@@ -299,8 +320,8 @@ def test_a_run_stopped_after_its_record_resumes_with_the_drop(
     with monkeypatch.context() as m:
         m.setattr(partitions, "detach_and_drop", stopped)
         with pytest.raises(_Stopped):
-            archive(db_url, tmp_path / "archive", up_to=SIZE, settle=0)
-    done = archive(db_url, tmp_path / "archive", up_to=SIZE, settle=0)
+            archive(db_url, tmp_path / "archive", up_to=SIZE, baseline=fold, settle=0)
+    done = archive(db_url, tmp_path / "archive", up_to=SIZE, baseline=fold, settle=0)
     assert [a.partition for a in done] == ["stored_events_p1"]
     with psycopg.connect(db_url) as conn:
         assert "stored_events_p1" not in [p.name() for p in partitions.partitions(conn)]

@@ -22,6 +22,7 @@ from ledger.adapters import archive_store, partitions
 from ledger.adapters.event_store import EventStore
 from ledger.services.archive import archive
 from ledger.services.changes import read
+from projections.baseline import fold
 
 TENANTS = ("demo", "other")
 
@@ -77,7 +78,7 @@ def test_an_archived_store_replays_into_an_empty_one_with_the_same_views_and_fee
     before = {t: _feed(db_url, t) for t in TENANTS}
     totals, orders = view_totals(db_url), view_orders(db_url)
 
-    done = archive(db_url, tmp_path / "archive", up_to=20, settle=0)
+    done = archive(db_url, tmp_path / "archive", up_to=20, baseline=fold, settle=0)
     assert len(done) == 2
     retained = {}
     for tenant in TENANTS:
