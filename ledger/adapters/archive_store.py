@@ -188,6 +188,17 @@ def mark_dropped(conn: Connection[Any], part: Partition) -> None:
     conn.execute("UPDATE archives SET dropped_at = now() WHERE partition_name = %s", (part.name(),))
 
 
+def not_marked_dropped(conn: Connection[Any]) -> list[Partition]:
+    """The recorded archives whose drop is not marked done: a run stopped between its
+    record and `mark_dropped` (detaching, dropping, or just after)."""
+    with conn.cursor(row_factory=tuple_row) as curs:
+        rows = curs.execute(
+            "SELECT partition_name, lower_position, upper_position FROM archives "
+            "WHERE dropped_at IS NULL ORDER BY upper_position"
+        ).fetchall()
+    return [Partition(int(n.rsplit("_p", 1)[1]), lower, int(upper)) for n, lower, upper in rows]
+
+
 def retention(conn: Connection[Any]) -> tuple[datetime | None, int]:
     """The latest cut-off (None: nothing archived) and the first retained position."""
     with conn.cursor(row_factory=tuple_row) as curs:

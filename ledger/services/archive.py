@@ -94,6 +94,7 @@ def archive(
     # trips: a partition's reads and counts take as long as its size.
     with connection.connect(url, autocommit=True) as conn, unbounded(conn):
         database = conn.info.dbname
+        _finish_drops(url, conn, say)
         for part in partitions.partitions(conn):
             if not _qualifies(conn, part, before, up_to):
                 break  # archives stay contiguous: the first that does not qualify ends it
@@ -114,6 +115,20 @@ def archive(
             archive_store.mark_dropped(conn, part)
             done.append(Archived(part.name(), directory, facts, cutoff))
     return done
+
+
+def _finish_drops(url: str, conn: psycopg.Connection[Any], say: Callable[[str], None]) -> None:
+    """Finish the drops an earlier run left once its partition was no longer attached
+    (stopped after the detach, or after the drop but before marking it): the loop over
+    attached partitions below never sees those, so `dropped_at` stayed unset and a
+    detached table could stay behind. Still attached ones are the loop's (it waits the
+    settle time first)."""
+    attached = {p.name() for p in partitions.partitions(conn)}
+    for part in archive_store.not_marked_dropped(conn):
+        if part.name() not in attached:
+            say(f"{part.name()}: finishing the drop an earlier run left")
+            partitions.detach_and_drop(url, part)
+            archive_store.mark_dropped(conn, part)
 
 
 def _record(

@@ -328,6 +328,56 @@ def test_a_run_stopped_after_its_record_resumes_with_the_drop(
     assert verify(done[0].directory)["facts"] == done[0].facts
 
 
+@pytest.mark.parametrize("stop", ["after the detach", "after the drop"])
+def test_a_run_stopped_before_marking_its_drop_finishes_it_when_run_again(
+    service: Service,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stop: str,
+) -> None:
+    """The partition is no longer attached, so the next run's loop over the attached
+    partitions never reaches it: the drop is still finished and marked (archives'
+    `dropped_at`), and nothing of the partition stays behind."""
+    partitions.resize(db_url, SIZE)
+    for i in range(12):
+        if i % 5 == 0:
+            partitions.ensure_ahead(db_url)
+        assert service.post_event(_scan(i)).status_code == 200
+    wait_until(lambda: _caught_up(db_url))
+    detach_and_drop = partitions.detach_and_drop
+
+    def detach_only(url: str, part: partitions.Partition) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for table in partitions.TABLES:
+                conn.execute(f"ALTER TABLE {table} DETACH PARTITION {part.name(table)}")
+        raise _Stopped(part.name())
+
+    def stopped(conn: Any, part: partitions.Partition) -> None:
+        raise _Stopped(part.name())
+
+    with monkeypatch.context() as m:
+        if stop == "after the detach":
+            m.setattr(partitions, "detach_and_drop", detach_only)
+        else:
+            m.setattr(archive_store, "mark_dropped", stopped)
+        with pytest.raises(_Stopped):
+            archive(db_url, tmp_path / "archive", up_to=SIZE, baseline=fold, settle=0)
+    assert partitions.detach_and_drop is detach_and_drop
+    said: list[str] = []
+    archive(db_url, tmp_path / "archive", up_to=SIZE, baseline=fold, settle=0, say=said.append)
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT dropped_at IS NOT NULL FROM archives WHERE partition_name = 'stored_events_p1'"
+        ).fetchone()
+        left = conn.execute(
+            "SELECT to_regclass('stored_events_p1'), to_regclass('packing_events_p1')"
+        ).fetchone()
+    assert row == (True,)
+    assert left == (None, None)
+    assert "stored_events_p1: finishing the drop an earlier run left" in said
+
+
 def failing_while(
     down: list[bool], db_url: str, error: Exception
 ) -> Callable[[], AbstractContextManager[psycopg.Connection[Any]]]:
