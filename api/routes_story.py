@@ -24,6 +24,7 @@ from api.responses import ERROR_DOCS, SUCCESS, SUCCESS_DOC, JSONBody
 from api.schemas import ErrorMessage
 from api.story_schemas import ChangesPage, CorrectionCreate, HistoryPage
 from ledger.domain.packing import format_event_time
+from ledger.domain.retention import archived_after
 from ledger.services import changes, story
 from ledger.services.tokens import RevocationList
 
@@ -119,8 +120,9 @@ async def list_changes(
 def _unless_archived(rt: Any, after: int) -> None:
     """A feed page after a position whose next facts are archived would skip them: 410,
     naming where the retained facts start (docs/explanation/retention.md)."""
-    cutoff, first = rt.retention.current()
-    if cutoff is not None and after < first - 1:
+    retained = rt.retention.current()
+    first = retained[1]
+    if (cutoff := archived_after(retained, after)) is not None:
         raise Gone(
             f"after: facts up to position {first - 1} are archived (cut-off "
             f"{format_event_time(cutoff)}); ask again with after={first - 1} to accept the "

@@ -70,10 +70,12 @@ def _unless_archived(connect: Any, after: int) -> None:
     feed answers 410 the same way); `connect`: the store's pooled connections."""
     from ledger.adapters.archive_store import retention
     from ledger.domain.packing import format_event_time
+    from ledger.domain.retention import archived_after
 
     with connect() as conn:
-        cutoff, first = retention(conn)
-    if cutoff is not None and after < first - 1:
+        retained = retention(conn)
+    first = retained[1]
+    if (cutoff := archived_after(retained, after)) is not None:
         raise CommandError(
             f"facts up to position {first - 1} are archived (cut-off "
             f"{format_event_time(cutoff)}): export with --after {first - 1} to accept the "

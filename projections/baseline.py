@@ -32,6 +32,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from ledger.adapters.archive_store import retention
+from ledger.domain.retention import archived_after
 from projections.base import Accumulator, Projection
 from projections.registry import PROJECTIONS
 
@@ -70,11 +71,11 @@ def start(conn: psycopg.Connection[Any], group: list[Projection]) -> int:
     store holds every fact); once something is, the baseline's position, the same for
     every projection of the group (they are folded together). BaselineMissing names the
     first retained position when a baseline does not reach it."""
-    cutoff, first = retention(conn)
+    cutoff, first = retained = retention(conn)
     if cutoff is None:
         return 0
     found = positions(conn, group)
-    behind = [p.name for p in group if found.get(p.name, -1) < first - 1]
+    behind = [p.name for p in group if archived_after(retained, found.get(p.name, -1)) is not None]
     if behind:
         raise BaselineMissing(
             f"this store archived its facts before position {first}, and no baseline of "
@@ -148,7 +149,7 @@ def fold(
                     )
                 )
         found = positions(conn, group)
-        _, first = retention(conn)
+        _, first = retained = retention(conn)
         by_position: dict[int, list[Projection]] = {}
         for p in group:
             at = found.get(p.name)
@@ -161,7 +162,7 @@ def fold(
                     (p.name,),
                 )
                 at = 0
-            if at is None or at < first - 1:
+            if at is None or archived_after(retained, at) is not None:
                 say(
                     f"no baseline of {p.name}: facts before position {first} were archived "
                     "without one, so its rebuilds stay refused"

@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from ledger.adapters.archive_store import retention
+from ledger.domain.retention import archived_after
 from projections import baseline, rebuild_slices
 from projections.base import Accumulator, Projection, Recorded, decode_rows, lock_key
 from projections.runner import SELECT_BATCH, UPSERT_POSITION
@@ -59,9 +60,10 @@ def _outrun(conn: psycopg.Connection, started_from: int) -> RebuildOutrun | None
     """Tables that started from `started_from` (0: empty; else the baseline's position)
     hold every fact only while no fact after it is archived: an archive recorded since
     may have dropped facts before this rebuild read them."""
-    first = _first_retained(conn)
-    if first <= started_from + 1:
+    retained = retention(conn)
+    if archived_after(retained, started_from) is None:
         return None
+    first = retained[1]
     return RebuildOutrun(
         f"facts before position {first} were archived while this rebuild ran from "
         f"position {started_from}; run the rebuild again: it starts from the new baseline"
