@@ -4,7 +4,12 @@
 -- records here, with each flush, the last position folded. A rebuild then starts from a
 -- copy of those rows and replays the store from that position instead of from 0
 -- (projections/baseline.py, projections/rebuild.py).
--- A new table only: the previous release neither reads nor writes it.
+-- New tables only: the previous release neither reads nor writes them. The baseline
+-- tables are made here, not on first use, so that every store has them: `pickpack
+-- database move` copies every table of the source into a target its migrations made.
+-- A migration that changes a view's table changes its baseline table the same way.
+CREATE TABLE line_totals__baseline (LIKE line_totals INCLUDING ALL);
+CREATE TABLE order_status__baseline (LIKE order_status INCLUDING ALL);
 CREATE TABLE projection_baselines (
     projection text PRIMARY KEY,
     position bigint NOT NULL,

@@ -3,7 +3,9 @@
 `pickpack archive` (ledger/services/archive.py) calls `fold` for each partition [lo, hi)
 once its files are verified and before it records and drops it. Every fact before `hi`
 not folded yet is folded, by each projection's own accumulator, into the tables
-`<view table>__baseline` on top of what the earlier archives folded there:
+`<view table>__baseline` (made by migrations/0061_projection_baselines.sql, or on first
+use for a projection without its own migration) on top of what the earlier archives
+folded there:
 baseline(hi) = fold(baseline(lo), facts in [lo, hi)), exactly as the live runner folds
 them into the views. A rebuild then starts from a copy of those rows and replays the
 store from the baseline's position instead of from 0 (projections/rebuild.py,

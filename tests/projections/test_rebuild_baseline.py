@@ -29,6 +29,7 @@ from devtools.harness.pg import DatabaseFactory
 from devtools.harness.support import packing_event
 from ledger.adapters import archive_store, partitions
 from ledger.adapters.event_store import EventStore
+from ledger.adapters.move import move
 from ledger.domain.packing import Attribution
 from ledger.services.archive import archive
 from ledger.services.changes import read
@@ -294,3 +295,19 @@ def test_an_archive_after_one_without_a_baseline_goes_on_and_rebuilds_stay_refus
     assert _cli(url, monkeypatch, tmp_path, "projections", "rebuild", "--all") == 1
     assert f"archived its facts before position {2 * SIZE + 1}" in capsys.readouterr().err
     assert tables(url) == live
+
+
+def test_a_store_that_archived_moves_with_its_baseline_and_rebuilds_there(
+    store: tuple[str, Views], databases: DatabaseFactory, tmp_path: Path
+) -> None:
+    """`pickpack database move` copies every table into a store its migrations made."""
+    url, live = store
+    archive(url, tmp_path / "archive", up_to=2 * SIZE, baseline=baseline.fold, settle=0)
+    target = databases.empty()
+    try:
+        move(url, target)
+        assert _baselines(target) == {p.name: 2 * SIZE for p in GROUP}
+        rebuild(target, GROUP)
+        assert tables(target) == live
+    finally:
+        databases.drop(target)
