@@ -33,14 +33,17 @@ from ledger.domain.packing import PackingEvent
 TOPIC = "ledger.events:PackingEventRecorded"
 
 
-def seed_scan(i: int, tenant: str, orders: int, products: int) -> PackingEvent:
-    """The i-th seeded scan: each order gets every product in turn, a second apart."""
+def seed_scan(i: int, tenant: str, orders: int, products: int, span: int = 0) -> PackingEvent:
+    """The i-th seeded scan: each order gets every product in turn, a second apart; with
+    `span`, each order gets `span` consecutive scans instead (orders local in time, as
+    on a packing floor: an order's scans all fall in a few thousand positions)."""
     second = i % 86400
+    order, product = (i // span, i % products) if span else (i % orders, (i // orders) % products)
     return packing_event(
         f"e{i}",
         tenant=tenant,
-        order_id=f"o{i % orders}",
-        product_id=f"p{(i // orders) % products}",
+        order_id=f"o{order}",
+        product_id=f"p{product}",
         event_time=(
             f"2024-05-01T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.000Z"
         ),
@@ -58,13 +61,18 @@ def seed(
     products: int = 5,
     chunk: int = 200_000,
     compress: bool = True,
+    local: bool = False,
 ) -> float:
     """COPY n packing events and their index rows; returns seconds taken.
+
+    `local`: each of the `orders` gets its scans consecutively (n / orders of them)
+    instead of every order a scan in turn (seed_scan's `span`).
 
     States are compressed as the service stores them by default (PICKPACK_COMPRESS_EVENTS);
     `compress=False` writes plain JSON, as the service does with it set to false.
     """
     encode = compress_state if compress else bytes
+    span = max(1, n // orders) if local else 0
     started = time.perf_counter()
     recorded = {"_type_": "datetime_iso", "_data_": datetime.now(UTC).isoformat()}
     versions: dict[tuple[str, str], int] = {}
@@ -72,7 +80,9 @@ def seed(
     streams: dict[tuple[str, str], Any] = {}
     with psycopg.connect(url, autocommit=True) as conn:
         for lo in range(0, n, chunk):
-            batch = [seed_scan(i, tenant, orders, products) for i in range(lo, min(n, lo + chunk))]
+            batch = [
+                seed_scan(i, tenant, orders, products, span) for i in range(lo, min(n, lo + chunk))
+            ]
             with conn.transaction():
                 # Ids drawn and committed in order, consecutively: EXCLUSIVE excludes the
                 # writers (it conflicts with the ROW EXCLUSIVE they take with the append
