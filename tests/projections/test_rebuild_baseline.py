@@ -37,6 +37,7 @@ from projections import baseline
 from projections.base import Projection
 from projections.rebuild import RebuildOutrun, rebuild
 from tests.projections.test_rebuild_slices import (
+    BOUND,
     GROUP,
     TENANTS,
     FailingProjection,
@@ -311,3 +312,14 @@ def test_a_store_that_archived_moves_with_its_baseline_and_rebuilds_there(
         assert tables(target) == live
     finally:
         databases.drop(target)
+
+
+def test_a_rebuild_from_the_baseline_never_goes_by_slices(
+    store: tuple[str, Views], tmp_path: Path
+) -> None:
+    """A slice folds its orders into empty rows: from a baseline, it would lose them."""
+    url, live = store
+    archive(url, tmp_path / "archive", up_to=2 * SIZE, baseline=baseline.fold, settle=0)
+    report = rebuild(url, GROUP, chunk=20, max_rows=BOUND)  # far below the store's rows
+    assert tables(url) == live
+    assert (report.slices, report.baseline) == (0, 2 * SIZE)
