@@ -13,10 +13,10 @@ a position), oldest first (docs/explanation/retention.md, section 4):
    `SHA256SUMS` (`sha256sum -c` checks the files without the service);
 3. verify: every file read back, its checksums compared, every line parsed by the
    import's own parser, and its lines and positions compared with the partition's rows;
-   then the partition's facts folded into the views' baseline (`baseline`: what a
-   rebuild starts from once they are gone; projections/baseline.py), resumable and never
-   twice: the baseline's position commits with its rows;
-4. record the archive (its cut-off applies from that commit), wait for every process to
+4. the partition's facts folded into the views' baseline (`baseline`: what a rebuild
+   starts from once they are gone; projections/baseline.py), resumable and never twice:
+   the baseline's position commits with its rows;
+5. record the archive (its cut-off applies from that commit), wait for every process to
    have seen it, then detach the partition concurrently and drop it.
 
 A run interrupted anywhere resumes from its first unfinished step: files that verify are
@@ -139,7 +139,7 @@ def _record(
     baseline: Baseline,
     say: Callable[[str], None],
 ) -> tuple[datetime, int]:
-    """Steps 2 to 4's record: the files written (unless they already verify), verified,
+    """Steps 2 to 5's record: the files written (unless they already verify), verified,
     the partition folded into the baseline, and the archive recorded; its cut-off and
     fact count."""
     manifest = _verified(conn, part, directory)
