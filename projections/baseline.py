@@ -36,7 +36,9 @@ from psycopg.rows import tuple_row
 from ledger.adapters.archive_store import retention
 from ledger.domain.retention import archived_after
 from projections.base import Accumulator, Projection
+from projections.fresh_tables import create_like
 from projections.registry import PROJECTIONS
+from projections.replaying import MAX_ROWS, decode, no_cyclic_gc
 
 SUFFIX = "__baseline"
 # Facts folded between two flushes at most: what an archive stopped mid-fold folds again
@@ -137,19 +139,12 @@ def fold(
     it existed) cannot be made: it is left as it is, `say` tells, and rebuilds of that
     projection stay refused (`start`).
     """
-    # Imported here: projections/rebuild.py imports this module.
-    from projections.rebuild import MAX_ROWS, _no_cyclic_gc
-
     group = list(PROJECTIONS.values()) if group is None else group
     bound = MAX_ROWS if max_rows is None else max_rows
     with conn.transaction():
         for p in group:
             for t in p.tables:
-                conn.execute(
-                    sql.SQL("CREATE TABLE IF NOT EXISTS {} (LIKE {} INCLUDING ALL)").format(
-                        sql.Identifier(t + SUFFIX), sql.Identifier(t)
-                    )
-                )
+                create_like(conn, t, t + SUFFIX, replace=False)
         found = positions(conn, group)
         _, first = retained = retention(conn)
         by_position: dict[int, list[Projection]] = {}
@@ -172,7 +167,7 @@ def fold(
                 continue
             by_position.setdefault(at, []).append(p)
     folded = 0
-    with _no_cyclic_gc():
+    with no_cyclic_gc():
         for at, projections in sorted(by_position.items()):
             if at < upper - 1:
                 folded += _fold(conn, projections, at, upper, chunk, flush_every, bound)
@@ -188,8 +183,6 @@ def _fold(
     flush_every: int,
     max_rows: int,
 ) -> int:
-    from projections.rebuild import _decode
-
     accs = [p.accumulator(SUFFIX) for p in group]
     if at == 0:
         for acc in accs:
@@ -200,7 +193,7 @@ def _fold(
             rows = curs.execute(_READ, (position, upper, chunk)).fetchall()
         if not rows:
             break
-        events = _decode(rows)
+        events = decode(rows)
         with conn.cursor() as curs:
             for acc in accs:
                 acc.fold(curs, events)

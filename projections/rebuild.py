@@ -19,9 +19,8 @@ refused (baseline.BaselineMissing), naming the first retained position.
 from __future__ import annotations
 
 import contextlib
-import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -30,17 +29,12 @@ from psycopg import sql
 from ledger.adapters.archive_store import retention
 from ledger.domain.retention import archived_after
 from projections import baseline, rebuild_slices
-from projections.base import Accumulator, Projection, Recorded, decode_rows, lock_key
-from projections.runner import SELECT_BATCH, UPSERT_POSITION
+from projections.base import Accumulator, Projection, lock_key
+from projections.fresh_tables import create_like, swap_in
+from projections.replaying import MAX_ROWS, decode, no_cyclic_gc, read_chunk
+from projections.runner import UPSERT_POSITION
 
 SUFFIX = "__rebuild"
-# Rows the accumulators may hold before a flush, in line_totals rows (an order state
-# counts as several: OrderStatusAccumulator.STATE_WEIGHT). The store's lines grow with
-# it; past this bound a flush writes them and lets them go, so a rebuild's memory stays
-# bounded however large the store (about 100 MB of rows at the bound, under a 300 MB
-# budget for the process: tests/projections/test_rebuild_memory.py). A store of
-# 1,000,000 scans over 100,000 lines and 20,000 orders stays under it: one flush.
-MAX_ROWS = 300_000
 
 
 class RebuildBusy(RuntimeError):
@@ -171,13 +165,7 @@ def _prepare(
             if _outrun(conn, started_from) is None:
                 return position, started_from, False
         for t in tables:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(t + SUFFIX)))
-            conn.execute(
-                sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
-                    sql.Identifier(t + SUFFIX), sql.Identifier(t)
-                )
-            )
-            _copy_column_statistics_settings(conn, t, t + SUFFIX)
+            create_like(conn, t, t + SUFFIX)
         if start:
             for p in projections:
                 baseline.copy_rows(conn, p, SUFFIX)
@@ -191,95 +179,6 @@ def _prepare(
                 (name, start, head, start),
             )
     return start, start, True
-
-
-def _indexes(conn: psycopg.Connection, table: str) -> dict[str, str]:
-    """A table's index names by what they index: uniqueness, method, columns, predicate
-    (the definition without its index and table names)."""
-    rows = conn.execute(
-        "SELECT i.relname, x.indisunique, pg_get_indexdef(i.oid) FROM pg_index x "
-        "JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = %s::regclass",
-        (table,),
-    ).fetchall()
-    return {
-        f"{unique} {definition.split(' USING ', 1)[1]}": name for name, unique, definition in rows
-    }
-
-
-def _rename_indexes(conn: psycopg.Connection, table: str, names: dict[str, str]) -> None:
-    """Give the swapped-in table's indexes the names the replaced table's had
-    (`order_status_pkey`, not `order_status__rebuild_pkey`): LIKE ... INCLUDING ALL
-    names them after the fresh table, and a migration or an operator naming an index
-    must find it after a rebuild. Renaming a primary key's index renames the constraint."""
-    for key, name in _indexes(conn, table).items():
-        wanted = names.get(key)
-        if wanted and wanted != name:
-            conn.execute(
-                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                    sql.Identifier(name), sql.Identifier(wanted)
-                )
-            )
-
-
-def _copy_column_statistics_settings(conn: psycopg.Connection, live: str, fresh: str) -> None:
-    """Give `fresh` the n_distinct settings of `live` (LIKE ... INCLUDING ALL does not).
-
-    migrations/0006_key_lookups.sql sets them: tenants are few, whatever a small ANALYZE
-    saw.
-    """
-    rows = conn.execute(
-        "SELECT attname, option FROM pg_attribute, unnest(attoptions) AS option "
-        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
-        "AND option ~ '^n_distinct(_inherited)?='",
-        (live,),
-    ).fetchall()
-    for column, option in rows:
-        name, value = option.split("=", 1)
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET ({} = {})").format(
-                sql.Identifier(fresh),
-                sql.Identifier(column),
-                sql.SQL(name),
-                sql.Literal(float(value)),
-            )
-        )
-
-
-# Fields with few distinct values that the accumulators keep in their rows' keys (every
-# line's tenant, product and unit, every order state's products and units): decoded, each
-# event carries its own copies; interned, a row holds shared ones (a fifth less memory
-# per order and its lines).
-_SHARED_FIELDS = ("tenant", "product_id", "unit")
-
-
-def _read_chunk(conn: psycopg.Connection, position: int, chunk: int) -> list[Recorded]:
-    # A binary cursor hands bytea over as bytes, with no hex decoding.
-    with conn.cursor(binary=True) as curs:
-        rows = curs.execute(SELECT_BATCH, (position, chunk)).fetchall()
-    return _decode(rows)
-
-
-def _decode(rows: list[tuple[int, str, bytes]]) -> list[Recorded]:
-    """Rows of (position, topic, state) decoded, their few-valued fields interned."""
-    return decode_rows(rows, shared=_SHARED_FIELDS)
-
-
-@contextlib.contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while replaying.
-
-    A rebuild keeps hundreds of thousands of live rows in memory and allocates millions
-    of short-lived dicts; each gen-2 collection walks every live object, which measured
-    as a third of the rebuild's time. Nothing here makes reference cycles: reference
-    counting frees the decoded events as soon as they are folded.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _flush(
@@ -321,7 +220,7 @@ def rebuild(
     group = projections if isinstance(projections, list) else [projections]
     started = time.perf_counter()
     fresh_tables = [t + SUFFIX for p in group for t in p.tables]
-    with _no_cyclic_gc(), psycopg.connect(url, autocommit=True) as conn:
+    with no_cyclic_gc(), psycopg.connect(url, autocommit=True) as conn:
         _claim(conn, group)
         try:
             head = _head(conn)
@@ -350,13 +249,13 @@ def rebuild(
             while True:
                 if sliced is not None:
                     position = rebuild_slices.replay(
-                        conn, url, group, accs, sliced, _decode, chunk, max_rows, progress
+                        conn, url, group, accs, sliced, decode, chunk, max_rows, progress
                     )
                     with conn.transaction():
                         rebuild_slices.forget(conn, group)
                         _restart_at(conn, group, position)
                     sliced_into, sliced = sliced.slices, None
-                events = _read_chunk(conn, position, chunk)
+                events = read_chunk(conn, position, chunk)
                 if events:
                     with conn.cursor() as curs:
                         for acc in accs:
@@ -406,7 +305,7 @@ def rebuild(
                 outrun = _outrun(conn, started_from)
                 if outrun is not None:
                     raise outrun  # the next run starts afresh from the new baseline
-                while events := _read_chunk(conn, position, chunk):
+                while events := read_chunk(conn, position, chunk):
                     with conn.cursor() as curs:
                         for acc in accs:
                             acc.fold(curs, events)
@@ -415,19 +314,7 @@ def rebuild(
                     for acc in accs:
                         acc.flush(curs)
                 for t in [t for p in group for t in p.tables]:
-                    live_indexes = _indexes(conn, t)
-                    conn.execute(
-                        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                            sql.Identifier(t), sql.Identifier(t + "__old")
-                        )
-                    )
-                    conn.execute(
-                        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                            sql.Identifier(t + SUFFIX), sql.Identifier(t)
-                        )
-                    )
-                    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(t + "__old")))
-                    _rename_indexes(conn, t, live_indexes)
+                    swap_in(conn, t, SUFFIX)
                 for projection in group:
                     conn.execute(UPSERT_POSITION, (projection.name, position))
                 conn.execute(

@@ -19,14 +19,9 @@ from psycopg import sql
 
 from projections import baseline
 from projections.base import Projection, Recorded, decode_rows, lock_key
-from projections.rebuild import (
-    MAX_ROWS,
-    Progress,
-    RebuildReport,
-    _claim,
-    _no_cyclic_gc,
-    _outrun,
-)
+from projections.fresh_tables import create_like
+from projections.rebuild import Progress, RebuildReport, _claim, _outrun
+from projections.replaying import MAX_ROWS, no_cyclic_gc
 
 TENANT_SUFFIX = "__tenant"
 
@@ -90,7 +85,7 @@ def rebuild_tenant(
     group = projections if isinstance(projections, list) else [projections]
     started = time.perf_counter()
     folded = start = 0
-    with _no_cyclic_gc(), psycopg.connect(url, autocommit=True) as conn:
+    with no_cyclic_gc(), psycopg.connect(url, autocommit=True) as conn:
         _claim(conn, group)
         try:
             for projection in group:
@@ -120,11 +115,7 @@ def _rebuild_tenant(
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         start = baseline.start(conn, [projection])  # BaselineMissing: refused
         for t in projection.tables:
-            fresh = sql.Identifier(t + TENANT_SUFFIX)
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(fresh))
-            conn.execute(
-                sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(fresh, sql.Identifier(t))
-            )
+            create_like(conn, t, t + TENANT_SUFFIX)
         if start:
             baseline.copy_rows(conn, projection, TENANT_SUFFIX, tenant)
     acc = projection.accumulator(TENANT_SUFFIX)

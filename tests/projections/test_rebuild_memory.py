@@ -111,7 +111,7 @@ class _NoRows:
 def _events(orders: int, products: int) -> list[Recorded]:
     """Scans of `orders` orders of `products` lines, decoded and interned as a rebuild
     reads them."""
-    from projections.rebuild import _SHARED_FIELDS
+    from projections.replaying import SHARED_FIELDS
 
     events = []
     for i in range(orders * products):
@@ -126,7 +126,7 @@ def _events(orders: int, products: int) -> list[Recorded]:
             "event_time": f"2024-05-01T10:{i % 60:02d}:00.000Z",
         }
         data = orjson.loads(orjson.dumps(scan))
-        for name in _SHARED_FIELDS:
+        for name in SHARED_FIELDS:
             data[name] = sys.intern(data[name])
         events.append(Recorded(i, restored(PackingEventRecorded, data)))
     return events
