@@ -14,6 +14,7 @@ rows' text, taken in the same order on both sides.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -84,15 +85,28 @@ def _columns(conn: psycopg.Connection, table: str) -> list[str]:
     ]
 
 
+# A connection closed just before (this command's own migration step, a `serve` just
+# stopped) stays in pg_stat_activity until its backend has exited: on a loaded machine,
+# long enough for the move to find it and refuse (seen in the suite under three workers).
+# A client still connected after this long is really using the source.
+IN_USE_GRACE_SECONDS = 5.0
+
+
 def _in_use(conn: psycopg.Connection) -> list[str]:
-    return [
-        f"{r[0] or 'a client'} (pid {r[1]})"
-        for r in conn.execute(
-            "SELECT application_name, pid FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend'"
-        )
-    ]
+    """The other clients of the source, once those leaving have had time to go."""
+    deadline = time.monotonic() + IN_USE_GRACE_SECONDS
+    while True:
+        users = [
+            f"{r[0] or 'a client'} (pid {r[1]})"
+            for r in conn.execute(
+                "SELECT application_name, pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'"
+            )
+        ]
+        if not users or time.monotonic() >= deadline:
+            return users
+        time.sleep(0.1)
 
 
 def _has_rows(conn: psycopg.Connection, table: str) -> bool:
