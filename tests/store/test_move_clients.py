@@ -42,6 +42,8 @@ def test_a_client_that_stays_refuses_the_move_naming_it(
     db_url: str, target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(move_module, "IN_USE_GRACE_SECONDS", 0.5)
-    with psycopg.connect(db_url, application_name="pack station 3"):
-        with pytest.raises(MoveError, match="in use by pack station 3"):
-            move(db_url, target)
+    with (
+        psycopg.connect(db_url, application_name="pack station 3"),
+        pytest.raises(MoveError, match="in use by pack station 3"),
+    ):
+        move(db_url, target)
