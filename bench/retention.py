@@ -2,6 +2,8 @@
 
     nice -n 10 python bench/retention.py [--events 1000000] [--partition 200000]
                                          [--archive 800000] [--database-url URL]
+                                         [--local] [--orders 20000] [--compare-slices
+                                         [--max-rows N] [--rounds 2]]
 
 Seeds N scans through COPY (bench/seed.py) into a store partitioned every --partition
 positions, rebuilds the views (a full rebuild of the whole store: the same-run baseline
@@ -13,7 +15,12 @@ both archives start from the same store, and:
    archive as it was before the baselines: files, verify, record, drop), and in the
    original with the baseline fold (projections/baseline.py), timing each;
 2. rebuilds the views of the archived original (from the baseline, replaying the
-   retained partitions) and checks they equal, row for row, the views before the archive.
+   retained partitions) and checks they equal, row for row, the views before the archive;
+3. with --compare-slices, rebuilds it again from the baseline in turns, --rounds times
+   each, in position order (`slices=False`, the only way before slices started from a
+   baseline) and by slices of orders, with --orders orders seeded and the rebuild's row
+   bound at --max-rows, so that the retained store's rows do not fit and the rebuild goes
+   by slices; medians, their ratio, and the views checked after each.
 
 The archives run with settle=0: no serving process caches the cut-off here, and the 11 s
 wait would be the same in both. The databases are dropped at the end.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -42,6 +50,7 @@ from ledger.services.archive import archive
 from projections.baseline import fold
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
+from projections.replaying import MAX_ROWS
 
 NAME = "pp_bench_retention"
 
@@ -67,6 +76,14 @@ def main() -> None:
         help="each order's scans consecutive (a packing floor) instead of every order "
         "scanned in every partition (the worst case for the baseline)",
     )
+    parser.add_argument("--orders", type=int, default=20_000, help="orders seeded")
+    parser.add_argument(
+        "--compare-slices",
+        action="store_true",
+        help="after the archive, rebuild from the baseline in position order and by slices",
+    )
+    parser.add_argument("--max-rows", type=int, default=MAX_ROWS, help="the rebuild's row bound")
+    parser.add_argument("--rounds", type=int, default=2, help="rebuilds of each kind, in turns")
     args = parser.parse_args()
     server = args.database_url
     names = (NAME, NAME + "_nofold")
@@ -81,7 +98,7 @@ def main() -> None:
         migrate(url)
         partitions.resize(url, args.partition)
         partitions.ensure_ahead(url, ahead=args.events // args.partition + 2)
-        seconds = seed(url, args.events, local=args.local)
+        seconds = seed(url, args.events, orders=args.orders, local=args.local)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
             count = len(partitions.partitions(conn))
@@ -142,12 +159,40 @@ def main() -> None:
         )
         assert views_digest(url) == before, "the views after the rebuild differ"
         print("check: the rebuild after the archive gave the views before it, row for row")
+        if args.compare_slices:
+            _compare_slices(url, group, before, args.max_rows, args.rounds)
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             for name in names:
                 conn.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
                 )
+
+
+def _compare_slices(
+    url: str, group: list[Any], before: tuple[str, str], max_rows: int, rounds: int
+) -> None:
+    """Rebuilds from the baseline in position order and by slices, in turns."""
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for turn in range(rounds):
+        for sliced in (False, True) if turn % 2 == 0 else (True, False):
+            t0 = time.perf_counter()
+            report = rebuild(url, group, max_rows=max_rows, slices=sliced)
+            took = time.perf_counter() - t0
+            times[sliced].append(took)
+            assert views_digest(url) == before, "the views after the rebuild differ"
+            print(
+                f"rebuild from the baseline at {report.baseline:,}, "
+                f"{f'{report.slices} slices' if report.slices else 'position order'}: "
+                f"{report.events:,} events in {took:.1f}s ({_load()})",
+                flush=True,
+            )
+    plain, by_slices = statistics.median(times[False]), statistics.median(times[True])
+    print(
+        f"median: position order {plain:.1f}s, by slices {by_slices:.1f}s: ratio "
+        f"{by_slices / plain:.2f} (max_rows {max_rows:,}); every rebuild gave the views "
+        "before the archive, row for row"
+    )
 
 
 if __name__ == "__main__":

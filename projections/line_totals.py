@@ -134,8 +134,18 @@ class LineTotalsAccumulator:
             write = copy.write_row
             for (tenant, order_id, product_id, unit), v in rows.items():
                 write(
-                    (tenant, order_id, product_id, unit, v.picked, v.packed, v.canceled,
-                     v.events, v.first_at, v.last_at)
+                    (
+                        tenant,
+                        order_id,
+                        product_id,
+                        unit,
+                        v.picked,
+                        v.packed,
+                        v.canceled,
+                        v.events,
+                        v.first_at,
+                        v.last_at,
+                    )
                 )
 
     def _upsert(self, curs: Any, items: list[tuple[tuple[str, str, str, str], LineSums]]) -> None:

@@ -9,11 +9,10 @@ view or the new one, never a half-built one.
 
 Once facts are archived (`pickpack archive`), the fresh tables start as a copy of the
 views' baseline (projections/baseline.py: the archived facts folded at the archive
-point) and the replay goes on from the baseline's position, in position order: never by
-slices, which fold each slice of orders into empty rows (projections/rebuild_slices.py)
-and would have to load every order's baseline row instead; the store a rebuild reads
-after an archive is the smaller one anyway. A store whose archive has no baseline is
-refused (baseline.BaselineMissing), naming the first retained position.
+point) and the replay goes on from the baseline's position; by slices too, where the
+rows do not fit, each slice merging into its orders' baseline rows
+(projections/rebuild_slices.py). A store whose archive has no baseline is refused
+(baseline.BaselineMissing), naming the first retained position.
 """
 
 from __future__ import annotations
@@ -129,16 +128,37 @@ def _tables_exist(conn: psycopg.Connection, projections: list[Projection]) -> bo
     )
 
 
-def _restart_at(conn: psycopg.Connection, projections: list[Projection], position: int) -> None:
-    """Record the position a rebuild goes on from in position order (after slices, which
-    start from empty tables only)."""
+def _restart_at(
+    conn: psycopg.Connection, projections: list[Projection], position: int, started_from: int
+) -> None:
+    """Record the position a rebuild goes on from in position order (after slices), and
+    the baseline's position its tables started from."""
     conn.execute(
         "INSERT INTO projection_rebuilds (projection, position, head, started_from) "
-        "SELECT unnest(%s::text[]), %s, %s, 0 "
+        "SELECT unnest(%s::text[]), %s, %s, %s "
         "ON CONFLICT (projection) DO UPDATE SET position = excluded.position, "
-        "head = excluded.head, started_from = 0",
-        ([p.name for p in projections], position, position),
+        "head = excluded.head, started_from = excluded.started_from",
+        ([p.name for p in projections], position, position, started_from),
     )
+
+
+def _baseline_copy(group: list[Projection], at: int) -> Callable[[psycopg.Connection], None] | None:
+    """What puts the baseline's rows at position `at` into the fresh tables again (None:
+    they started empty); RebuildOutrun if the baseline has moved on since."""
+    if not at:
+        return None
+
+    def copy(conn: psycopg.Connection) -> None:
+        now = baseline.start(conn, group)
+        if now != at:
+            raise RebuildOutrun(
+                f"the views' baseline moved from position {at} to {now} while this rebuild "
+                "ran (an archive); run the rebuild again: it starts from the new baseline"
+            )
+        for p in group:
+            baseline.copy_rows(conn, p, SUFFIX)
+
+    return copy
 
 
 def _prepare(
@@ -219,14 +239,14 @@ def rebuild(
     """
     group = projections if isinstance(projections, list) else [projections]
     started = time.perf_counter()
-    fresh_tables = [t + SUFFIX for p in group for t in p.tables]
     with no_cyclic_gc(), psycopg.connect(url, autocommit=True) as conn:
         _claim(conn, group)
         try:
             head = _head(conn)
             accs = [p.accumulator(SUFFIX) for p in group]
-            # Slices only while nothing is archived: a sliced replay left behind
-            # started from empty tables, which an archive since has made wrong.
+            # A sliced replay left behind is resumed only while nothing is archived: it
+            # started from empty tables, which an archive since has made wrong. (One
+            # that started from a baseline starts again from it.)
             archived = _first_retained(conn) > 0
             sliced = None
             if _tables_exist(conn, group) and not archived:
@@ -242,8 +262,7 @@ def rebuild(
                         acc.start_empty()
             began = position
             unflushed = sliced_into = 0
-            # Never by slices from a baseline: each slice folds into empty rows.
-            may_slice = slices and sliced is None and started_from == 0
+            may_slice = slices and sliced is None
             last_flush = time.monotonic()
             # Replay without pausing anyone.
             while True:
@@ -253,7 +272,7 @@ def rebuild(
                     )
                     with conn.transaction():
                         rebuild_slices.forget(conn, group)
-                        _restart_at(conn, group, position)
+                        _restart_at(conn, group, position, started_from)
                     sliced_into, sliced = sliced.slices, None
                 events = read_chunk(conn, position, chunk)
                 if events:
@@ -271,11 +290,17 @@ def rebuild(
                     head = _head(conn)
                     if (
                         resumed_from == 0
-                        and not archived
-                        and position <= head // 2
+                        and position - started_from <= (head - started_from) // 2
                         and rebuild_slices.covered(conn, head)
                     ):
-                        sliced = rebuild_slices.begin(conn, group, fresh_tables, head)
+                        restart = _baseline_copy(group, started_from)
+                        sliced = rebuild_slices.begin(
+                            conn, group, SUFFIX, head, started_from, restart
+                        )
+                        if started_from:
+                            # Forget what the pass in position order folded: the slices
+                            # fold from the baseline's rows again, loading each once.
+                            accs = [p.accumulator(SUFFIX) for p in group]
                         unflushed = 0
                         continue
                 due = (

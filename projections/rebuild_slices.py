@@ -48,14 +48,17 @@ FILL = 0.6
 _SAMPLE = sql.SQL("(hashtext(order_id) & 63) = 0")
 _SLICE = sql.SQL("(hashtext(order_id) & %(mask)s) = %(slice)s AND (hashtext(order_id) & 63) <> 0")
 
-# A slice's facts up to the head, in position order: the positions from the two indexes
-# of facts by order, then each fact's stored event by key.
+# A slice's facts after the baseline's position (0: none) up to the head, in position
+# order: the positions from the two indexes of facts by order, then each fact's stored
+# event by key.
 _READ = sql.SQL("""
 SELECT f.position, s.topic, s.state
 FROM (
-    SELECT position FROM packing_events WHERE position <= %(head)s AND {member}
+    SELECT position FROM packing_events
+    WHERE position > %(after)s AND position <= %(head)s AND {member}
     UNION ALL
-    SELECT position FROM order_facts WHERE position <= %(head)s AND {member}
+    SELECT position FROM order_facts
+    WHERE position > %(after)s AND position <= %(head)s AND {member}
 ) AS f,
 LATERAL (SELECT topic, state FROM stored_events
          WHERE notification_id = f.position OFFSET 0) AS s
@@ -77,12 +80,14 @@ Progress = Callable[[int, int], None]  # (position, head)
 @dataclass
 class Slices:
     """Where a sliced replay is: the head it replays up to, how many slices the rest of
-    the orders are cut into (0 until the first slice has measured), and the next slice
-    to fold (-1: the first)."""
+    the orders are cut into (0 until the first slice has measured), the next slice to
+    fold (-1: the first), and the views' baseline position the fresh tables started from
+    (0: empty tables)."""
 
     head: int
     slices: int
     next: int
+    after: int = 0
 
 
 def covered(conn: psycopg.Connection, head: int) -> bool:
@@ -92,9 +97,15 @@ def covered(conn: psycopg.Connection, head: int) -> bool:
 
 
 def begin(
-    conn: psycopg.Connection, group: list[Projection], fresh_tables: list[str], head: int
+    conn: psycopg.Connection,
+    group: list[Projection],
+    suffix: str,
+    head: int,
+    after: int = 0,
+    restart: Callable[[psycopg.Connection], None] | None = None,
 ) -> Slices:
-    """Empty the fresh tables and record that the rebuild goes on by slices from now.
+    """Start the fresh tables again (empty, or with `restart` a copy of the views'
+    baseline at `after`) and record that the rebuild goes on by slices from now.
 
     The position-order progress row goes: a release that does not know slices would
     resume from it into tables that already hold some slices' rows; without it, that
@@ -102,8 +113,14 @@ def begin(
     """
     names = [p.name for p in group]
     with conn.transaction():
-        for t in fresh_tables:
+        if restart is not None:
+            # One snapshot for the baseline's position and the rows `restart` copies: an
+            # archive may be folding into the baseline meanwhile.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        for t in [t + suffix for p in group for t in p.tables]:
             conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(t)))
+        if restart is not None:
+            restart(conn)
         conn.execute("DELETE FROM projection_rebuilds WHERE projection = ANY(%s)", (names,))
         conn.execute(
             "INSERT INTO projection_rebuild_slices (projection, head, slices, next) "
@@ -112,7 +129,7 @@ def begin(
             "next = -1, started_at = now()",
             (names, head),
         )
-    return Slices(head, 0, -1)
+    return Slices(head, 0, -1, after)
 
 
 def resumable(conn: psycopg.Connection, group: list[Projection]) -> Slices | None:
@@ -161,7 +178,7 @@ def replay(
         with SliceReader(url, [_query(at, s) for s in todo], chunk) as reader:
             for _ in todo:
                 with conn.transaction():
-                    peak = _fold_slice(conn, accs, reader.rows(), decode, max_rows)
+                    peak = _fold_slice(conn, accs, reader.rows(), decode, max_rows, at.after)
                     if at.next < 0:
                         # What the first slice held, for the 63/64 of orders left, at FILL
                         # of the bound a slice; a power of two, so the slices split the
@@ -185,6 +202,7 @@ def _query(at: Slices, slice_: int) -> tuple[sql.Composed, dict[str, Any]]:
     """The read of one slice (-1: the first) of the orders cut into `at.slices`."""
     member = _SAMPLE if slice_ < 0 else _SLICE
     return _READ.format(member=member), {
+        "after": at.after,
         "head": at.head,
         "mask": at.slices - 1,
         "slice": slice_,
@@ -197,12 +215,16 @@ def _fold_slice(
     chunks: Iterator[list[tuple[int, str, bytes]]],
     decode: Decode,
     max_rows: int,
+    after: int,
 ) -> int:
     """Fold one slice's chunks and write its rows, in the caller's transaction; the most
     rows the accumulators held at once."""
     peak = 0
-    for acc in accs:
-        acc.start_empty()  # no row of this slice's orders was written: a new slice
+    if not after:
+        for acc in accs:
+            acc.start_empty()  # no row of this slice's orders was written: a new slice
+    # From a baseline the slice's orders may have rows already (their archived facts,
+    # copied from the baseline): the accumulators load each once, and merge it on flush.
     for rows in chunks:
         events = decode(rows)
         with conn.cursor() as curs:

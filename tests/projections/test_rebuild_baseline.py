@@ -31,6 +31,7 @@ from ledger.adapters import archive_store, partitions
 from ledger.adapters.event_store import EventStore
 from ledger.adapters.move import move
 from ledger.domain.packing import Attribution
+from ledger.services import order_commands
 from ledger.services.archive import archive
 from ledger.services.changes import read
 from projections import baseline
@@ -42,7 +43,9 @@ from tests.projections.test_rebuild_slices import (
     TENANTS,
     FailingProjection,
     catch_up,
+    document,
     record_mixed_store,
+    scan,
     tables,
 )
 
@@ -314,12 +317,37 @@ def test_a_store_that_archived_moves_with_its_baseline_and_rebuilds_there(
         databases.drop(target)
 
 
-def test_a_rebuild_from_the_baseline_never_goes_by_slices(
-    store: tuple[str, Views], tmp_path: Path
+def test_a_rebuild_from_the_baseline_goes_by_slices_when_its_rows_do_not_fit(
+    db_url: str, tmp_path: Path
 ) -> None:
-    """A slice folds its orders into empty rows: from a baseline, it would lose them."""
-    url, live = store
-    archive(url, tmp_path / "archive", up_to=2 * SIZE, baseline=baseline.fold, settle=0)
-    report = rebuild(url, GROUP, chunk=20, max_rows=BOUND)  # far below the store's rows
-    assert tables(url) == live
-    assert (report.slices, report.baseline) == (0, 2 * SIZE)
+    """Slices from a baseline: the fresh tables start from its rows, each slice folds only
+    the facts after its position and merges into them. Orders with every fact archived
+    (registered and scanned first here) have no fact in any slice: their rows come from
+    the baseline alone."""
+    partitions.resize(db_url, SIZE)
+    partitions.ensure_ahead(db_url, ahead=12)
+    store = EventStore.from_url(db_url, pool_size=1)
+    try:
+        early = [("acme", f"early-{i}") for i in range(3)]
+        for t, o in early:
+            order_commands.register(store, t, o, document(o, weighed=True))
+        store.append_packing_events(
+            [(scan(t, o, "0", "w", "GRM", packed=250), Attribution("u")) for t, o in early]
+        )
+    finally:
+        store.close()
+    record_mixed_store(db_url)
+    catch_up(db_url)
+    live = tables(db_url)
+    archive(db_url, tmp_path / "archive", up_to=2 * SIZE, baseline=baseline.fold, settle=0)
+    with psycopg.connect(db_url) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM order_facts WHERE order_id LIKE 'early-%%'"
+        ).fetchone()
+        scans_left = conn.execute(
+            "SELECT count(*) FROM packing_events WHERE order_id LIKE 'early-%%'"
+        ).fetchone()
+    assert (left, scans_left) == ((0,), (0,)), "every fact of the early orders is archived"
+    report = rebuild(db_url, GROUP, chunk=20, max_rows=BOUND)  # far below the store's rows
+    assert (report.slices > 0, report.baseline) == (True, 2 * SIZE)
+    assert tables(db_url) == live
