@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psycopg
 import pytest
 
@@ -23,6 +22,7 @@ from ledger.adapters.event_store import EventStore
 from ledger.services.archive import archive
 from ledger.services.changes import read
 from projections.baseline import fold
+from tests.helpers.export import export_retained
 
 TENANTS = ("demo", "other")
 
@@ -80,21 +80,9 @@ def test_an_archived_store_replays_into_an_empty_one_with_the_same_views_and_fee
 
     done = archive(db_url, tmp_path / "archive", up_to=20, baseline=fold, settle=0)
     assert len(done) == 2
-    retained = {}
-    for tenant in TENANTS:
-        path = tmp_path / f"retained-{tenant}.jsonl"
-        monkeypatch.setenv("PICKPACK_DATABASE_URL", db_url)
-        lines = []
-        store = EventStore.from_url(db_url, pool_size=1)
-        try:
-            after = 20
-            while page := read(store.connection, tenant, after, 1000)["items"]:
-                lines += [orjson.dumps(item) for item in page]
-                after = page[-1]["position"]
-        finally:
-            store.close()
-        path.write_bytes(b"\n".join(lines) + b"\n")
-        retained[tenant] = path
+    retained = {
+        t: export_retained(db_url, t, 20, tmp_path / f"retained-{t}.jsonl") for t in TENANTS
+    }
 
     staging = databases.migrated()
     try:

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psycopg
 import pytest
 
@@ -33,10 +32,10 @@ from ledger.adapters.move import move
 from ledger.domain.packing import Attribution
 from ledger.services import order_commands
 from ledger.services.archive import archive
-from ledger.services.changes import read
 from projections import baseline
 from projections.base import Projection
 from projections.rebuild import RebuildOutrun, rebuild
+from tests.helpers.export import export_retained
 from tests.projections.test_rebuild_slices import (
     BOUND,
     GROUP,
@@ -76,20 +75,6 @@ def _cli(url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *args: str) 
 def _baselines(url: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
         return baseline.positions(conn, GROUP)
-
-
-def _retained(url: str, tenant: str, after: int, path: Path) -> Path:
-    """The tenant's facts after `after` as `pickpack events export` writes them."""
-    store = EventStore.from_url(url, pool_size=1)
-    lines = []
-    try:
-        while page := read(store.connection, tenant, after, 1000)["items"]:
-            lines += [orjson.dumps(item) for item in page]
-            after = page[-1]["position"]
-    finally:
-        store.close()
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    return path
 
 
 def test_rebuilds_after_two_archives_give_the_live_views_and_the_staging_replays(
@@ -151,7 +136,7 @@ def test_rebuilds_after_two_archives_give_the_live_views_and_the_staging_replays
     staging = databases.migrated()
     try:
         for tenant in TENANTS:
-            retained = _retained(url, tenant, 4 * SIZE, tmp_path / f"retained-{tenant}.jsonl")
+            retained = export_retained(url, tenant, 4 * SIZE, tmp_path / f"retained-{tenant}.jsonl")
             for a in [*first, *second]:
                 path = a.directory / f"{tenant}.jsonl.zst"
                 assert (
