@@ -200,12 +200,14 @@ def events(args: argparse.Namespace) -> None:
             assert leader is not None
             event = time.monotonic()
             promoted = None
+            new_leader = None  # read before a frozen leader resumes (it may claim /primary)
             if name == "kill":
                 cluster.kill_postmaster()
                 time.sleep(args.observe)
             elif name == "freeze":
                 _, pids = cluster.freeze_leader()
                 promoted = wait_new_leader(cluster, leader.name)
+                new_leader = cluster.leader()
                 time.sleep(10)
                 cluster.thaw(pids)
                 time.sleep(max(0.0, args.observe - (time.monotonic() - event)))
@@ -222,7 +224,7 @@ def events(args: argparse.Namespace) -> None:
             around = scanners.window(event - 5, end)
             statuses = Counter(st for _, _, st in around)
             gap = outage(scanners, event, end)
-            after = cluster.leader()
+            after = new_leader or cluster.leader()
             line = (
                 f"({name}) leader {leader.name} -> {after.name if after else None}"
                 + (f", promoted {promoted - event:.1f} s after the event" if promoted else "")
