@@ -67,7 +67,8 @@ def _archive(args: argparse.Namespace) -> int:
     if not done:
         print("nothing to archive: no whole partition lies before the cut-off")
     for a in done:
-        print(f"archived {a.partition}: {a.facts} facts in {a.directory}, dropped")
+        still_open = f"; {a.open_orders} orders still open" if a.open_orders else ""
+        print(f"archived {a.partition}: {a.facts} facts in {a.directory}, dropped{still_open}")
     return 0
 
 

@@ -173,6 +173,20 @@ def _record(
     )
 
 
+def open_orders(conn: Connection[Any], part: Partition) -> int:
+    """The orders with facts in the recorded `part` that are neither packed nor cancelled
+    in the views: commands on them answer 409 from now on (their history is archived)."""
+    with conn.cursor(row_factory=tuple_row) as curs:
+        row = curs.execute(
+            "SELECT count(*) FROM archived_orders a LEFT JOIN order_status s "
+            "ON s.tenant = a.tenant AND s.order_id = a.order_id "
+            "WHERE a.before_position = %s "
+            "AND coalesce(s.packing_status, '') NOT IN ('PACKED', 'CANCELLED')",
+            (part.upper,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def recorded(conn: Connection[Any], part: Partition) -> tuple[datetime, int] | None:
     """The cut-off and fact count `part` was recorded with by an earlier run (its files
     verified then), or None: not recorded yet."""

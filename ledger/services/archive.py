@@ -72,6 +72,9 @@ class Archived:
     directory: Path
     facts: int
     cutoff: datetime
+    # Orders with facts in the partition, neither packed nor cancelled: commands on them
+    # answer 409 from the record on (docs/explanation/retention.md, section 5).
+    open_orders: int = 0
 
 
 def archive(
@@ -110,10 +113,17 @@ def archive(
                 # fold came before the record.
                 cutoff, facts = earlier
                 say(f"{part.name()}: recorded earlier; cut-off {cutoff.isoformat()}; detaching")
+            still_open = archive_store.open_orders(conn, part)
+            if still_open:
+                say(
+                    f"{part.name()}: {still_open} orders with facts in it are neither packed "
+                    "nor cancelled; commands on them (register, status, assignees, packaging, "
+                    "finish, corrections) now answer 409: their history is archived"
+                )
             time.sleep(settle)  # every process has read the cut-off before the facts go
             partitions.detach_and_drop(url, part)
             archive_store.mark_dropped(conn, part)
-            done.append(Archived(part.name(), directory, facts, cutoff))
+            done.append(Archived(part.name(), directory, facts, cutoff, still_open))
     return done
 
 

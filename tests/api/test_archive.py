@@ -69,7 +69,40 @@ def archived(service: Service, db_url: str, tmp_path: Path) -> tuple[Service, st
     done = archive(db_url, tmp_path / "archive", up_to=20, baseline=fold, settle=0)
     service.runtime.retention.refresh()
     assert [a.partition for a in done] == ["stored_events_p1", "stored_events_p2"]
+    # Scans only: every order is open. p1 holds o0-o2 of both tenants; p2 o0-o2 of demo
+    # and o0-o1 of other.
+    assert [a.open_orders for a in done] == [6, 5]
     return service, db_url, done[0].directory.parent, totals
+
+
+def test_the_archive_counts_the_orders_it_leaves_open(
+    service: Service, db_url: str, tmp_path: Path
+) -> None:
+    """An order with archived facts takes no more commands (409): the archive says how many
+    such orders it leaves open. Packed and cancelled orders are closed; an order known
+    from its scans only is open."""
+    partitions.resize(db_url, SIZE)
+    partitions.ensure_ahead(db_url, ahead=3)
+    for o in ("packed", "cancelled", "open"):
+        order = {
+            "id": o,
+            "siteCode": "main",
+            "entries": [{"entryId": "e0", "productId": "p0", "totalCount": 10, "orderUnit": "H87"}],
+        }
+        put = service.client.put(f"/pick-pack/demo/orders/{o}", json=order, headers=auth())
+        assert put.status_code in (200, 201), put.text
+    for o, status in (("packed", "PACKED"), ("cancelled", "CANCELLED")):
+        patched = service.client.patch(
+            f"/pick-pack/demo/orders/{o}", json={"packingStatus": status}, headers=auth()
+        )
+        assert patched.status_code == 200, patched.text
+    # Positions 1-5 above; 6 a scan of an order never registered; 7-12 scans of "open".
+    assert service.post_event({**_scan(0), "orderNumber": "scanned-only"}).status_code == 200
+    for i in range(1, 7):
+        assert service.post_event({**_scan(i), "orderNumber": "open"}).status_code == 200
+    wait_until(lambda: _caught_up(db_url))
+    done = archive(db_url, tmp_path / "archive", up_to=SIZE, baseline=fold, settle=0)
+    assert [(a.partition, a.open_orders) for a in done] == [("stored_events_p1", 2)]
 
 
 def test_the_files_hold_the_archived_facts_and_check(archived: tuple) -> None:
