@@ -49,6 +49,15 @@ def _scan(i: int, tenant: str = "demo") -> dict[str, object]:
     )
 
 
+def _order(order_id: str) -> dict[str, object]:
+    """An order document of one entry (ten pieces of p0)."""
+    return {
+        "id": order_id,
+        "siteCode": "main",
+        "entries": [{"entryId": "e0", "productId": "p0", "totalCount": 10, "orderUnit": "H87"}],
+    }
+
+
 def _caught_up(url: str) -> bool:
     with psycopg.connect(url) as conn:
         return archive_store.projected_up_to(conn) >= partitions.drawn(conn)
@@ -84,12 +93,7 @@ def test_the_archive_counts_the_orders_it_leaves_open(
     partitions.resize(db_url, SIZE)
     partitions.ensure_ahead(db_url, ahead=3)
     for o in ("packed", "cancelled", "open"):
-        order = {
-            "id": o,
-            "siteCode": "main",
-            "entries": [{"entryId": "e0", "productId": "p0", "totalCount": 10, "orderUnit": "H87"}],
-        }
-        put = service.client.put(f"/pick-pack/demo/orders/{o}", json=order, headers=auth())
+        put = service.client.put(f"/pick-pack/demo/orders/{o}", json=_order(o), headers=auth())
         assert put.status_code in (200, 201), put.text
     for o, status in (("packed", "PACKED"), ("cancelled", "CANCELLED")):
         patched = service.client.patch(
@@ -186,20 +190,15 @@ def test_streams_go_on_from_their_archived_versions_and_commands_on_archived_ord
             )
         ]
     assert versions == [5]  # after the four archived versions, not 1 again
-    order = {
-        "id": "o2",  # scans of o2 are archived
-        "siteCode": "main",
-        "entries": [{"entryId": "e0", "productId": "p0", "totalCount": 10, "orderUnit": "H87"}],
-    }
-    refused = service.client.put("/pick-pack/demo/orders/o2", json=order, headers=auth())
+    # Scans of o2 are archived.
+    refused = service.client.put("/pick-pack/demo/orders/o2", json=_order("o2"), headers=auth())
     assert refused.status_code == 409, refused.text
     assert refused.json()["detailInfo"] == (
         "orderId: facts of order 'o2' recorded before 2024-05-01T10:00:19.001Z are archived; "
         "a command on it needs its whole history"
     )
-    order["id"] = "new-order"
     assert service.client.put(
-        "/pick-pack/demo/orders/new-order", json=order, headers=auth()
+        "/pick-pack/demo/orders/new-order", json=_order("new-order"), headers=auth()
     ).status_code in (200, 201)
 
 
@@ -311,12 +310,7 @@ def test_an_order_whose_facts_are_all_in_the_first_archive_names_that_archives_c
     assert as_of.json()["detailInfo"].startswith(
         f"asOf: facts of order 'o2' recorded before {first} are archived"
     )
-    order = {
-        "id": "o2",
-        "siteCode": "main",
-        "entries": [{"entryId": "e0", "productId": "p0", "totalCount": 10, "orderUnit": "H87"}],
-    }
-    refused = service.client.put("/pick-pack/other/orders/o2", json=order, headers=other)
+    refused = service.client.put("/pick-pack/other/orders/o2", json=_order("o2"), headers=other)
     assert refused.status_code == 409, refused.text
     assert refused.json()["detailInfo"].startswith(
         f"orderId: facts of order 'o2' recorded before {first} are archived"
@@ -334,12 +328,7 @@ def test_a_run_stopped_after_its_record_resumes_with_the_drop(
     module says so): here one that recorded the archive, which takes the partition's order
     facts out of their index, and stopped before detaching the partition."""
     partitions.resize(db_url, SIZE)
-    order = {
-        "id": "r1",
-        "siteCode": "main",
-        "entries": [{"entryId": "e0", "productId": "p0", "totalCount": 10, "orderUnit": "H87"}],
-    }
-    put = service.client.put("/pick-pack/demo/orders/r1", json=order, headers=auth())
+    put = service.client.put("/pick-pack/demo/orders/r1", json=_order("r1"), headers=auth())
     assert put.status_code in (200, 201), put.text
     for i in range(12):
         if i % 5 == 0:
